@@ -1,0 +1,1 @@
+//! Shared helpers for switchboard benches and load tools.

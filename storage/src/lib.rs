@@ -1,0 +1,1 @@
+//! Storage backends for the switchboard engine (see the storage issue).
