@@ -50,6 +50,17 @@ impl State {
             };
             state.entries.insert(id, Entry { message, status });
         }
+        // Tokens of deliveries made before the restart must not be minted again: perturb the
+        // generator with what those deliveries left behind (attempt counts, ids, sequences).
+        let attempts: u64 = state
+            .entries
+            .values()
+            .map(|e| u64::from(e.message.attempts))
+            .sum();
+        state.tokens.state ^= (state.ids.last as u64)
+            .rotate_left(17)
+            .wrapping_add(state.next_seq.rotate_left(41))
+            .wrapping_add(attempts.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         state
     }
 
