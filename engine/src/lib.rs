@@ -35,6 +35,8 @@
 //! # });
 //! ```
 
+#![deny(missing_docs)]
+
 pub mod clock;
 mod committer;
 mod config;
