@@ -10,27 +10,45 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use switchboard_engine::{Engine, EngineOptions, MemoryStorage, NewMessage, QueueConfig, SystemClock};
+use switchboard_engine::{
+    Engine, EngineOptions, MemoryStorage, NewMessage, QueueConfig, SystemClock,
+};
 
 const BATCH_MESSAGES: usize = 1_000;
 const TASKS: usize = 64;
 const MESSAGES_PER_TASK: usize = 100;
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 async fn engine() -> Engine {
-    let engine = Engine::open(Box::new(MemoryStorage::new()), Arc::new(SystemClock), EngineOptions::default()).unwrap();
-    let config = QueueConfig { max_size: 10_000_000, ..QueueConfig::default() };
+    let engine = Engine::open(
+        Box::new(MemoryStorage::new()),
+        Arc::new(SystemClock),
+        EngineOptions::default(),
+    )
+    .unwrap();
+    let config = QueueConfig {
+        max_size: 10_000_000,
+        ..QueueConfig::default()
+    };
     engine.configure_queue("bench", config).await.unwrap();
     engine
 }
 
 async fn batch_cycle(engine: &Engine, payload: &[u8]) {
-    let batch = (0..BATCH_MESSAGES).map(|_| NewMessage::new(payload)).collect();
+    let batch = (0..BATCH_MESSAGES)
+        .map(|_| NewMessage::new(payload))
+        .collect();
     engine.enqueue_batch("bench", batch).await.unwrap();
-    let leased = engine.lease("bench", BATCH_MESSAGES, Some(60_000)).await.unwrap();
+    let leased = engine
+        .lease("bench", BATCH_MESSAGES, Some(60_000))
+        .await
+        .unwrap();
     assert_eq!(leased.len(), BATCH_MESSAGES);
     let acks: Vec<_> = leased.iter().map(|d| (d.message.id, d.token)).collect();
     for result in engine.ack_batch(&acks).await.unwrap() {
@@ -45,10 +63,16 @@ async fn single_calls(engine: &Engine, payload: &'static [u8]) {
         tasks.push(tokio::spawn(async move {
             let mut done = 0;
             while done < MESSAGES_PER_TASK {
-                engine.enqueue("bench", NewMessage::new(payload)).await.unwrap();
+                engine
+                    .enqueue("bench", NewMessage::new(payload))
+                    .await
+                    .unwrap();
                 // Another task may have taken "our" message: lease whatever is there.
                 for delivery in engine.lease("bench", 1, Some(60_000)).await.unwrap() {
-                    engine.ack(delivery.message.id, delivery.token).await.unwrap();
+                    engine
+                        .ack(delivery.message.id, delivery.token)
+                        .await
+                        .unwrap();
                 }
                 done += 1;
             }
@@ -59,7 +83,10 @@ async fn single_calls(engine: &Engine, payload: &'static [u8]) {
     }
     // Drain what other tasks' leases left behind, so every message completes the cycle.
     loop {
-        let leased = engine.lease("bench", BATCH_MESSAGES, Some(60_000)).await.unwrap();
+        let leased = engine
+            .lease("bench", BATCH_MESSAGES, Some(60_000))
+            .await
+            .unwrap();
         if leased.is_empty() {
             break;
         }

@@ -1,0 +1,249 @@
+//! The server's wire API as the load generator uses it: register, send, lease, ack (REST) and
+//! push + ack frames (WebSocket).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message as Frame;
+
+use super::tracker::Tracker;
+
+/// Longest a single HTTP call may take before it counts as failed.
+const REQUEST_TIMEOUT_MS: u64 = 30_000;
+/// Attempts for one send that keeps getting 429 or transport errors.
+const SEND_ATTEMPTS_MAX: u32 = 50;
+
+/// A registered agent.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Clone)]
+pub struct Http {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Http {
+    pub fn new(base: &str) -> Result<Self, String> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_millis(REQUEST_TIMEOUT_MS))
+            .pool_max_idle_per_host(256)
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(Self {
+            base: base.trim_end_matches('/').to_string(),
+            client,
+        })
+    }
+
+    pub async fn check_health(&self) -> Result<(), String> {
+        let url = format!("{}/health", self.base);
+        match self.client.get(&url).send().await {
+            Ok(response) if response.status().is_success() => Ok(()),
+            Ok(response) => Err(format!("{url} answered {}: the server is not healthy", response.status())),
+            Err(error) => Err(format!(
+                "cannot reach {url} ({error}). Start the server first: cargo run --release -p switchboard-server -- serve"
+            )),
+        }
+    }
+
+    pub async fn register_agents(&self, run_id: &str, count: usize) -> Result<Vec<Agent>, String> {
+        let mut agents = Vec::with_capacity(count);
+        for index in 0..count {
+            let name = format!("loadgen-{run_id}-agent-{index}");
+            let body =
+                json!({"name": name, "capabilities": ["loadgen"], "metadata": {"loadgen": true}});
+            let response = self
+                .client
+                .post(format!("{}/api/v1/agents/register", self.base))
+                .json(&body)
+                .send()
+                .await
+                .map_err(|e| format!("register {name}: {e}"))?;
+            let status = response.status();
+            let value: Value = response
+                .json()
+                .await
+                .map_err(|e| format!("register {name}: {e}"))?;
+            let id = value["agent_id"]
+                .as_str()
+                .ok_or_else(|| format!("register {name} answered {status}: {value}"))?;
+            agents.push(Agent {
+                id: id.to_string(),
+                name,
+            });
+        }
+        Ok(agents)
+    }
+
+    pub async fn connect_ws(&self, agent: &Agent) -> Result<WsStream, String> {
+        let url = format!("{}/ws/{}", self.base.replacen("http", "ws", 1), agent.id);
+        let (socket, _) = tokio_tungstenite::connect_async(&url)
+            .await
+            .map_err(|e| format!("connect {url}: {e}"))?;
+        Ok(socket)
+    }
+}
+
+pub type WsStream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// One producer's share of the sending.
+pub struct ProducerJob {
+    pub http: Http,
+    pub sender: String,
+    pub run_id: String,
+    pub agents: Vec<Agent>,
+    pub tracker: Arc<Tracker>,
+    pub next: Arc<AtomicU64>,
+    pub total: u64,
+    pub interval: Option<Duration>,
+    pub filler: String,
+}
+
+/// Sends messages until `total` have been taken from the shared counter.
+pub async fn produce(job: ProducerJob) {
+    let url = format!("{}/api/v1/messages?sender={}", job.http.base, job.sender);
+    let mut ticker = job.interval.map(|period| {
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        interval
+    });
+    loop {
+        let seq = job.next.fetch_add(1, Ordering::Relaxed);
+        if seq >= job.total {
+            return;
+        }
+        if let Some(ticker) = ticker.as_mut() {
+            ticker.tick().await;
+        }
+        let agent = &job.agents[seq as usize % job.agents.len()];
+        let body = json!({
+            "recipient": agent.name,
+            "content": format!("lg:{}:{}:{}", job.run_id, seq, job.filler),
+            "priority": "medium",
+            "metadata": {"loadgen_seq": seq},
+        });
+        job.tracker.sending(seq);
+        let mut ok = false;
+        for _ in 0..SEND_ATTEMPTS_MAX {
+            match job.http.client.post(&url).json(&body).send().await {
+                Ok(response) if response.status().is_success() => {
+                    ok = true;
+                    break;
+                }
+                Ok(response) if response.status().as_u16() == 429 => {
+                    job.tracker.throttled();
+                    let wait = response
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<f64>().ok())
+                        .unwrap_or(0.1);
+                    tokio::time::sleep(Duration::from_secs_f64(wait.clamp(0.01, 5.0))).await;
+                }
+                Ok(response) if response.status().is_server_error() => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Ok(_) => break,
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        job.tracker.sent(ok);
+    }
+}
+
+fn seq_of(message: &Value) -> Option<u64> {
+    if let Some(seq) = message["metadata"]["loadgen_seq"].as_u64() {
+        return Some(seq);
+    }
+    message["content"].as_str()?.split(':').nth(2)?.parse().ok()
+}
+
+/// Leases `batch` at a time over REST and acks each message with its own call.
+pub async fn rest_consumer(
+    http: Http,
+    agent: Agent,
+    tracker: Arc<Tracker>,
+    stop: Arc<AtomicBool>,
+    batch: usize,
+) {
+    let lease_url = format!(
+        "{}/api/v1/messages/{}?limit={}&lease_seconds=60&wait_seconds=1",
+        http.base, agent.id, batch
+    );
+    while !stop.load(Ordering::Relaxed) {
+        let messages: Vec<Value> = match http.client.get(&lease_url).send().await {
+            Ok(response) if response.status().is_success() => {
+                response.json().await.unwrap_or_default()
+            }
+            _ => {
+                tracker.consumer_error();
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        for message in messages {
+            let Some(id) = message["id"].as_str() else {
+                continue;
+            };
+            let seq = seq_of(&message);
+            if let Some(seq) = seq {
+                tracker.received(seq);
+            }
+            let ack_url = format!(
+                "{}/api/v1/messages/{}/ack?agent_id={}",
+                http.base, id, agent.id
+            );
+            match http.client.post(&ack_url).send().await {
+                Ok(response) if response.status().is_success() => {
+                    if let Some(seq) = seq {
+                        tracker.acked(seq);
+                    }
+                }
+                _ => tracker.consumer_error(),
+            }
+        }
+    }
+}
+
+/// Receives pushes over the agent's WebSocket and acks each with an `ack` frame.
+pub async fn ws_consumer(socket: WsStream, tracker: Arc<Tracker>, stop: Arc<AtomicBool>) {
+    let (mut sink, mut stream) = socket.split();
+    while !stop.load(Ordering::Relaxed) {
+        let frame = match tokio::time::timeout(Duration::from_millis(200), stream.next()).await {
+            Err(_) => continue,
+            Ok(None) => return,
+            Ok(Some(Err(_))) => {
+                tracker.consumer_error();
+                return;
+            }
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Frame::Text(text) = frame else { continue };
+        let Ok(value) = serde_json::from_str::<Value>(&text) else {
+            continue;
+        };
+        if value["type"] != "message" {
+            continue;
+        }
+        if let Some(seq) = seq_of(&value) {
+            tracker.received(seq);
+        }
+        if let Some(id) = value["id"].as_str() {
+            let ack = json!({"type": "ack", "message_id": id}).to_string();
+            if sink.send(Frame::Text(ack.into())).await.is_err() {
+                tracker.consumer_error();
+                return;
+            }
+        }
+    }
+    let _ = sink.close().await;
+}

@@ -1,0 +1,156 @@
+//! The load generator: registers agents, runs producers and consumers against a server, and
+//! checks that every message sent with an "ok" reply was received (lost = 0), counting
+//! duplicates.
+
+mod client;
+mod report;
+mod tracker;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, ValueEnum};
+
+pub use report::Report;
+use tracker::Tracker;
+
+/// How consumers receive messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Lease one message per `GET /api/v1/messages/{agent}` and ack it with one call.
+    Rest,
+    /// WebSocket push (`/ws/{agent}`), acked with `ack` frames.
+    Ws,
+}
+
+/// Command-line arguments.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "switchboard-loadgen",
+    version,
+    about = "End-to-end load test of a running switchboard server"
+)]
+pub struct Args {
+    /// Base URL of the server.
+    #[arg(long, env = "SWITCHBOARD_URL", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// Messages to send.
+    #[arg(long, default_value_t = 10_000)]
+    pub messages: u64,
+    /// Agents (consumers) to register; messages go round-robin to them.
+    #[arg(long, default_value_t = 50)]
+    pub agents: usize,
+    /// How consumers receive.
+    #[arg(long, value_enum, default_value_t = Mode::Rest)]
+    pub mode: Mode,
+    /// Concurrent producer tasks.
+    #[arg(long, default_value_t = 32)]
+    pub producers: usize,
+    /// Send rate across all producers in messages per second (unlimited when absent).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Bytes of filler added to each message's content.
+    #[arg(long, default_value_t = 64)]
+    pub payload_bytes: usize,
+    /// Messages a REST consumer leases per call (1 = one message per REST call).
+    #[arg(long, default_value_t = 1)]
+    pub lease_batch: usize,
+    /// Seconds to wait after the last send for stragglers before counting them lost.
+    #[arg(long, default_value_t = 15)]
+    pub drain_seconds: u64,
+    /// Print the summary as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs the load and returns (and prints) the summary.
+pub async fn run(args: Args) -> Result<Report, String> {
+    let http = client::Http::new(&args.server)?;
+    http.check_health().await?;
+    let run_id = format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0)
+    );
+    let agents = http.register_agents(&run_id, args.agents).await?;
+    let tracker = Arc::new(Tracker::new(args.messages, args.mode));
+    let stop = Arc::new(AtomicBool::new(false));
+    let progress = report::progress_bar(args.messages);
+
+    let mut consumers = Vec::new();
+    for agent in &agents {
+        let task = match args.mode {
+            Mode::Rest => tokio::spawn(client::rest_consumer(
+                http.clone(),
+                agent.clone(),
+                tracker.clone(),
+                stop.clone(),
+                args.lease_batch,
+            )),
+            Mode::Ws => {
+                let socket = http.connect_ws(agent).await?;
+                tokio::spawn(client::ws_consumer(socket, tracker.clone(), stop.clone()))
+            }
+        };
+        consumers.push(task);
+    }
+
+    let started = Instant::now();
+    let next = Arc::new(AtomicU64::new(0));
+    let mut producers = Vec::new();
+    let filler = "x".repeat(args.payload_bytes);
+    for producer in 0..args.producers.max(1) {
+        let job = client::ProducerJob {
+            http: http.clone(),
+            sender: format!("loadgen-{run_id}-producer-{producer}"),
+            run_id: run_id.clone(),
+            agents: agents.clone(),
+            tracker: tracker.clone(),
+            next: next.clone(),
+            total: args.messages,
+            interval: args.rate.map(|rate| {
+                Duration::from_secs_f64(args.producers.max(1) as f64 / rate.max(0.001))
+            }),
+            filler: filler.clone(),
+        };
+        producers.push(tokio::spawn(client::produce(job)));
+    }
+
+    let ticker = {
+        let tracker = tracker.clone();
+        let progress = progress.clone();
+        tokio::spawn(async move {
+            loop {
+                progress.set_position(tracker.received_unique());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    for producer in producers {
+        producer
+            .await
+            .map_err(|e| format!("producer task failed: {e}"))?;
+    }
+    let sent_done = Instant::now();
+    while tracker.received_unique() < tracker.sent_ok()
+        && sent_done.elapsed() < Duration::from_secs(args.drain_seconds)
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let elapsed = tracker
+        .last_receipt()
+        .map(|t| t.duration_since(started))
+        .unwrap_or_else(|| started.elapsed());
+    stop.store(true, Ordering::SeqCst);
+    ticker.abort();
+    progress.finish_and_clear();
+    for consumer in consumers {
+        let _ = tokio::time::timeout(Duration::from_secs(3), consumer).await;
+    }
+    let report = tracker.report(&args, elapsed);
+    report.print(args.json);
+    Ok(report)
+}
