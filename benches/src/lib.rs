@@ -5,3 +5,4 @@
 //!   which drives a running server over REST or WebSocket and prints a summary table.
 
 pub mod loadgen;
+pub mod private_redis;
