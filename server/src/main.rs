@@ -1,6 +1,7 @@
-//! The `switchboard` binary. For now it only reports its version; the server arrives with the
-//! server issue.
+//! The `switchboard` binary: parses the command line and hands it to [`switchboard_server::cli`].
 
-fn main() {
-    println!("switchboard {}", env!("CARGO_PKG_VERSION"));
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    switchboard_server::cli::run(switchboard_server::cli::Cli::parse())
 }

@@ -1,0 +1,10 @@
+//! HTTP handlers, one file per resource, and the wire types they exchange ([`wire`]).
+
+pub mod agents;
+pub mod broadcast;
+pub mod health;
+pub mod messages;
+pub mod openapi;
+pub mod queues;
+pub mod stats;
+pub mod wire;

@@ -1,0 +1,137 @@
+//! `switchboard serve`: open storage, load the registry, listen, and shut down gracefully.
+//!
+//! Start-up failures (storage unreachable, port taken) print one paragraph on stderr saying
+//! what failed and what to do, and exit with code 1. On SIGTERM or Ctrl-C the server stops
+//! accepting, finishes in-flight requests, closes sockets (their leases go back to the
+//! inboxes), waits until everything written is durable, and exits 0.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use switchboard_engine::{Engine, EngineOptions, SystemClock};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::app::app;
+use crate::config::{ServeArgs, Settings};
+use crate::limits;
+use crate::listener::LimitedListener;
+use crate::registry::Registry;
+use crate::state::AppState;
+
+/// Runs the server until it is told to stop.
+pub fn run(args: ServeArgs) -> ExitCode {
+    init_tracing(&args.log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("switchboard: cannot start the async runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(serve(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(paragraph) => {
+            eprintln!("{paragraph}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_tracing(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// The one paragraph printed when storage cannot be opened: what failed, then what to do,
+/// with advice for the kind of storage the URL names.
+fn storage_paragraph(url: &str, error: &str) -> String {
+    let advice = if url.starts_with("redis") {
+        format!(
+            "Check that redis-server is running and reachable at that address (for example \
+             with `redis-cli -u {url} ping`) and that the host, port and database in the URL \
+             are right."
+        )
+    } else if url.starts_with("redb:") || url.starts_with("sled:") {
+        "Check the path, that its directory exists, its permissions, and that no other \
+         switchboard holds the file."
+            .to_string()
+    } else {
+        "Check the URL.".to_string()
+    };
+    // Storage errors usually name the URL already; say it once.
+    let what = if error.contains(url) {
+        error.to_string()
+    } else {
+        format!("{url:?}, {error}")
+    };
+    format!(
+        "switchboard: cannot open the storage: {what}. Nothing was started. {advice} \
+         To run without Redis, choose another backend with --storage (or SWITCHBOARD_STORAGE): \
+         `redb:./data/switchboard.redb` for a single-node embedded store, or `memory:` for a \
+         throwaway one."
+    )
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    let url = args.storage_url(|name| std::env::var(name).ok());
+    let address = args.listen_address();
+    let storage =
+        crate::storage::open_backend(&url).map_err(|error| storage_paragraph(&url, &error))?;
+    let engine = Engine::open(storage, Arc::new(SystemClock), EngineOptions::default())
+        .map_err(|error| storage_paragraph(&url, &error.to_string()))?;
+    let registry = Registry::load(engine.clone())
+        .await
+        .map_err(|error| storage_paragraph(&url, &error.to_string()))?;
+    let listener = TcpListener::bind(&address).await.map_err(|error| {
+        format!(
+            "switchboard: cannot listen on {address}: {error}. Check --api-host (or API_HOST); \
+             if another process holds the port, choose another with --api-port (or API_PORT) \
+             or stop that process."
+        )
+    })?;
+    let local = listener
+        .local_addr()
+        .map_err(|error| format!("switchboard: cannot read the listening address: {error}"))?;
+    let (stop, stopped) = watch::channel(false);
+    let state = AppState::new(engine.clone(), registry, Settings::from(&args), stopped);
+    if args.enable_monitoring || args.enable_migration {
+        tracing::warn!("--enable-monitoring and --enable-migration are accepted but not built yet");
+    }
+    tracing::info!(%local, storage = %url, workdir = %args.workdir.display(), "switchboard listening");
+    // One line on stdout, so scripts and tests can learn the port when they asked for port 0.
+    println!("switchboard listening on http://{local}");
+    let router = app(state.clone());
+    let served = axum::serve(
+        LimitedListener::new(listener, limits::CONNECTIONS_MAX),
+        router.into_make_service(),
+    )
+    .with_graceful_shutdown(async move {
+        crate::shutdown::signal().await;
+        let _ = stop.send(true);
+    })
+    .await;
+    if let Err(error) = served {
+        tracing::error!(%error, "server failed");
+    }
+    if !state.sockets.wait_all_closed(limits::SHUTDOWN_GRACE).await {
+        tracing::warn!("some sockets did not close in time; their leases return when they run out");
+    }
+    match engine.flush().await {
+        Ok(()) => tracing::info!("everything written is durable; bye"),
+        Err(error) => {
+            return Err(format!(
+                "switchboard: could not make the last writes durable while shutting down: {error}"
+            ))
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,157 @@
+//! `switchboard serve` settings: the flags, the environment variables the original read, and the
+//! rule that picks the storage URL when several are given.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::limits;
+
+/// Storage used when no flag or environment variable names one (as the original).
+pub const STORAGE_URL_DEFAULT: &str = "redis://127.0.0.1:6379";
+
+/// Flags of `switchboard serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Storage URL: `redis://host:port/db`, `redb:PATH`, `sled:PATH` or `memory:`.
+    /// Env: SWITCHBOARD_STORAGE (then REDIS_URL). Default: redis://127.0.0.1:6379.
+    #[arg(long, value_name = "URL")]
+    pub storage: Option<String>,
+    /// The original's name for `--storage` (a Redis URL); `--storage` wins when both are given.
+    #[arg(long, value_name = "URL")]
+    pub redis_url: Option<String>,
+    /// Address to listen on.
+    #[arg(long, env = "API_HOST", default_value = "127.0.0.1")]
+    pub api_host: String,
+    /// Port to listen on (0 picks a free one and logs it).
+    #[arg(long, env = "API_PORT", default_value_t = 8080)]
+    pub api_port: u16,
+    /// Log filter, e.g. `info` or `switchboard_server=debug` (RUST_LOG also works).
+    #[arg(long, default_value = "info")]
+    pub log_level: String,
+    /// Turn on the monitoring endpoints (accepted for compatibility; see the monitoring issue).
+    #[arg(long)]
+    pub enable_monitoring: bool,
+    /// Turn on tmux migration (accepted for compatibility; see the migration issue).
+    #[arg(long)]
+    pub enable_migration: bool,
+    /// Working directory holding `worktrees/` for agent discovery.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub workdir: PathBuf,
+    /// Unacknowledged WebSocket pushes allowed per connection (1 to 10000).
+    #[arg(long, default_value_t = limits::WS_IN_FLIGHT_MAX_DEFAULT)]
+    pub max_in_flight: usize,
+    /// Messages per second one sender may send (0 turns rate limiting off).
+    #[arg(long, default_value_t = limits::RATE_PER_SENDER_PER_SECOND_DEFAULT)]
+    pub rate_per_sender: u32,
+    /// Messages one sender may send in a burst.
+    #[arg(long, default_value_t = limits::RATE_BURST_PER_SENDER_DEFAULT)]
+    pub rate_burst: u32,
+}
+
+impl ServeArgs {
+    /// The storage URL to open: `--storage`, else `--redis-url`, else `SWITCHBOARD_STORAGE`,
+    /// else `REDIS_URL`, else [`STORAGE_URL_DEFAULT`]. `env` looks a variable up (injected so
+    /// tests need not touch the process environment).
+    pub fn storage_url(&self, env: impl Fn(&str) -> Option<String>) -> String {
+        self.storage
+            .clone()
+            .or_else(|| self.redis_url.clone())
+            .or_else(|| env("SWITCHBOARD_STORAGE"))
+            .or_else(|| env("REDIS_URL"))
+            .filter(|url| !url.trim().is_empty())
+            .unwrap_or_else(|| STORAGE_URL_DEFAULT.to_string())
+    }
+
+    /// The address to bind, `host:port` (IPv6 literals bracketed); host names such as
+    /// `localhost` are resolved when binding.
+    pub fn listen_address(&self) -> String {
+        let host = self.api_host.trim();
+        if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]:{}", self.api_port)
+        } else {
+            format!("{host}:{}", self.api_port)
+        }
+    }
+}
+
+/// The settings handlers read at run time.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Unacknowledged WebSocket pushes allowed per connection.
+    pub max_in_flight: usize,
+    /// Messages per second one sender may send (0: unlimited).
+    pub rate_per_sender: u32,
+    /// Burst size of the per-sender bucket.
+    pub rate_burst: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            max_in_flight: limits::WS_IN_FLIGHT_MAX_DEFAULT,
+            rate_per_sender: limits::RATE_PER_SENDER_PER_SECOND_DEFAULT,
+            rate_burst: limits::RATE_BURST_PER_SENDER_DEFAULT,
+        }
+    }
+}
+
+impl From<&ServeArgs> for Settings {
+    fn from(args: &ServeArgs) -> Self {
+        Self {
+            max_in_flight: args
+                .max_in_flight
+                .clamp(1, switchboard_engine::BATCH_MESSAGES_MAX),
+            rate_per_sender: args.rate_per_sender,
+            rate_burst: args.rate_burst.max(1),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    fn parse(argv: &[&str]) -> ServeArgs {
+        Wrapper::parse_from(std::iter::once("serve").chain(argv.iter().copied())).args
+    }
+
+    #[test]
+    fn storage_flag_wins_over_redis_url_and_environment() {
+        let args = parse(&["--storage", "memory:", "--redis-url", "redis://x:1"]);
+        assert_eq!(args.storage_url(|_| Some("redb:env".into())), "memory:");
+    }
+
+    #[test]
+    fn redis_url_flag_is_an_alias_of_storage() {
+        let args = parse(&["--redis-url", "redis://x:1"]);
+        assert_eq!(args.storage_url(|_| None), "redis://x:1");
+    }
+
+    #[test]
+    fn switchboard_storage_env_wins_over_redis_url_env() {
+        let args = parse(&[]);
+        let env = |name: &str| match name {
+            "SWITCHBOARD_STORAGE" => Some("redb:a".to_string()),
+            "REDIS_URL" => Some("redis://b:1".to_string()),
+            _ => None,
+        };
+        assert_eq!(args.storage_url(env), "redb:a");
+        assert_eq!(args.storage_url(|_| None), STORAGE_URL_DEFAULT);
+    }
+
+    #[test]
+    fn api_host_and_port_form_the_bind_address() {
+        let args = parse(&["--api-host", "localhost", "--api-port", "9"]);
+        assert_eq!(args.listen_address(), "localhost:9");
+        let args = parse(&["--api-host", "::1", "--api-port", "9"]);
+        assert_eq!(args.listen_address(), "[::1]:9");
+    }
+}

@@ -1,0 +1,124 @@
+//! The one HTTP error type. Each variant maps to a status and a JSON body `{"detail": "..."}`,
+//! the original's error shape. Client errors carry a sentence a person can act on and are not
+//! logged; server errors are logged in full and answered with a generic sentence.
+
+use std::time::Duration;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use switchboard_engine::EngineError;
+
+/// Everything a handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed or a value is out of range (422 unless `status` says otherwise,
+    /// e.g. 400 for unreadable JSON or 413 for an oversize body).
+    #[error("{detail}")]
+    Invalid {
+        /// The status to answer with (a 4xx).
+        status: StatusCode,
+        /// What is wrong, naming the field.
+        detail: String,
+    },
+    /// The agent, message, queue or route does not exist (or is not the caller's).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with the current state (e.g. the lease ran out).
+    #[error("{0}")]
+    Conflict(String),
+    /// The name is reserved for the server's own use.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The sender's token bucket is empty.
+    #[error("rate limit of sender {sender:?} exceeded; retry after {retry_after:?}")]
+    RateLimited {
+        /// Who sent too much.
+        sender: String,
+        /// When a token will be available.
+        retry_after: Duration,
+    },
+    /// The queue is at its configured size.
+    #[error("{0}")]
+    QueueFull(String),
+    /// Storage cannot be reached or the engine stopped; the operator must act.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The request took longer than the server allows.
+    #[error("request took longer than {0:?}")]
+    Timeout(Duration),
+    /// A bug or an unexpected failure: logged, answered with a generic 500.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A 422 naming the problem.
+    pub fn invalid(detail: impl Into<String>) -> Self {
+        ApiError::Invalid {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            detail: detail.into(),
+        }
+    }
+
+    /// The status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Invalid { status, .. } => *status,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::QueueFull(_) => StatusCode::INSUFFICIENT_STORAGE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The text sent to the client.
+    pub fn detail(&self) -> String {
+        match self {
+            ApiError::Internal(_) => "internal server error; the server log has the cause".into(),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(error: EngineError) -> Self {
+        match error {
+            EngineError::QueueFull { .. } => ApiError::QueueFull(error.to_string()),
+            EngineError::UnknownQueue(_) | EngineError::UnknownMessage(_) => {
+                ApiError::NotFound(error.to_string())
+            }
+            EngineError::LeaseLost(_) => ApiError::Conflict(error.to_string()),
+            EngineError::InvalidArgument(text) => ApiError::invalid(text),
+            EngineError::Poisoned(_)
+            | EngineError::StorageUnavailable(_)
+            | EngineError::ShutDown => ApiError::Unavailable(error.to_string()),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(%status, error = %self, "request failed");
+        }
+        let body = Json(serde_json::json!({ "detail": self.detail() }));
+        let mut response = (status, body).into_response();
+        if let ApiError::RateLimited { retry_after, .. } = &self {
+            let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+            if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
+        response
+    }
+}
+
+/// Shorthand for handler results.
+pub type ApiResult<T> = Result<T, ApiError>;

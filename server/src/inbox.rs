@@ -1,0 +1,289 @@
+//! Agent inboxes: sending into one, leasing from one, and settling (ack, nack, extend) a
+//! message of one. The REST handlers and the WebSocket share these, so both enforce the same
+//! rules: a message can only be settled by the agent whose inbox holds it.
+
+use serde::{Deserialize, Serialize};
+use switchboard_engine::{
+    Delivery, Enqueued, MessageId, MessageState, NewMessage, StoredMessage, UnixMillis,
+};
+
+use crate::api::wire::{InboxDeadMessage, InboxMessage, Metadata, Priority, SendMessageRequest};
+use crate::error::{ApiError, ApiResult};
+use crate::limits;
+use crate::registry::{validate_name, AgentRecord};
+use crate::state::AppState;
+use crate::time::iso8601;
+
+/// What an inbox message's engine payload holds (JSON).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InboxPayload {
+    /// Who sent it.
+    pub sender: String,
+    /// The text.
+    pub content: String,
+    /// The named priority it was sent with.
+    pub priority: Priority,
+    /// Send time, Unix milliseconds.
+    pub created_at: UnixMillis,
+    /// The sender's metadata.
+    #[serde(default)]
+    pub metadata: Metadata,
+    /// The message this one answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+}
+
+impl InboxPayload {
+    /// Reads a stored message's payload; a payload that is not ours (e.g. enqueued through the
+    /// queue API) is shown as text from an unknown sender rather than hidden.
+    pub fn of(message: &StoredMessage) -> Self {
+        serde_json::from_slice(&message.payload).unwrap_or_else(|_| InboxPayload {
+            sender: "unknown".into(),
+            content: String::from_utf8_lossy(&message.payload).into_owned(),
+            priority: Priority::from_engine(message.priority),
+            created_at: message.enqueued_at,
+            metadata: Metadata::new(),
+            reply_to: None,
+        })
+    }
+}
+
+/// Checks a send request and turns it into the engine message for `sender`.
+pub fn new_message(
+    sender: &str,
+    request: SendMessageRequest,
+    now: UnixMillis,
+) -> ApiResult<NewMessage> {
+    validate_name("sender", sender)?;
+    validate_name("recipient", &request.recipient)?;
+    if request.content.trim().is_empty() {
+        return Err(ApiError::invalid("content must not be empty"));
+    }
+    let ttl_ms = match request.expires_in_hours {
+        None => Some(0),
+        Some(0) => {
+            return Err(ApiError::invalid(
+                "expires_in_hours must be at least 1, or null for no expiry",
+            ))
+        }
+        Some(hours) if hours > limits::EXPIRES_IN_HOURS_MAX => {
+            return Err(ApiError::invalid(format!(
+                "expires_in_hours is {hours}, the limit is {}",
+                limits::EXPIRES_IN_HOURS_MAX
+            )))
+        }
+        Some(hours) => Some(hours * 3_600_000),
+    };
+    let delay_seconds = request.delay_seconds.unwrap_or(0);
+    if delay_seconds > limits::DELAY_SECONDS_MAX {
+        return Err(ApiError::invalid(format!(
+            "delay_seconds is {delay_seconds}, the limit is {}",
+            limits::DELAY_SECONDS_MAX
+        )));
+    }
+    if let Some(attempts) = request.max_attempts {
+        if attempts == 0 || attempts > limits::MAX_ATTEMPTS_MAX {
+            return Err(ApiError::invalid(format!(
+                "max_attempts must be between 1 and {}",
+                limits::MAX_ATTEMPTS_MAX
+            )));
+        }
+    }
+    if let Some(reply_to) = &request.reply_to {
+        reply_to
+            .parse::<MessageId>()
+            .map_err(|error| ApiError::invalid(format!("reply_to: {error}")))?;
+    }
+    let payload = InboxPayload {
+        sender: sender.to_string(),
+        content: request.content,
+        priority: request.priority,
+        created_at: now,
+        metadata: request.metadata,
+        reply_to: request.reply_to,
+    };
+    Ok(NewMessage {
+        payload: serde_json::to_vec(&payload).expect("a payload always serializes"),
+        priority: request.priority.engine(),
+        delay_ms: delay_seconds * 1000,
+        ttl_ms,
+        max_attempts: request.max_attempts,
+        dedup_key: request.dedup_key,
+        ..NewMessage::default()
+    })
+}
+
+/// Sends `request` from `sender` into its recipient's inbox (after the sender's rate check).
+pub async fn send(
+    state: &AppState,
+    sender: &str,
+    request: SendMessageRequest,
+) -> ApiResult<(Enqueued, std::sync::Arc<AgentRecord>)> {
+    validate_name("recipient", &request.recipient)?;
+    let recipient = state.registry.require(request.recipient.trim())?;
+    let message = new_message(sender, request, state.engine.now_ms())?;
+    state.limits.check(sender, 1)?;
+    let enqueued = state.engine.enqueue(&recipient.inbox(), message).await?;
+    Ok((enqueued, recipient))
+}
+
+/// Leases up to `limit` messages of `agent`'s inbox, long-polling up to `wait_seconds`.
+pub async fn lease(
+    state: &AppState,
+    agent: &AgentRecord,
+    limit: usize,
+    lease_seconds: Option<u64>,
+    wait_seconds: u64,
+) -> ApiResult<Vec<InboxMessage>> {
+    if limit == 0 || limit > limits::LEASE_MESSAGES_MAX {
+        return Err(ApiError::invalid(format!(
+            "limit must be between 1 and {}",
+            limits::LEASE_MESSAGES_MAX
+        )));
+    }
+    if wait_seconds > limits::WAIT_SECONDS_MAX {
+        return Err(ApiError::invalid(format!(
+            "wait_seconds is {wait_seconds}, the limit is {}",
+            limits::WAIT_SECONDS_MAX
+        )));
+    }
+    let lease_ms = lease_ms(lease_seconds)?;
+    state.registry.touch(&agent.id, None);
+    let wait = std::time::Duration::from_secs(wait_seconds);
+    let deliveries = state
+        .engine
+        .lease_wait(&agent.inbox(), limit, Some(lease_ms), wait)
+        .await?;
+    state.lease_book.insert(&deliveries, state.engine.now_ms());
+    Ok(deliveries.iter().map(inbox_message).collect())
+}
+
+/// Checks a lease length in seconds (default [`limits::LEASE_SECONDS_DEFAULT`]) and gives it
+/// in milliseconds.
+pub fn lease_ms(lease_seconds: Option<u64>) -> ApiResult<u64> {
+    let seconds = lease_seconds.unwrap_or(limits::LEASE_SECONDS_DEFAULT);
+    if seconds == 0 || seconds > limits::LEASE_SECONDS_MAX {
+        return Err(ApiError::invalid(format!(
+            "lease_seconds must be between 1 and {}",
+            limits::LEASE_SECONDS_MAX
+        )));
+    }
+    Ok(seconds * 1000)
+}
+
+/// The wire form of a delivery.
+pub fn inbox_message(delivery: &Delivery) -> InboxMessage {
+    let message = &delivery.message;
+    let payload = InboxPayload::of(message);
+    InboxMessage {
+        id: message.id.to_string(),
+        sender: payload.sender,
+        content: payload.content,
+        priority: payload.priority,
+        created_at: iso8601(payload.created_at),
+        metadata: payload.metadata,
+        reply_to: payload.reply_to,
+        attempts: message.attempts,
+        max_attempts: message.max_attempts,
+        lease_expires_at: iso8601(delivery.lease_deadline),
+    }
+}
+
+/// The wire form of a dead letter's message.
+pub fn dead_message(message: &StoredMessage) -> InboxDeadMessage {
+    let payload = InboxPayload::of(message);
+    InboxDeadMessage {
+        id: message.id.to_string(),
+        sender: payload.sender,
+        content: payload.content,
+        priority: payload.priority,
+        created_at: iso8601(payload.created_at),
+        metadata: payload.metadata,
+        attempts: message.attempts,
+    }
+}
+
+/// What to do with a leased message.
+#[derive(Debug, Clone, Copy)]
+pub enum Settle {
+    /// Done with it: delete it.
+    Ack,
+    /// Give it back, retried after this many milliseconds (the queue's backoff when `None`).
+    Nack(Option<u64>),
+    /// Keep it longer: the lease ends this many milliseconds from now.
+    Extend(u64),
+}
+
+/// The 404 of the original for a message that is not the agent's or is gone.
+pub fn message_not_found(id: &str) -> ApiError {
+    ApiError::NotFound(format!("Message not found or already acknowledged: {id}"))
+}
+
+/// Settles message `id_text` of `agent`'s inbox using its current lease. Returns the new
+/// lease deadline for an extend. Another agent's message is reported as not found, so an agent
+/// cannot learn about, let alone ack, messages of others.
+pub async fn settle(
+    state: &AppState,
+    agent: &AgentRecord,
+    id_text: &str,
+    action: Settle,
+) -> ApiResult<Option<UnixMillis>> {
+    let id: MessageId = id_text.parse().map_err(|_| message_not_found(id_text))?;
+    let inbox = agent.inbox();
+    if let Some(held) = state.lease_book.get(id, &inbox, state.engine.now_ms()) {
+        match settle_with(state, id, held.token, held.enqueued_at, action).await {
+            // The engine no longer knows this token: find out why below.
+            Err(ApiError::Conflict(_)) | Err(ApiError::NotFound(_)) => {}
+            result => return result,
+        }
+    }
+    let Some((message, where_now)) = state.engine.message(id).await? else {
+        return Err(message_not_found(id_text));
+    };
+    if *message.queue != inbox {
+        return Err(message_not_found(id_text));
+    }
+    let token = match where_now {
+        MessageState::Leased { token, .. } => token,
+        MessageState::Dead { .. } => {
+            return Err(ApiError::Conflict(format!(
+                "message {id_text} is a dead letter; redrive it to deliver it again"
+            )))
+        }
+        MessageState::Ready | MessageState::Delayed { .. } => {
+            return Err(ApiError::Conflict(format!(
+                "message {id_text} is not leased (its lease ran out or it was given back); \
+                 it will be delivered again: settle that delivery"
+            )))
+        }
+    };
+    settle_with(state, id, token, message.enqueued_at, action).await
+}
+
+/// Settles a delivery whose lease token is known (the WebSocket keeps them).
+pub async fn settle_with(
+    state: &AppState,
+    id: MessageId,
+    token: switchboard_engine::LeaseToken,
+    enqueued_at: UnixMillis,
+    action: Settle,
+) -> ApiResult<Option<UnixMillis>> {
+    match action {
+        Settle::Ack => {
+            state.engine.ack(id, token).await?;
+            state.lease_book.remove(id, token);
+            state.deliveries.record(enqueued_at, state.engine.now_ms());
+            Ok(None)
+        }
+        Settle::Nack(delay_ms) => {
+            state.engine.nack(id, token, delay_ms).await?;
+            state.lease_book.remove(id, token);
+            Ok(None)
+        }
+        Settle::Extend(lease_ms) => {
+            let deadline = state.engine.extend(id, token, lease_ms).await?;
+            state.lease_book.extended(id, deadline);
+            Ok(Some(deadline))
+        }
+    }
+}

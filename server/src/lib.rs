@@ -1,0 +1,47 @@
+//! # switchboard-server
+//!
+//! The `switchboard` binary's library: the engine and its storage behind an axum HTTP +
+//! WebSocket API that keeps the original system's paths, fields and frames (see
+//! `ORIGINAL_SYSTEM.md`) and fixes its defects. Every agent has an inbox, the engine queue
+//! `inbox:<agent id>`; reading an inbox *leases* messages, so a message not acknowledged is
+//! delivered again and, after its attempts, becomes a dead letter.
+//!
+//! ## Layout
+//! - `main.rs` (the binary) only parses arguments and calls [`cli::run`].
+//! - [`cli`]: subcommands (`serve`); `cli/serve.rs` starts and stops the server.
+//! - [`config`]: flags, environment variables, [`config::Settings`].
+//! - [`limits`]: every limit, named with its unit.
+//! - [`app`]: [`app::app`], the router and its layers; no I/O, testable with `oneshot`.
+//! - [`api`]: one file per resource (`agents`, `messages`, `broadcast`, `queues`, `stats`,
+//!   `health`, `openapi`) and the wire types (`api::wire`).
+//! - `inbox`: sending to, leasing from and settling messages of an agent's inbox, shared by
+//!   REST and WebSocket.
+//! - `registry`: agents (unique names, stable ids, presence), persisted in the engine.
+//! - `ws`: agent sockets (reader, pusher with credit, writer).
+//! - [`error`]: [`error::ApiError`], the one error type → status + `{"detail": "..."}`.
+//! - `extract`: extractors turning axum's rejections into JSON 4xx answers.
+//! - `lease_book`: tokens of REST leases, so acks by id go straight to the engine.
+//! - `rate_limit`, `listener`, `shutdown`, `storage`, `state`, `time`: the small parts.
+
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod error;
+mod extract;
+mod inbox;
+mod lease_book;
+pub mod limits;
+mod listener;
+mod rate_limit;
+mod registry;
+mod shutdown;
+mod state;
+mod storage;
+mod time;
+mod ws;
+
+pub use app::app;
+pub use registry::Registry;
+pub use state::AppState;
+pub use time::iso8601;

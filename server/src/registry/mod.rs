@@ -1,0 +1,315 @@
+//! The agent registry: unique names, stable ids, name-or-id resolution (names first, as the
+//! original), and presence.
+//!
+//! Records live in memory behind a `parking_lot::RwLock` that is never held across an `.await`;
+//! every change is then made durable through [`persist`] before the caller is answered.
+//! Presence (last seen, online/offline) is not persisted: after a restart an agent is offline
+//! until it shows up again.
+
+mod persist;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+use switchboard_engine::{Engine, EngineError, UnixMillis};
+
+use crate::api::wire::{AgentStatus, Metadata, RegisterRequest};
+use crate::error::{ApiError, ApiResult};
+use crate::limits;
+
+/// What the registry keeps of an agent, and persists.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentRecord {
+    /// Stable id (a UUID), kept on every re-registration of the name.
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// What it can do.
+    pub capabilities: Vec<String>,
+    /// Where it listens, if anywhere.
+    pub endpoint: Option<String>,
+    /// Free-form object.
+    pub metadata: Metadata,
+    /// When the name was first registered.
+    pub registered_at: UnixMillis,
+}
+
+impl AgentRecord {
+    /// The engine queue holding this agent's inbox. Keyed by id, so a rename never moves it.
+    pub fn inbox(&self) -> String {
+        inbox_queue(&self.id)
+    }
+}
+
+/// The engine queue holding the inbox of agent `id`.
+pub fn inbox_queue(id: &str) -> String {
+    format!("inbox:{id}")
+}
+
+/// Presence of one agent, kept in memory only.
+#[derive(Debug, Clone, Copy)]
+struct Presence {
+    last_seen: UnixMillis,
+    /// Set when the agent said so, or `Offline` when its socket closed; cleared by a heartbeat.
+    reported: Option<AgentStatus>,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    record: Arc<AgentRecord>,
+    version: u64,
+    presence: Presence,
+}
+
+#[derive(Debug, Default)]
+struct Agents {
+    by_id: HashMap<String, Entry>,
+    id_by_name: HashMap<String, String>,
+    /// Last version handed out; versions order persisted changes (see [`persist`]).
+    version: u64,
+}
+
+/// An agent as seen now: its record and its presence.
+#[derive(Debug, Clone)]
+pub struct AgentView {
+    /// The record.
+    pub record: Arc<AgentRecord>,
+    /// Last heartbeat, registration or socket activity.
+    pub last_seen: UnixMillis,
+    /// Presence, not counting an open socket (the caller knows about sockets).
+    pub status: AgentStatus,
+}
+
+/// The registry. Cheap to share behind an `Arc`.
+pub struct Registry {
+    engine: Engine,
+    agents: RwLock<Agents>,
+}
+
+impl Registry {
+    /// Loads the registry persisted in `engine` (compacting its log).
+    pub async fn load(engine: Engine) -> Result<Registry, EngineError> {
+        let (records, version) = persist::load(&engine).await?;
+        let now = engine.now_ms();
+        let mut agents = Agents {
+            version,
+            ..Agents::default()
+        };
+        for (version, record) in records {
+            agents
+                .id_by_name
+                .insert(record.name.clone(), record.id.clone());
+            agents.by_id.insert(
+                record.id.clone(),
+                Entry {
+                    record: Arc::new(record),
+                    version,
+                    presence: Presence {
+                        last_seen: now,
+                        reported: Some(AgentStatus::Offline),
+                    },
+                },
+            );
+        }
+        Ok(Registry {
+            engine,
+            agents: RwLock::new(agents),
+        })
+    }
+
+    /// Registers `request.name`, or updates it when the name exists (same id). Returns the
+    /// record and whether it was new.
+    pub async fn register(&self, request: RegisterRequest) -> ApiResult<(Arc<AgentRecord>, bool)> {
+        validate_registration(&request)?;
+        let now = self.engine.now_ms();
+        let (record, created, changed) = {
+            let mut agents = self.agents.write();
+            let existing = agents.id_by_name.get(&request.name).cloned();
+            if existing.is_none() && agents.by_id.len() >= limits::AGENTS_MAX {
+                return Err(ApiError::invalid(format!(
+                    "the registry holds its limit of {} agents; delete some first",
+                    limits::AGENTS_MAX
+                )));
+            }
+            agents.version += 1;
+            let version = agents.version;
+            let presence = Presence {
+                last_seen: now,
+                reported: None,
+            };
+            match existing.and_then(|id| agents.by_id.get_mut(&id)) {
+                Some(entry) => {
+                    let updated = AgentRecord {
+                        capabilities: request.capabilities,
+                        endpoint: request.endpoint,
+                        metadata: request.metadata,
+                        ..(*entry.record).clone()
+                    };
+                    let changed = updated != *entry.record;
+                    if changed {
+                        entry.record = Arc::new(updated);
+                        entry.version = version;
+                    }
+                    entry.presence = presence;
+                    (entry.record.clone(), false, changed.then_some(version))
+                }
+                None => {
+                    let record = Arc::new(AgentRecord {
+                        id: uuid::Uuid::new_v4().to_string(),
+                        name: request.name,
+                        capabilities: request.capabilities,
+                        endpoint: request.endpoint,
+                        metadata: request.metadata,
+                        registered_at: now,
+                    });
+                    agents
+                        .id_by_name
+                        .insert(record.name.clone(), record.id.clone());
+                    agents.by_id.insert(
+                        record.id.clone(),
+                        Entry {
+                            record: record.clone(),
+                            version,
+                            presence,
+                        },
+                    );
+                    (record, true, Some(version))
+                }
+            }
+        };
+        if let Some(version) = changed {
+            persist::put(&self.engine, version, &record).await?;
+        }
+        Ok((record, created))
+    }
+
+    /// The agent named `key`, else the agent whose id is `key` (names first, as the original).
+    pub fn resolve(&self, key: &str) -> Option<Arc<AgentRecord>> {
+        let agents = self.agents.read();
+        let id = agents
+            .id_by_name
+            .get(key)
+            .map(String::as_str)
+            .unwrap_or(key);
+        agents.by_id.get(id).map(|entry| entry.record.clone())
+    }
+
+    /// Like [`Registry::resolve`], as a 404 naming `key` when there is no such agent.
+    pub fn require(&self, key: &str) -> ApiResult<Arc<AgentRecord>> {
+        self.resolve(key)
+            .ok_or_else(|| ApiError::NotFound(format!("Agent not found: {key}")))
+    }
+
+    /// Records a sign of life; `reported` overrides the computed status until the next one.
+    pub fn touch(&self, id: &str, reported: Option<AgentStatus>) {
+        let now = self.engine.now_ms();
+        if let Some(entry) = self.agents.write().by_id.get_mut(id) {
+            entry.presence = Presence {
+                last_seen: now,
+                reported,
+            };
+        }
+    }
+
+    /// Removes the agent named (or with id) `key`; its inbox stays in the engine.
+    pub async fn remove(&self, key: &str) -> ApiResult<Arc<AgentRecord>> {
+        let (record, version) = {
+            let mut agents = self.agents.write();
+            let id = match agents.id_by_name.get(key) {
+                Some(id) => id.clone(),
+                None => key.to_string(),
+            };
+            let Some(entry) = agents.by_id.remove(&id) else {
+                return Err(ApiError::NotFound(format!("Agent not found: {key}")));
+            };
+            agents.id_by_name.remove(&entry.record.name);
+            agents.version += 1;
+            (entry.record, agents.version)
+        };
+        persist::delete(&self.engine, version, &record.id).await?;
+        Ok(record)
+    }
+
+    /// One agent's view.
+    pub fn view(&self, id: &str) -> Option<AgentView> {
+        let now = self.engine.now_ms();
+        self.agents
+            .read()
+            .by_id
+            .get(id)
+            .map(|entry| view(entry, now))
+    }
+
+    /// Every agent's view, by name.
+    pub fn list(&self) -> Vec<AgentView> {
+        let now = self.engine.now_ms();
+        let agents = self.agents.read();
+        let mut views: Vec<AgentView> = agents.by_id.values().map(|e| view(e, now)).collect();
+        views.sort_by(|a, b| a.record.name.cmp(&b.record.name));
+        views
+    }
+
+    /// Agents per capability.
+    pub fn capability_counts(&self) -> BTreeMap<String, usize> {
+        let mut counts = BTreeMap::new();
+        for entry in self.agents.read().by_id.values() {
+            for capability in &entry.record.capabilities {
+                *counts.entry(capability.clone()).or_insert(0) += 1;
+            }
+        }
+        counts
+    }
+}
+
+fn view(entry: &Entry, now: UnixMillis) -> AgentView {
+    let fresh =
+        now.saturating_sub(entry.presence.last_seen) <= limits::PRESENCE_WINDOW.as_millis() as u64;
+    let status = match entry.presence.reported {
+        Some(status) => status,
+        None if fresh => AgentStatus::Online,
+        None => AgentStatus::Offline,
+    };
+    AgentView {
+        record: entry.record.clone(),
+        last_seen: entry.presence.last_seen,
+        status,
+    }
+}
+
+fn validate_registration(request: &RegisterRequest) -> ApiResult<()> {
+    validate_name("name", &request.name)?;
+    if request.capabilities.len() > limits::CAPABILITIES_MAX {
+        return Err(ApiError::invalid(format!(
+            "capabilities: at most {} allowed",
+            limits::CAPABILITIES_MAX
+        )));
+    }
+    if request.capabilities.iter().any(|c| c.trim().is_empty()) {
+        return Err(ApiError::invalid(
+            "capabilities must not contain empty strings",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks an agent, sender or recipient name: not empty, not too long, no control characters.
+pub fn validate_name(field: &str, value: &str) -> ApiResult<()> {
+    if value.trim().is_empty() {
+        return Err(ApiError::invalid(format!("{field} must not be empty")));
+    }
+    if value.len() > limits::NAME_BYTES_MAX {
+        return Err(ApiError::invalid(format!(
+            "{field} is {} bytes, the limit is {}",
+            value.len(),
+            limits::NAME_BYTES_MAX
+        )));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(ApiError::invalid(format!(
+            "{field} must not contain control characters"
+        )));
+    }
+    Ok(())
+}

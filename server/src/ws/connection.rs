@@ -1,0 +1,409 @@
+//! One agent's socket: reader, pusher and writer (see the module doc of [`crate::ws`]).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use parking_lot::Mutex;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use switchboard_engine::{Delivery, LeaseToken, MessageId, UnixMillis};
+use tokio::sync::{mpsc, Notify, Semaphore};
+
+use super::frames::{self, ClientFrame};
+use crate::api::wire::AgentStatus;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiPath, ApiQuery};
+use crate::inbox::{self, Settle};
+use crate::limits;
+use crate::registry::AgentRecord;
+use crate::state::AppState;
+
+/// Close code sent to a socket that a newer socket of the same agent replaced.
+const CLOSE_REPLACED: u16 = 4000;
+/// Close code "going away", sent when the server shuts down.
+const CLOSE_GOING_AWAY: u16 = 1001;
+/// Client frames handled at once per connection; the reader waits beyond it.
+const FRAMES_IN_PROGRESS_MAX: u32 = 256;
+
+/// Optional query of `/ws/{agent}`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WsQuery {
+    /// Lease length of pushed messages in seconds (default 300).
+    #[serde(default)]
+    lease_seconds: Option<u64>,
+    /// Lower this connection's credit below the server's `--max-in-flight`.
+    #[serde(default)]
+    max_in_flight: Option<usize>,
+}
+
+/// `GET /ws/{agent}`: upgrades to an agent socket; 404 (JSON) before the upgrade when the agent
+/// is unknown.
+#[utoipa::path(get, path = "/ws/{agent}", tag = "websocket",
+    params(("agent" = String, Path, description = "Agent name or id"), WsQuery),
+    responses((status = 101, description = "Switching to the WebSocket protocol"),
+              (status = 404, description = "Unknown agent")))]
+pub async fn handler(
+    State(state): State<AppState>,
+    ApiPath(agent): ApiPath<String>,
+    ApiQuery(query): ApiQuery<WsQuery>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> ApiResult<Response> {
+    let agent = state.registry.require(&agent)?;
+    let lease_ms = inbox::lease_ms(query.lease_seconds)?;
+    let max_in_flight = query
+        .max_in_flight
+        .unwrap_or(state.settings.max_in_flight)
+        .clamp(1, state.settings.max_in_flight);
+    let upgrade = upgrade.map_err(|rejection| ApiError::Invalid {
+        status: rejection.status(),
+        detail: format!("not a WebSocket handshake: {}", rejection.body_text()),
+    })?;
+    Ok(upgrade
+        .max_message_size(limits::WS_FRAME_BYTES_MAX)
+        .on_upgrade(move |socket| async move {
+            let session = Arc::new(Session {
+                state,
+                agent,
+                lease_ms,
+                max_in_flight,
+                in_flight: Mutex::new(HashMap::new()),
+                credit_returned: Notify::new(),
+                closing: AtomicBool::new(false),
+                closed: Notify::new(),
+            });
+            session.run(socket).await;
+        }))
+}
+
+/// A pushed, unacknowledged message: its lease token, deadline and enqueue time.
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
+    token: LeaseToken,
+    deadline: UnixMillis,
+    enqueued_at: UnixMillis,
+}
+
+struct Session {
+    state: AppState,
+    agent: Arc<AgentRecord>,
+    lease_ms: u64,
+    max_in_flight: usize,
+    /// Pushed and not yet settled. A parking_lot mutex: held for map operations only, never
+    /// across an `.await`.
+    in_flight: Mutex<HashMap<MessageId, InFlight>>,
+    /// Notified when an ack or nack frees credit.
+    credit_returned: Notify,
+    closing: AtomicBool,
+    closed: Notify,
+}
+
+type Outbox = mpsc::Sender<Message>;
+
+impl Session {
+    async fn run(self: Arc<Self>, socket: WebSocket) {
+        let state = &self.state;
+        let (connection, replaced) = state.sockets.attach(&self.agent.id);
+        state.registry.touch(&self.agent.id, None);
+        tracing::debug!(agent = %self.agent.name, connection, "socket opened");
+        let (sink, stream) = socket.split();
+        let (outbox, outbox_rx) = mpsc::channel(limits::WS_OUTBOX_FRAMES_MAX);
+        let writer = tokio::spawn(write_frames(sink, outbox_rx));
+        let pusher = tokio::spawn(self.clone().push(outbox.clone()));
+        let frames_in_progress = Arc::new(Semaphore::new(FRAMES_IN_PROGRESS_MAX as usize));
+        let close = self
+            .clone()
+            .read(stream, &outbox, &replaced, &frames_in_progress)
+            .await;
+        self.closing.store(true, Ordering::SeqCst);
+        self.closed.notify_waiters();
+        if let Some(close) = close {
+            let _ = outbox.send(Message::Close(Some(close))).await;
+        }
+        let _ = pusher.await;
+        // Frames being handled may still settle messages: let them finish first.
+        let _ = frames_in_progress
+            .acquire_many(FRAMES_IN_PROGRESS_MAX)
+            .await;
+        self.give_back().await;
+        drop(outbox);
+        let _ = writer.await;
+        if state.sockets.detach(&self.agent.id, connection) {
+            state
+                .registry
+                .touch(&self.agent.id, Some(AgentStatus::Offline));
+        }
+        tracing::debug!(agent = %self.agent.name, connection, "socket closed");
+    }
+
+    /// Reads client frames until the socket ends, is replaced, or the server shuts down;
+    /// returns the close frame to send, if any.
+    async fn read(
+        self: Arc<Self>,
+        mut stream: SplitStream<WebSocket>,
+        outbox: &Outbox,
+        replaced: &Notify,
+        frames_in_progress: &Arc<Semaphore>,
+    ) -> Option<CloseFrame> {
+        let mut shutdown = self.state.shutdown.clone();
+        loop {
+            let frame = tokio::select! {
+                frame = stream.next() => frame,
+                _ = replaced.notified() => {
+                    return Some(close_frame(CLOSE_REPLACED, "replaced by a newer connection of this agent"));
+                }
+                _ = stopping(&mut shutdown) => {
+                    return Some(close_frame(CLOSE_GOING_AWAY, "server shutting down"));
+                }
+            };
+            let text = match frame {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
+                Some(Ok(Message::Text(text))) => text,
+                Some(Ok(Message::Binary(_))) => {
+                    let reply =
+                        frames::error("binary frames are not supported; send JSON text", None);
+                    if send(outbox, reply).await.is_err() {
+                        return None;
+                    }
+                    continue;
+                }
+                Some(Ok(_)) => continue,
+            };
+            let Ok(permit) = frames_in_progress.clone().acquire_owned().await else {
+                return None;
+            };
+            let session = self.clone();
+            let outbox = outbox.clone();
+            tokio::spawn(async move {
+                let reply = session.handle(text.as_str()).await;
+                if let Some(reply) = reply {
+                    let _ = send(&outbox, reply).await;
+                }
+                drop(permit);
+            });
+        }
+    }
+
+    /// Answers one client frame.
+    async fn handle(&self, text: &str) -> Option<Value> {
+        let frame: ClientFrame = match serde_json::from_str(text) {
+            Ok(frame) => frame,
+            Err(error) => return Some(frames::error(format!("bad frame: {error}"), None)),
+        };
+        let state = &self.state;
+        match frame {
+            ClientFrame::Heartbeat => {
+                state.registry.touch(&self.agent.id, None);
+                Some(json!({ "type": "heartbeat_ack" }))
+            }
+            ClientFrame::Ack { message_id } => {
+                let reply = self.settle(&message_id, Settle::Ack).await;
+                Some(reply_frame(reply, "acknowledged", &message_id))
+            }
+            ClientFrame::Nack {
+                message_id,
+                delay_seconds,
+            } => {
+                let delay = delay_seconds.map(|s| s.saturating_mul(1000)).or(Some(0));
+                let reply = self.settle(&message_id, Settle::Nack(delay)).await;
+                Some(reply_frame(reply, "requeued", &message_id))
+            }
+            ClientFrame::Extend {
+                message_id,
+                lease_seconds,
+            } => {
+                let reply = match inbox::lease_ms(Some(lease_seconds)) {
+                    Ok(lease_ms) => self.settle(&message_id, Settle::Extend(lease_ms)).await,
+                    Err(error) => Err(error),
+                };
+                Some(reply_frame(reply, "extended", &message_id))
+            }
+            ClientFrame::SendMessage(request) => {
+                match inbox::send(state, &self.agent.name, request).await {
+                    Ok((enqueued, recipient)) => Some(json!({
+                        "type": "sent",
+                        "message_id": enqueued.id.to_string(),
+                        "recipient": recipient.name,
+                        "deduplicated": enqueued.deduplicated,
+                    })),
+                    Err(error) => Some(frames::error(error.detail(), None)),
+                }
+            }
+        }
+    }
+
+    /// Settles a message: with the token this socket holds when it pushed it, else (leased
+    /// over REST, or pushed to an earlier socket) as the REST endpoints do.
+    async fn settle(&self, id_text: &str, action: Settle) -> ApiResult<Option<UnixMillis>> {
+        let Ok(id) = id_text.parse::<MessageId>() else {
+            return Err(inbox::message_not_found(id_text));
+        };
+        let held = {
+            let mut in_flight = self.in_flight.lock();
+            match action {
+                Settle::Extend(_) => in_flight.get(&id).copied(),
+                Settle::Ack | Settle::Nack(_) => in_flight.remove(&id),
+            }
+        };
+        let Some(held) = held else {
+            return inbox::settle(&self.state, &self.agent, id_text, action).await;
+        };
+        if !matches!(action, Settle::Extend(_)) {
+            self.credit_returned.notify_one();
+        }
+        let result =
+            inbox::settle_with(&self.state, id, held.token, held.enqueued_at, action).await;
+        if let (Settle::Extend(_), Ok(Some(deadline))) = (action, &result) {
+            if let Some(entry) = self.in_flight.lock().get_mut(&id) {
+                entry.deadline = *deadline;
+            }
+        }
+        result
+    }
+
+    /// Leases from the inbox as credit allows and pushes what it gets.
+    async fn push(self: Arc<Self>, outbox: Outbox) {
+        let inbox = self.agent.inbox();
+        let engine = self.state.engine.clone();
+        while !self.closing.load(Ordering::SeqCst) {
+            let credit = self.max_in_flight.saturating_sub(self.forget_lapsed());
+            if credit == 0 {
+                let returned = self.credit_returned.notified();
+                let closed = self.closed.notified();
+                tokio::select! {
+                    _ = returned => {}
+                    _ = closed => {}
+                    _ = tokio::time::sleep(limits::WS_POLL_WAIT) => {}
+                }
+                continue;
+            }
+            let deliveries = match engine
+                .lease_wait(&inbox, credit, Some(self.lease_ms), limits::WS_POLL_WAIT)
+                .await
+            {
+                Ok(deliveries) => deliveries,
+                Err(error) => {
+                    let frame = frames::error(format!("cannot read the inbox: {error}"), None);
+                    let _ = send(&outbox, frame).await;
+                    tokio::time::sleep(limits::WS_POLL_WAIT).await;
+                    continue;
+                }
+            };
+            self.hold(&deliveries);
+            if self.closing.load(Ordering::SeqCst) {
+                return; // the reader gives them back
+            }
+            for delivery in &deliveries {
+                let frame = frames::push(inbox::inbox_message(delivery));
+                if send(&outbox, frame).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
+    fn hold(&self, deliveries: &[Delivery]) {
+        let mut in_flight = self.in_flight.lock();
+        for delivery in deliveries {
+            in_flight.insert(
+                delivery.message.id,
+                InFlight {
+                    token: delivery.token,
+                    deadline: delivery.lease_deadline,
+                    enqueued_at: delivery.message.enqueued_at,
+                },
+            );
+        }
+    }
+
+    /// Drops pushes whose lease ran out (the engine delivers them again) so that they no
+    /// longer use credit; returns how many are still held.
+    fn forget_lapsed(&self) -> usize {
+        let now = self.state.engine.now_ms();
+        let mut in_flight = self.in_flight.lock();
+        in_flight.retain(|_, held| held.deadline > now);
+        in_flight.len()
+    }
+
+    /// Returns every lease this socket still holds to the inbox, ready at once.
+    async fn give_back(&self) {
+        let held: Vec<(MessageId, LeaseToken)> = self
+            .in_flight
+            .lock()
+            .drain()
+            .map(|(id, held)| (id, held.token))
+            .collect();
+        if held.is_empty() {
+            return;
+        }
+        if let Err(error) = self.state.engine.nack_batch(&held, Some(0)).await {
+            tracing::warn!(agent = %self.agent.name, %error, "could not give leases back; they return when they run out");
+        }
+    }
+}
+
+fn reply_frame(result: ApiResult<Option<UnixMillis>>, status: &str, message_id: &str) -> Value {
+    match result {
+        Ok(deadline) => {
+            let mut frame = json!({ "type": status, "message_id": message_id });
+            if let Some(deadline) = deadline {
+                frame["lease_expires_at"] = json!(crate::time::iso8601(deadline));
+            }
+            frame
+        }
+        Err(error) => frames::error(error.detail(), Some(message_id)),
+    }
+}
+
+/// Resolves when the server starts shutting down (never, if nobody can tell it to).
+async fn stopping(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
+    if shutdown.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+fn close_frame(code: u16, reason: &'static str) -> CloseFrame {
+    CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    }
+}
+
+async fn send(outbox: &Outbox, frame: Value) -> Result<(), ()> {
+    outbox
+        .send(Message::Text(frame.to_string().into()))
+        .await
+        .map_err(drop)
+}
+
+/// Owns the socket's sending half. Frames queued together are written together and flushed
+/// once, so a burst of pushes costs one system call rather than one each.
+async fn write_frames(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut outbox: mpsc::Receiver<Message>,
+) {
+    'frames: while let Some(first) = outbox.recv().await {
+        let mut next = Some(first);
+        let mut closing = false;
+        while let Some(message) = next.take() {
+            closing |= matches!(message, Message::Close(_));
+            if sink.feed(message).await.is_err() {
+                break 'frames;
+            }
+            if !closing {
+                next = outbox.try_recv().ok();
+            }
+        }
+        if sink.flush().await.is_err() || closing {
+            break;
+        }
+    }
+    let _ = sink.close().await;
+}

@@ -1,0 +1,269 @@
+//! The real `switchboard` binary as a child process, for black-box tests: started on a free
+//! port (it is asked for port 0 and reports the one it got), stopped gracefully or with
+//! `kill -9`, restarted on the same storage, and killed on drop.
+//!
+//! The binary is found beside the test executable (`target/<profile>/switchboard`); a test
+//! binary's dependencies do not include other packages' binaries, so the harness first runs
+//! `cargo build -p switchboard-server --bin switchboard` once per test process (a no-op when it
+//! is up to date) with the same target directory and profile.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Longest wait for a started server to report its address.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest wait for a graceful stop.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The built `switchboard` binary.
+pub fn binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(build_binary).clone()
+}
+
+fn build_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    // target/<profile>/deps/<test> → target/<profile>
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test executables live in target/<profile>/deps")
+        .to_path_buf();
+    let target_dir = profile_dir
+        .parent()
+        .expect("target/<profile>")
+        .to_path_buf();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = Command::new(cargo);
+    build
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "switchboard-server",
+            "--bin",
+            "switchboard",
+        ])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    if profile_dir
+        .file_name()
+        .is_some_and(|name| name == "release")
+    {
+        build.arg("--release");
+    }
+    let status = build
+        .status()
+        .unwrap_or_else(|error| panic!("cannot run cargo to build the server: {error}"));
+    assert!(status.success(), "building the switchboard binary failed");
+    let binary = profile_dir.join(format!("switchboard{}", std::env::consts::EXE_SUFFIX));
+    assert!(binary.exists(), "no binary at {}", binary.display());
+    binary
+}
+
+/// A running `switchboard serve`.
+#[derive(Debug)]
+pub struct ServerProcess {
+    storage: String,
+    extra: Vec<String>,
+    child: Option<Child>,
+    address: SocketAddr,
+    stderr: std::sync::Arc<Mutex<String>>,
+}
+
+impl ServerProcess {
+    /// Starts `switchboard serve --storage <storage> --api-port 0 <extra...>` and waits until it
+    /// listens; panics with the server's stderr when it exits instead.
+    pub fn start(storage: &str, extra: &[&str]) -> Self {
+        Self::try_start(storage, extra)
+            .unwrap_or_else(|stderr| panic!("switchboard exited at start; stderr:\n{stderr}"))
+    }
+
+    /// Like [`ServerProcess::start`], but a server that exits at start is an `Err` holding
+    /// its stderr.
+    pub fn try_start(storage: &str, extra: &[&str]) -> Result<Self, String> {
+        let mut server = Self {
+            storage: storage.to_string(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            child: None,
+            address: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            stderr: Default::default(),
+        };
+        server.spawn()?;
+        Ok(server)
+    }
+
+    fn spawn(&mut self) -> Result<(), String> {
+        let mut child = Command::new(binary())
+            .args([
+                "serve",
+                "--storage",
+                &self.storage,
+                "--api-port",
+                "0",
+                "--api-host",
+                "127.0.0.1",
+            ])
+            .args(&self.extra)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start switchboard: {error}"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Some(Ok(line)) = lines.next() {
+                if let Some(address) = line.strip_prefix("switchboard listening on http://") {
+                    let _ = sender.send(address.trim().to_string());
+                }
+            }
+        });
+        let collected = self.stderr.clone();
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let mut reader = BufReader::new(stderr);
+            let mut buffer = [0u8; 4096];
+            while let Ok(n) = reader.read(&mut buffer) {
+                if n == 0 {
+                    break;
+                }
+                text.push_str(&String::from_utf8_lossy(&buffer[..n]));
+                *collected.lock().unwrap() = text.clone();
+            }
+        });
+        let started = Instant::now();
+        let address = loop {
+            if let Ok(address) = receiver.recv_timeout(Duration::from_millis(50)) {
+                break address;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                // Let the reader thread collect the last of stderr.
+                std::thread::sleep(Duration::from_millis(100));
+                return Err(format!("({status}) {}", self.stderr.lock().unwrap()));
+            }
+            assert!(
+                started.elapsed() < START_TIMEOUT,
+                "switchboard did not report its address in {START_TIMEOUT:?}"
+            );
+        };
+        self.address = address.parse().expect("a socket address");
+        self.child = Some(child);
+        assert!(
+            TcpStream::connect_timeout(&self.address, Duration::from_secs(5)).is_ok(),
+            "switchboard does not accept connections on {}",
+            self.address
+        );
+        Ok(())
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn base(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// `http://127.0.0.1:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// `ws://127.0.0.1:PORT{path}`.
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{path}", self.address)
+    }
+
+    /// The OS process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// What the server wrote on stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// `kill -9`: no chance to flush or close anything.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().expect("wait for switchboard") {
+                return status;
+            }
+            if started.elapsed() > STOP_TIMEOUT {
+                let _ = child.kill();
+                panic!("switchboard did not stop within {STOP_TIMEOUT:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the server again on the same storage (a new port).
+    pub fn restart(&mut self) {
+        self.kill9();
+        if let Err(stderr) = self.spawn() {
+            panic!("switchboard exited at restart; stderr:\n{stderr}");
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Runs `switchboard <args>` to completion: exit status, stdout and stderr.
+pub fn run_to_end(args: &[&str], timeout: Duration) -> (ExitStatus, String, String) {
+    let mut child = Command::new(binary())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| panic!("cannot start switchboard: {error}"));
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            let mut out = String::new();
+            let mut err = String::new();
+            let _ = child
+                .stdout
+                .take()
+                .expect("stdout")
+                .read_to_string(&mut out);
+            let _ = child
+                .stderr
+                .take()
+                .expect("stderr")
+                .read_to_string(&mut err);
+            return (status, out, err);
+        }
+        if started.elapsed() > timeout {
+            let _ = child.kill();
+            panic!("switchboard {args:?} did not finish within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
