@@ -199,6 +199,20 @@ impl Engine {
         op: impl FnOnce(&mut State, UnixMillis, &mut Vec<Record>) -> Result<T>,
     ) -> Result<T> {
         let mut progress = self.shared.progress.subscribe();
+        let (value, batch) = self.apply(&mut progress, op).await?;
+        if let Some(batch) = batch {
+            wait_durable(&mut progress, batch).await?;
+        }
+        Ok(value)
+    }
+
+    /// Applies `op` to the state (after waiting out backpressure) without waiting for
+    /// durability; returns its value and the batch its records joined, if it wrote any.
+    async fn apply<T>(
+        &self,
+        progress: &mut watch::Receiver<Progress>,
+        op: impl FnOnce(&mut State, UnixMillis, &mut Vec<Record>) -> Result<T>,
+    ) -> Result<(T, Option<u64>)> {
         loop {
             let full = {
                 let inner = self.shared.inner.lock();
@@ -213,27 +227,48 @@ impl Engine {
                 return Err(EngineError::ShutDown);
             }
         }
-        let (result, batch) = {
-            let mut guard = self.shared.inner.lock();
-            let inner = &mut *guard;
-            check_status(inner)?;
-            let before = inner.pending.len();
-            let result = op(
-                &mut inner.state,
-                self.shared.clock.now_ms(),
-                &mut inner.pending,
-            );
-            let wrote = inner.pending.len() > before;
-            if wrote {
-                self.shared.wake_committer.notify_one();
-            }
-            (result, wrote.then_some(inner.filling))
+        let mut guard = self.shared.inner.lock();
+        let inner = &mut *guard;
+        check_status(inner)?;
+        let before = inner.pending.len();
+        let result = op(
+            &mut inner.state,
+            self.shared.clock.now_ms(),
+            &mut inner.pending,
+        );
+        // A refused operation may still have settled due work first: commit that too.
+        let wrote = inner.pending.len() > before;
+        if wrote {
+            self.shared.wake_committer.notify_one();
+        }
+        Ok((result?, wrote.then_some(inner.filling)))
+    }
+
+    /// Leases like [`Engine::lease`], but if the returned future is dropped before it
+    /// completes (a caller that stopped waiting), the messages it leased are released at once
+    /// with their attempt uncounted, instead of staying hidden until their lease runs out.
+    async fn lease_cancel_safe(
+        &self,
+        queue: &str,
+        max: usize,
+        lease_ms: Option<u64>,
+    ) -> Result<Vec<Delivery>> {
+        let mut progress = self.shared.progress.subscribe();
+        let (deliveries, batch) = self
+            .apply(&mut progress, |state, now, out| {
+                state.lease(queue, max, lease_ms, now, out)
+            })
+            .await?;
+        let mut guard = ReleaseOnDrop {
+            engine: self,
+            queue,
+            leases: deliveries.iter().map(|d| (d.message.id, d.token)).collect(),
         };
-        let value = result?;
         if let Some(batch) = batch {
             wait_durable(&mut progress, batch).await?;
         }
-        Ok(value)
+        guard.leases.clear();
+        Ok(deliveries)
     }
 
     /// Reads the state under the lock, after everything written before is durable (so a read
@@ -304,6 +339,7 @@ impl Engine {
     }
 
     /// Like [`Engine::lease`], but waits up to `wait` for a message to become ready (long poll).
+    /// Safe to cancel: dropping the future never leaves messages leased to nobody.
     pub async fn lease_wait(
         &self,
         queue: &str,
@@ -317,7 +353,7 @@ impl Engine {
             let notified = notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let deliveries = self.lease(queue, max, lease_ms).await?;
+            let deliveries = self.lease_cancel_safe(queue, max, lease_ms).await?;
             if !deliveries.is_empty() || tokio::time::Instant::now() >= deadline {
                 return Ok(deliveries);
             }
@@ -432,6 +468,24 @@ impl Engine {
         self.read(|state| state.message(id)).await
     }
 
+    /// Up to `limit` ready messages of `queue` in delivery order, without leasing them.
+    pub async fn peek(&self, queue: &str, limit: usize) -> Result<Vec<StoredMessage>> {
+        self.read(|state| state.peek(queue, limit)).await
+    }
+
+    /// Deletes every message of `queue` (ready, delayed, leased, dead); returns how many.
+    pub async fn purge_queue(&self, queue: &str) -> Result<usize> {
+        self.write(|state, _, out| Ok(state.purge_queue(queue, out)))
+            .await
+    }
+
+    /// The current lease of a message (queue, token, deadline), read at once without waiting
+    /// for pending commits: lets a server act on a message by id for a consumer it has
+    /// already authorised, without keeping tokens itself.
+    pub fn current_lease(&self, id: MessageId) -> Option<(Arc<str>, LeaseToken, UnixMillis)> {
+        self.shared.inner.lock().state.current_lease(id)
+    }
+
     /// One queue's numbers, if it exists.
     pub fn queue_stats(&self, queue: &str) -> Option<QueueStats> {
         self.shared.inner.lock().state.stats(queue)
@@ -480,6 +534,37 @@ impl Engine {
     /// Checks the structural invariants of the state (a failure is an engine bug).
     pub fn check_invariants(&self) {
         self.shared.inner.lock().state.check_invariants();
+    }
+}
+
+/// Releases the leases of a cancelled [`Engine::lease_cancel_safe`].
+struct ReleaseOnDrop<'a> {
+    engine: &'a Engine,
+    queue: &'a str,
+    leases: Vec<(MessageId, LeaseToken)>,
+}
+
+impl Drop for ReleaseOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.leases.is_empty() {
+            return;
+        }
+        {
+            let mut guard = self.engine.shared.inner.lock();
+            let inner = &mut *guard;
+            // While storage is unavailable the release still joins the retried batches; after
+            // a poisoning nothing more is written.
+            if matches!(inner.status, Status::Poisoned(_)) {
+                return;
+            }
+            let now = self.engine.shared.clock.now_ms();
+            for (id, token) in self.leases.drain(..) {
+                // A lease that already ended or was acked has nothing to release.
+                let _ = inner.state.release(id, token, now, &mut inner.pending);
+            }
+            self.engine.shared.wake_committer.notify_one();
+        }
+        self.engine.notify_queue(self.queue);
     }
 }
 

@@ -675,3 +675,94 @@ impl State {
         chosen.len()
     }
 }
+
+impl State {
+    /// Undoes a delivery nobody received (its receiver went away before the lease reached
+    /// it): the message is ready again at once and the attempt is not counted.
+    pub fn release(
+        &mut self,
+        id: MessageId,
+        token: LeaseToken,
+        now: UnixMillis,
+        out: &mut Vec<Record>,
+    ) -> Result<()> {
+        let queue = self.leased_entry(id, token, now, out)?;
+        self.take_lease(&queue, id);
+        let entry = self.entries.get_mut(&id).expect("leased entry");
+        let q = self.queues.get_mut(&*queue).expect("queue exists");
+        let message = &mut entry.message;
+        message.attempts -= 1;
+        message.not_before = message.not_before.min(now);
+        entry.status = Status::Ready;
+        q.ready.insert((Reverse(message.priority), message.seq, id));
+        if let Some(expires_at) = message.expires_at {
+            q.expiring.insert((expires_at, id));
+        }
+        q.counters.delivered -= 1;
+        out.push(Record::Delivered {
+            queue: q.name.clone(),
+            id,
+            attempts: message.attempts,
+        });
+        out.push(Record::Requeued {
+            queue: q.name.clone(),
+            id,
+            priority: message.priority,
+            seq: message.seq,
+            not_before: message.not_before,
+        });
+        Ok(())
+    }
+
+    /// Up to `limit` ready messages of `queue` in delivery order, without leasing them.
+    pub fn peek(&self, queue: &str, limit: usize) -> Vec<StoredMessage> {
+        let Some(q) = self.queues.get(queue) else {
+            return Vec::new();
+        };
+        q.ready
+            .iter()
+            .take(limit)
+            .map(|(_, _, id)| self.entries[id].message.clone())
+            .collect()
+    }
+
+    /// Deletes every message of `queue` (ready, delayed, leased and dead); the queue and its
+    /// config stay. Returns how many.
+    pub fn purge_queue(&mut self, queue: &str, out: &mut Vec<Record>) -> usize {
+        let Some(q) = self.queues.get_mut(queue) else {
+            return 0;
+        };
+        let ids: Vec<MessageId> = q
+            .ready
+            .iter()
+            .map(|(_, _, id)| *id)
+            .chain(q.delayed.iter().map(|(_, id)| *id))
+            .chain(q.leased.iter().map(|(_, id)| *id))
+            .chain(q.dead.iter().map(|(_, id)| *id))
+            .collect();
+        q.ready.clear();
+        q.delayed.clear();
+        q.leased.clear();
+        q.dead.clear();
+        q.expiring.clear();
+        for id in &ids {
+            self.entries.remove(id);
+            out.push(Record::Removed {
+                queue: q.name.clone(),
+                id: *id,
+            });
+        }
+        ids.len()
+    }
+
+    /// The current lease of a message: its queue, token and deadline.
+    pub fn current_lease(&self, id: MessageId) -> Option<(Arc<str>, LeaseToken, UnixMillis)> {
+        let entry = self.entries.get(&id)?;
+        match entry.status {
+            Status::Leased { token, deadline } => {
+                Some((entry.message.queue.clone(), token, deadline))
+            }
+            _ => None,
+        }
+    }
+}
