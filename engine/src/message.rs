@@ -159,7 +159,8 @@ pub struct StoredMessage {
     pub seq: u64,
     /// Higher first.
     pub priority: u8,
-    /// Opaque payload.
+    /// Opaque payload (encoded as one byte string, not a sequence of numbers).
+    #[serde(with = "payload_bytes")]
     pub payload: Arc<[u8]>,
     /// String headers.
     pub headers: Headers,
@@ -234,4 +235,48 @@ pub struct Enqueued {
     pub id: MessageId,
     /// True when the dedup key matched an earlier message and nothing new was stored.
     pub deduplicated: bool,
+}
+
+/// Serde for payloads as byte strings: one length and the raw bytes, instead of serde's
+/// default of a sequence with one element per byte.
+mod payload_bytes {
+    use std::fmt;
+    use std::sync::Arc;
+
+    use serde::de::{Error, SeqAccess, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(payload: &Arc<[u8]>, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(payload)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Arc<[u8]>, D::Error> {
+        deserializer.deserialize_byte_buf(BytesVisitor)
+    }
+
+    struct BytesVisitor;
+
+    impl<'de> Visitor<'de> for BytesVisitor {
+        type Value = Arc<[u8]>;
+
+        fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+            formatter.write_str("a byte string")
+        }
+
+        fn visit_bytes<E: Error>(self, bytes: &[u8]) -> Result<Self::Value, E> {
+            Ok(Arc::from(bytes))
+        }
+
+        fn visit_byte_buf<E: Error>(self, bytes: Vec<u8>) -> Result<Self::Value, E> {
+            Ok(Arc::from(bytes))
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+            while let Some(byte) = seq.next_element::<u8>()? {
+                bytes.push(byte);
+            }
+            Ok(Arc::from(bytes))
+        }
+    }
 }

@@ -255,3 +255,27 @@ async fn stats_count_every_state_and_event() {
         (3, 1, 1)
     );
 }
+
+#[tokio::test]
+async fn ids_of_acked_messages_are_never_minted_again_after_a_restart() {
+    let h = Harness::new();
+    let first = h
+        .engine
+        .enqueue("q", NewMessage::new("a").with_dedup_key("k"))
+        .await
+        .unwrap();
+    let d = h.engine.lease("q", 1, Some(1000)).await.unwrap().remove(0);
+    h.engine.ack(first.id, d.token).await.unwrap();
+    let plain = h.send("q", "p", 0).await;
+    let d = h.engine.lease("q", 1, Some(1000)).await.unwrap().remove(0);
+    h.engine.ack(plain, d.token).await.unwrap();
+    let h = h.restart(); // same millisecond: the clock did not move
+    let second = h.engine.enqueue("q", NewMessage::new("b")).await.unwrap();
+    assert!(second.id > plain && second.id > first.id);
+    let again = h
+        .engine
+        .enqueue("q", NewMessage::new("c").with_dedup_key("k"))
+        .await
+        .unwrap();
+    assert_eq!((again.id, again.deduplicated), (first.id, true));
+}

@@ -16,6 +16,8 @@ impl State {
             state.queues.insert(name.clone(), Queue::new(name, config));
         }
         for dedup in snapshot.dedup {
+            // A remembered key may name an acked message: its id must never be minted again.
+            state.ids.last = state.ids.last.max(dedup.id.0);
             let queue = state.restored_queue(&dedup.queue);
             queue
                 .dedup
@@ -50,6 +52,10 @@ impl State {
             };
             state.entries.insert(id, Entry { message, status });
         }
+        // Ids of acked messages are gone from storage; minting from the next millisecond on
+        // keeps every new id above any id minted before the restart (with a clock that does
+        // not step backwards).
+        state.ids.last = state.ids.last.max(((now as u128 + 1) << 80) - 1);
         // Tokens of deliveries made before the restart must not be minted again: perturb the
         // generator with what those deliveries left behind (attempt counts, ids, sequences).
         let attempts: u64 = state
