@@ -1,0 +1,143 @@
+//! Key names and sorted-set scores: the layout a person sees with `redis-cli`.
+//!
+//! Every key of one queue carries the queue name as a `{hash tag}`, so a queue's keys share one
+//! Redis Cluster slot. Suffixes never contain `}`, so the queue name of any key is everything
+//! between the first `{` after the prefix and the last `}`: two queues can never share a key,
+//! whatever characters their names hold.
+
+use switchboard_engine::MessageId;
+
+/// Prefix used when none is configured.
+pub const PREFIX_DEFAULT: &str = "switchboard:";
+
+/// Bits of the ready score that hold the sequence number; the priority sits above them.
+const READY_SEQ_BITS: u32 = 44;
+/// Sequence numbers at or beyond this no longer fit below the priority in a ready score.
+pub(crate) const READY_SEQ_LIMIT: u64 = 1 << READY_SEQ_BITS;
+
+/// Key names under one prefix.
+#[derive(Debug, Clone)]
+pub(crate) struct Keys {
+    prefix: String,
+}
+
+/// The per-queue index a message sits in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Index {
+    /// `{queue}:ready`, a sorted set in delivery order.
+    Ready,
+    /// `{queue}:delayed`, a sorted set by due time.
+    Delayed,
+    /// `{queue}:leased`, a set of ids out with consumers.
+    Leased,
+    /// `{queue}:dead`, a sorted set by death time.
+    Dead,
+}
+
+impl Index {
+    /// Every index, in the order recovery reads them.
+    pub(crate) const ALL: [Index; 4] = [Index::Ready, Index::Delayed, Index::Leased, Index::Dead];
+
+    fn suffix(self) -> &'static str {
+        match self {
+            Index::Ready => "ready",
+            Index::Delayed => "delayed",
+            Index::Leased => "leased",
+            Index::Dead => "dead",
+        }
+    }
+
+    /// True for the sorted sets (every index but `leased`, which is a plain set).
+    pub(crate) fn is_sorted(self) -> bool {
+        self != Index::Leased
+    }
+}
+
+impl Keys {
+    pub(crate) fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_string(),
+        }
+    }
+
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The set of every queue name: recovery starts here instead of scanning the keyspace.
+    pub(crate) fn queues(&self) -> String {
+        format!("{}queues", self.prefix)
+    }
+
+    /// The owner lease: holds the id of the server that owns the prefix, with a TTL.
+    pub(crate) fn owner(&self) -> String {
+        format!("{}owner", self.prefix)
+    }
+
+    /// The fencing counter: each new owner takes the next value.
+    pub(crate) fn fence(&self) -> String {
+        format!("{}fence", self.prefix)
+    }
+
+    /// A list that holds a batch too large to send in one command until a script applies it.
+    pub(crate) fn staging(&self) -> String {
+        format!("{}staging", self.prefix)
+    }
+
+    fn queue_key(&self, queue: &str, suffix: &str) -> String {
+        format!("{}{{{queue}}}:{suffix}", self.prefix)
+    }
+
+    pub(crate) fn index(&self, queue: &str, index: Index) -> String {
+        self.queue_key(queue, index.suffix())
+    }
+
+    /// The queue's configuration, a JSON string.
+    pub(crate) fn config(&self, queue: &str) -> String {
+        self.queue_key(queue, "config")
+    }
+
+    /// The queue's remembered dedup keys: a hash from key to `<message id> <until ms>`.
+    pub(crate) fn dedup(&self, queue: &str) -> String {
+        self.queue_key(queue, "dedup")
+    }
+
+    /// One message's hash.
+    pub(crate) fn message(&self, queue: &str, id: MessageId) -> String {
+        self.queue_key(queue, &format!("msg:{id}"))
+    }
+}
+
+/// The ready score: higher priority first, then enqueue order. It stays an exact integer in a
+/// double because 255 * 2^44 + 2^44 < 2^53. `None` when `seq` does not fit below the priority.
+pub(crate) fn ready_score(priority: u8, seq: u64) -> Option<u64> {
+    (seq < READY_SEQ_LIMIT).then(|| (u64::from(u8::MAX - priority) << READY_SEQ_BITS) + seq)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_share_the_queue_hash_tag() {
+        let keys = Keys::new(PREFIX_DEFAULT);
+        assert_eq!(keys.index("jobs", Index::Ready), "switchboard:{jobs}:ready");
+        assert_eq!(
+            keys.message("jobs", MessageId(1)),
+            "switchboard:{jobs}:msg:00000000-0000-0000-0000-000000000001"
+        );
+        assert_eq!(keys.queues(), "switchboard:queues");
+    }
+
+    #[test]
+    fn ready_score_orders_priority_then_sequence() {
+        let high_late = ready_score(9, 1000).unwrap();
+        let low_early = ready_score(1, 1).unwrap();
+        assert!(high_late < low_early, "higher priority must score lower");
+        assert!(ready_score(5, 1).unwrap() < ready_score(5, 2).unwrap());
+        let max = ready_score(0, READY_SEQ_LIMIT - 1).unwrap();
+        assert!(max < (1 << 53), "scores must stay exact in a double");
+        assert_eq!(max as f64 as u64, max);
+        assert_eq!(ready_score(0, READY_SEQ_LIMIT), None);
+    }
+}

@@ -1,0 +1,210 @@
+//! One lazily (re)connected Redis connection, and the sorting of Redis errors into the
+//! engine's `Unavailable` (retry) and `Failed` (stop).
+
+use std::time::Duration;
+
+use redis::{Client, Connection, ErrorKind, RedisError, ServerErrorKind};
+use switchboard_engine::StorageError;
+
+/// Longest wait for a TCP (and TLS) connection to Redis.
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Longest wait for one reply. A commit of a very large batch must fit in it; when it runs
+/// out the connection is dropped and the (idempotent) commit retried.
+pub(crate) const COMMAND_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What to do when Redis cannot be reached, for people reading the error.
+const START_REDIS_HINT: &str = "Start it with `redis-server --appendonly yes --appendfsync \
+     everysec` or pass --storage redb:./data/switchboard.redb for embedded mode";
+
+/// A Redis URL and, while it works, a connection to it.
+pub(crate) struct Link {
+    client: Client,
+    connection: Option<Connection>,
+    /// The URL with any password hidden, for messages.
+    shown_url: String,
+}
+
+impl Link {
+    /// Parses `url`; connects only when first used.
+    pub(crate) fn new(url: &str) -> Result<Self, StorageError> {
+        let shown_url = redact_url(url);
+        if url.starts_with("rediss://") {
+            // rustls needs a process-wide crypto provider; keep one installed earlier.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let client = Client::open(url).map_err(|error| {
+            StorageError::Failed(format!(
+                "invalid Redis URL {shown_url}: {error} (expected \
+                 redis://[user:password@]host[:port][/db], or rediss://... for TLS; append \
+                 #insecure to a rediss:// URL to skip certificate verification)"
+            ))
+        })?;
+        Ok(Self {
+            client,
+            connection: None,
+            shown_url,
+        })
+    }
+
+    /// The URL with any password hidden.
+    pub(crate) fn shown_url(&self) -> &str {
+        &self.shown_url
+    }
+
+    /// A second link to the same server (for the lease renewal thread).
+    pub(crate) fn fresh(&self) -> Self {
+        Self {
+            client: self.client.clone(),
+            connection: None,
+            shown_url: self.shown_url.clone(),
+        }
+    }
+
+    /// Runs `work` on the connection, connecting first if needed. A connection-level error
+    /// drops the connection, so the next call reconnects.
+    pub(crate) fn call<T>(
+        &mut self,
+        work: impl FnOnce(&mut Connection) -> Result<T, RedisError>,
+    ) -> Result<T, RedisError> {
+        let connection = match &mut self.connection {
+            Some(connection) => connection,
+            slot => slot.insert(connect(&self.client)?),
+        };
+        let result = work(connection);
+        if let Err(error) = &result {
+            if is_connection_problem(error) {
+                self.connection = None;
+            }
+        }
+        result
+    }
+
+    /// The error for a failure to reach Redis at open: names the URL and how to start Redis.
+    pub(crate) fn open_error(&self, error: &RedisError) -> StorageError {
+        let text = describe(error);
+        if text.contains("certificate") {
+            return StorageError::Failed(format!(
+                "Redis at {} presented a TLS certificate this server does not trust: {text}. \
+                 Use a certificate from a CA in the system trust store, or append #insecure to \
+                 the rediss:// URL to skip verification (testing only)",
+                self.shown_url
+            ));
+        }
+        if is_transient(error) {
+            StorageError::Unavailable(format!(
+                "cannot connect to Redis at {}: {text}. {START_REDIS_HINT}",
+                self.shown_url
+            ))
+        } else {
+            StorageError::Failed(format!(
+                "Redis at {} refused to start the storage: {text}",
+                self.shown_url
+            ))
+        }
+    }
+
+    /// The error for a failed operation while running: `Unavailable` when retrying can help.
+    pub(crate) fn run_error(&self, doing: &str, error: &RedisError) -> StorageError {
+        let text = format!(
+            "{doing} on Redis at {} failed: {}",
+            self.shown_url,
+            describe(error)
+        );
+        if is_transient(error) {
+            StorageError::Unavailable(text)
+        } else {
+            StorageError::Failed(text)
+        }
+    }
+}
+
+fn connect(client: &Client) -> Result<Connection, RedisError> {
+    let connection = client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
+    connection.set_read_timeout(Some(COMMAND_TIMEOUT))?;
+    connection.set_write_timeout(Some(COMMAND_TIMEOUT))?;
+    Ok(connection)
+}
+
+/// The error text, with connection refusals said plainly.
+fn describe(error: &RedisError) -> String {
+    if error.is_connection_refusal() {
+        "connection refused".to_string()
+    } else if error.is_timeout() {
+        "timed out".to_string()
+    } else {
+        error.to_string()
+    }
+}
+
+/// The connection is unusable (broken, timed out mid-reply, refused).
+fn is_connection_problem(error: &RedisError) -> bool {
+    error.is_io_error()
+        || error.is_connection_dropped()
+        || error.is_connection_refusal()
+        || error.is_timeout()
+        || error.is_unrecoverable_error()
+}
+
+/// Retrying later can succeed: the server is unreachable, restarting, loading its data, busy
+/// with a script, failing over, or out of memory until consumers catch up.
+pub(crate) fn is_transient(error: &RedisError) -> bool {
+    if is_connection_problem(error) {
+        return true;
+    }
+    match error.kind() {
+        ErrorKind::Server(
+            ServerErrorKind::BusyLoading
+            | ServerErrorKind::TryAgain
+            | ServerErrorKind::MasterDown
+            | ServerErrorKind::ClusterDown
+            | ServerErrorKind::ReadOnly,
+        ) => true,
+        _ => matches!(error.code(), Some("BUSY" | "OOM" | "MISCONF")),
+    }
+}
+
+/// `url` with its password replaced by `***`, for logs and errors.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let authority_start = scheme_end + 3;
+    let authority_end = url[authority_start..]
+        .find('/')
+        .map_or(url.len(), |at| authority_start + at);
+    let Some(at) = url[authority_start..authority_end].rfind('@') else {
+        return url.to_string();
+    };
+    let user_info = &url[authority_start..authority_start + at];
+    let Some(colon) = user_info.find(':') else {
+        return url.to_string();
+    };
+    format!(
+        "{}{}:***{}",
+        &url[..authority_start],
+        &user_info[..colon],
+        &url[authority_start + at..]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_hidden() {
+        assert_eq!(
+            redact_url("redis://:secret@host:6379/0"),
+            "redis://:***@host:6379/0"
+        );
+        assert_eq!(
+            redact_url("rediss://user:p@ss@host"),
+            "rediss://user:***@host"
+        );
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
+        assert_eq!(redact_url("redis://user@host/1"), "redis://user@host/1");
+    }
+}

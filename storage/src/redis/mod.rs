@@ -1,0 +1,343 @@
+//! The Redis backend (the default): the engine's state kept as plain Redis data structures a
+//! person can inspect with `redis-cli`, written by one Lua script per commit batch.
+//!
+//! # Key layout
+//! Every key starts with the prefix (default `switchboard:`); a queue's keys carry its name as a
+//! `{hash tag}` so they share one Redis Cluster slot. For a queue `jobs`:
+//!
+//! | key | type | holds |
+//! | --- | --- | --- |
+//! | `switchboard:queues` | set | every queue name (recovery starts here, no `SCAN`) |
+//! | `switchboard:{jobs}:config` | string | the queue's configuration as JSON |
+//! | `switchboard:{jobs}:ready` | sorted set | ready ids in delivery order: score `(255 - priority) * 2^44 + seq` |
+//! | `switchboard:{jobs}:delayed` | sorted set | ids not ready before their score (ms since the epoch) |
+//! | `switchboard:{jobs}:leased` | set | ids out with a consumer (leases are not durable: after a restart these are ready, though listed here until delivered again) |
+//! | `switchboard:{jobs}:dead` | sorted set | dead letters by death time (ms) |
+//! | `switchboard:{jobs}:msg:<id>` | hash | `payload`, `headers` (JSON), `priority`, `seq`, `attempts`, `max_attempts`, `enqueued_at`, `not_before`, and when set `expires_at`, `dedup_key`, `dead_reason`, `died_at` |
+//! | `switchboard:{jobs}:dedup` | hash | dedup key → `<message id> <until ms>` |
+//! | `switchboard:owner` | string with TTL | the owning server's id (`host:pid:random`) |
+//! | `switchboard:fence` | counter | the fencing token of the latest owner |
+//!
+//! `ZRANGE switchboard:{jobs}:ready 0 -1` lists ready ids in the order they will be delivered.
+//! A delayed message stays listed in `delayed` until it is delivered, even once due. Acked,
+//! purged and dropped messages are deleted (hash and index entries), so memory follows the
+//! live messages, never the history.
+//!
+//! # Commits
+//! One commit batch is one `EVALSHA` of the commit script (one round trip), which Redis runs
+//! atomically and writes to its AOF as one `MULTI`/`EXEC`. The batch is folded into its net
+//! change per key first, and index updates of many messages share one command, so a record
+//! costs about one Redis call (see `apply.rs`). Commands write absolute values only, so
+//! re-running a batch after a lost reply is harmless. A connection failure, a timeout or a
+//! server that is loading, busy or out of memory gives `StorageError::Unavailable` (the engine
+//! retries; each retry reconnects); any other error gives `Failed` (the engine stops). Redis
+//! does not roll a script back, so an error inside one (only possible if something else wrote
+//! a key of the wrong type under the prefix) can leave a batch half applied: that is `Failed`.
+//!
+//! # Ownership
+//! One server owns a prefix. At open it takes the owner key with `SET NX PX` (a lease of
+//! [`RedisOptions::owner_lease`], default 10 s) and a fencing token from `INCR fence`:
+//! - If another server holds the key, open fails with a message naming the prefix, the holder
+//!   and when its lease ends: a second server never starts beside a live owner. When the owner
+//!   died, its lease lapses and the next start takes over (a clean shutdown releases the key
+//!   at once).
+//! - Every commit script first checks that the owner key still holds our id, and renews the
+//!   lease once a third of it has passed; a background thread renews it as often when idle. If the key
+//!   lapsed but the fencing counter still holds our token, nobody took over, and the lease is
+//!   taken back (this covers a Redis outage longer than the lease).
+//! - A server whose lease was taken over is deposed: its commits fail with
+//!   `StorageError::Failed("lost ownership of prefix ...")` and write nothing (fail-stop). The
+//!   same happens if Redis lost its data (the fencing counter is gone).
+//!
+//! # Persistence
+//! Open reads `CONFIG GET appendonly`/`appendfsync`/`save` and warns when Redis would not keep
+//! acknowledged messages across its own restart; [`RedisStorage::persistence`] reports it.
+//!
+//! # URLs
+//! `redis://[user:password@]host[:port][/db]`, or `rediss://...` for TLS (rustls, verified
+//! against the system's root certificates; a `#insecure` suffix skips verification). Redis
+//! Cluster is not supported: the key layout is cluster-ready (hash tags), but a commit batch
+//! spans queues and so slots.
+
+mod apply;
+mod encode;
+mod groups;
+mod keys;
+mod link;
+mod message_hash;
+mod ownership;
+mod persistence;
+mod placement;
+mod recover;
+mod scripts;
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use switchboard_engine::{Record, Snapshot, Storage, StorageError};
+
+pub use keys::PREFIX_DEFAULT;
+pub(crate) use link::redact_url;
+pub use persistence::RedisPersistence;
+
+use keys::Keys;
+use link::Link;
+use ownership::{commit_invocation, staging_key, Ownership};
+use placement::Placements;
+use recover::RecoverFailure;
+
+/// How long an owner lease lasts without renewal by default.
+pub const OWNER_LEASE_DEFAULT: Duration = Duration::from_secs(10);
+/// Batches that encode to more bytes than this are staged in a list before the commit script
+/// applies them, instead of being sent inside the script call (Redis limits one request).
+pub const INLINE_BATCH_BYTES_MAX_DEFAULT: usize = 64 * 1024 * 1024;
+/// A staged batch left behind by a server that died mid-commit is deleted after this long, in
+/// milliseconds.
+const STAGING_TTL_MS: u64 = 5 * 60 * 1000;
+
+/// Choices made when opening the Redis backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisOptions {
+    /// Prepended to every key (default [`PREFIX_DEFAULT`]); one server owns one prefix.
+    pub prefix: String,
+    /// How long the owner lease lasts without renewal: how soon a new server may take over
+    /// after the owner died.
+    pub owner_lease: Duration,
+    /// Batches beyond this many encoded bytes are staged first (see
+    /// [`INLINE_BATCH_BYTES_MAX_DEFAULT`]).
+    pub inline_batch_bytes_max: usize,
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        Self {
+            prefix: PREFIX_DEFAULT.to_string(),
+            owner_lease: OWNER_LEASE_DEFAULT,
+            inline_batch_bytes_max: INLINE_BATCH_BYTES_MAX_DEFAULT,
+        }
+    }
+}
+
+/// The engine's state in Redis. See the module doc for the layout and the ownership scheme.
+pub struct RedisStorage {
+    link: Link,
+    keys: Keys,
+    options: RedisOptions,
+    ownership: Ownership,
+    persistence: RedisPersistence,
+    /// Where each live message is listed; loaded by recovery or before the first commit.
+    placements: Option<Placements>,
+    /// When a commit last renewed the owner lease (commits renew it once per renewal period,
+    /// not every time: a PEXPIRE per commit would be written to the AOF thousands of times a
+    /// second).
+    renewed_at: Option<Instant>,
+}
+
+impl RedisStorage {
+    /// Connects to `url` (`redis://[user:password@]host[:port][/db]`), checks persistence and
+    /// takes ownership of `options.prefix`. Fails with `Unavailable` when Redis cannot be
+    /// reached and `Failed` when another live server owns the prefix.
+    pub fn open(url: &str, options: RedisOptions) -> Result<RedisStorage, StorageError> {
+        validate_prefix(&options.prefix)?;
+        if options.owner_lease < Duration::from_millis(3) {
+            return Err(StorageError::Failed(
+                "the Redis owner lease must be at least 3 ms (10 s is the default)".into(),
+            ));
+        }
+        let mut link = Link::new(url)?;
+        let persistence = link
+            .call(|connection| {
+                redis::cmd("PING").query::<String>(connection)?;
+                Ok(RedisPersistence::query(connection))
+            })
+            .map_err(|error| link.open_error(&error))?;
+        persistence.log(link.shown_url());
+        let keys = Keys::new(&options.prefix);
+        let ownership = Ownership::acquire(&mut link, &keys, options.owner_lease)?;
+        Ok(RedisStorage {
+            link,
+            keys,
+            options,
+            ownership,
+            persistence,
+            placements: None,
+            renewed_at: None,
+        })
+    }
+
+    /// How Redis persists its data, as read at open.
+    pub fn persistence(&self) -> &RedisPersistence {
+        &self.persistence
+    }
+
+    /// The key prefix this storage owns.
+    pub fn prefix(&self) -> &str {
+        self.keys.prefix()
+    }
+
+    /// This server's owner id, as stored in the owner key.
+    pub fn owner_id(&self) -> &str {
+        self.ownership.owner_id()
+    }
+
+    /// The fencing token taken at open: higher than any earlier owner's.
+    pub fn fencing_token(&self) -> &str {
+        self.ownership.fencing_token()
+    }
+}
+
+impl Storage for RedisStorage {
+    fn recover(&mut self) -> Result<Snapshot, StorageError> {
+        self.ownership.ensure_owned()?;
+        let keys = &self.keys;
+        let result = self
+            .link
+            .call(|connection| flatten(recover::read_snapshot(connection, keys)));
+        let (snapshot, placements) =
+            result.map_err(|error| self.link.run_error("recovery", &error))??;
+        self.placements = Some(Placements::from_map(placements));
+        Ok(snapshot)
+    }
+
+    fn commit(&mut self, batch: &[Record]) -> Result<(), StorageError> {
+        self.ownership.ensure_owned()?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.load_placements()?;
+        let placements = self.placements.as_ref().expect("placements loaded");
+        let plan = apply::plan_batch(&self.keys, placements, batch, wall_now_ms())?;
+        let encoded = &plan.encoded;
+        let staged = encoded.bytes > self.options.inline_batch_bytes_max;
+        let keys = &self.keys;
+        let ownership = &self.ownership;
+        let renew = self
+            .renewed_at
+            .is_none_or(|at| at.elapsed() >= ownership.renewal_period());
+        let result = self.link.call(|connection| {
+            let owner_id = ownership.owner_id();
+            let mode = if staged { "staged" } else { "inline" };
+            let mut invocation = commit_invocation(
+                keys,
+                owner_id,
+                ownership.fencing_token(),
+                ownership.lease_ms(),
+                mode,
+                renew,
+            );
+            if staged {
+                let staging = staging_key(keys, owner_id);
+                let mut pipeline = redis::pipe();
+                pipeline.cmd("DEL").arg(&staging).ignore();
+                for chunk in &encoded.chunks {
+                    pipeline
+                        .cmd("RPUSH")
+                        .arg(&staging)
+                        .arg(chunk.as_slice())
+                        .ignore();
+                }
+                pipeline
+                    .cmd("PEXPIRE")
+                    .arg(&staging)
+                    .arg(STAGING_TTL_MS)
+                    .ignore();
+                pipeline.query::<()>(connection)?;
+            } else {
+                for chunk in &encoded.chunks {
+                    invocation.arg(chunk.as_slice());
+                }
+            }
+            invocation.invoke::<u64>(connection)
+        });
+        match result {
+            Ok(ran) if ran == encoded.commands as u64 => {
+                if renew {
+                    self.renewed_at = Some(Instant::now());
+                }
+                if let Some(placements) = &mut self.placements {
+                    placements.apply(plan.changes);
+                }
+                Ok(())
+            }
+            Ok(ran) => Err(StorageError::Failed(format!(
+                "the commit script on Redis at {} ran {ran} of the batch's {} commands \
+                 (was the staging list {} deleted?); the batch may be half applied",
+                self.link.shown_url(),
+                encoded.commands,
+                staging_key(&self.keys, self.ownership.owner_id()),
+            ))),
+            Err(error) => Err(match self.ownership.note_if_lost(&self.keys, &error) {
+                Some(lost) => lost,
+                None => self
+                    .link
+                    .run_error(&format!("commit of {} records", batch.len()), &error),
+            }),
+        }
+    }
+
+    fn ping(&mut self) -> Result<(), StorageError> {
+        self.ownership.ensure_owned()?;
+        self.link
+            .call(|connection| redis::cmd("PING").query::<String>(connection))
+            .map(|_| ())
+            .map_err(|error| self.link.run_error("PING", &error))
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "redis:{} (prefix {})",
+            self.link.shown_url(),
+            self.keys.prefix()
+        )
+    }
+}
+
+impl RedisStorage {
+    /// Reads the placements from the indexes, unless recovery already did.
+    fn load_placements(&mut self) -> Result<(), StorageError> {
+        if self.placements.is_none() {
+            let keys = &self.keys;
+            let result = self
+                .link
+                .call(|connection| flatten(recover::read_placements(connection, keys)));
+            let placements = result
+                .map_err(|error| self.link.run_error("reading the queue indexes", &error))??;
+            tracing::debug!(messages = placements.len(), "read the Redis queue indexes");
+            self.placements = Some(Placements::from_map(placements));
+        }
+        Ok(())
+    }
+}
+
+/// Splits a recovery failure into the Redis error (for [`Link::call`], which drops a broken
+/// connection) and the corruption found in good data.
+fn flatten<T>(
+    result: Result<T, RecoverFailure>,
+) -> Result<Result<T, StorageError>, redis::RedisError> {
+    match result {
+        Ok(value) => Ok(Ok(value)),
+        Err(RecoverFailure::Corrupt(error)) => Ok(Err(error)),
+        Err(RecoverFailure::Redis(error)) => Err(error),
+    }
+}
+
+impl Drop for RedisStorage {
+    fn drop(&mut self) {
+        self.ownership.release(&mut self.link, &self.keys);
+    }
+}
+
+fn validate_prefix(prefix: &str) -> Result<(), StorageError> {
+    if prefix.is_empty() || prefix.contains(['{', '}']) {
+        return Err(StorageError::Failed(format!(
+            "invalid Redis key prefix {prefix:?}: it must be non-empty and must not contain \
+             '{{' or '}}' (queue names are the hash tags), e.g. {PREFIX_DEFAULT:?}"
+        )));
+    }
+    Ok(())
+}
+
+fn wall_now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
+}

@@ -1,0 +1,247 @@
+//! One server owns a prefix: an owner lease key (`SET NX PX`) holding the owner's id, renewed
+//! by every commit and by a background thread, and a fencing token (`INCR`) taken by each new
+//! owner. See the module doc of `redis` for the whole scheme.
+
+use std::hash::{BuildHasher, Hasher};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use redis::RedisError;
+use switchboard_engine::StorageError;
+
+use super::keys::Keys;
+use super::link::Link;
+use super::scripts;
+
+/// Renewals per lease period: a lease survives two missed renewals in a row.
+const RENEWALS_PER_LEASE: u32 = 3;
+
+/// Who we are as owner, and whether we still are.
+pub(crate) struct Ownership {
+    owner_id: String,
+    fencing_token: String,
+    lease: Duration,
+    /// Why ownership was lost, once it was: every later commit fails with it.
+    lost: Arc<Mutex<Option<String>>>,
+    renewer: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
+}
+
+impl Ownership {
+    /// Takes the prefix, or explains who holds it. Starts the renewal thread.
+    pub(crate) fn acquire(
+        link: &mut Link,
+        keys: &Keys,
+        lease: Duration,
+    ) -> Result<Self, StorageError> {
+        let owner_id = new_owner_id();
+        let lease_ms = lease.as_millis().max(1) as u64;
+        let reply: Vec<String> = link
+            .call(|connection| {
+                scripts::ACQUIRE
+                    .key(keys.owner())
+                    .key(keys.fence())
+                    .arg(&owner_id)
+                    .arg(lease_ms)
+                    .invoke(connection)
+            })
+            .map_err(|error| link.open_error(&error))?;
+        let fencing_token = match reply.as_slice() {
+            [status, token] if status == "acquired" => token.clone(),
+            [status, holder, remaining_ms] if status == "held" => {
+                return Err(StorageError::Failed(format!(
+                    "the Redis prefix {:?} at {} is owned by another switchboard server \
+                     (owner {holder}, its lease ends in {remaining_ms} ms unless renewed). Two \
+                     servers on one prefix would corrupt each other's queues: stop the other \
+                     server or give this one its own prefix. If the other server is dead, \
+                     start again once its lease has lapsed.",
+                    keys.prefix(),
+                    link.shown_url(),
+                )))
+            }
+            other => {
+                return Err(StorageError::Failed(format!(
+                    "unexpected reply {other:?} to the ownership script on Redis at {}",
+                    link.shown_url()
+                )))
+            }
+        };
+        tracing::info!(prefix = keys.prefix(), owner = %owner_id, fencing_token = %fencing_token,
+            "took ownership of the Redis prefix");
+        let mut ownership = Self {
+            owner_id,
+            fencing_token,
+            lease,
+            lost: Arc::default(),
+            renewer: None,
+        };
+        ownership.start_renewer(link.fresh(), keys.clone())?;
+        Ok(ownership)
+    }
+
+    pub(crate) fn owner_id(&self) -> &str {
+        &self.owner_id
+    }
+
+    pub(crate) fn fencing_token(&self) -> &str {
+        &self.fencing_token
+    }
+
+    /// How often the lease is renewed.
+    pub(crate) fn renewal_period(&self) -> Duration {
+        self.lease / RENEWALS_PER_LEASE
+    }
+
+    pub(crate) fn lease_ms(&self) -> u64 {
+        self.lease.as_millis().max(1) as u64
+    }
+
+    /// Fails once ownership is known to be lost (fail-stop: never write as a deposed owner).
+    pub(crate) fn ensure_owned(&self) -> Result<(), StorageError> {
+        match &*self.lost.lock() {
+            None => Ok(()),
+            Some(reason) => Err(StorageError::Failed(reason.clone())),
+        }
+    }
+
+    /// If `error` is the commit script's "lost ownership" reply, records it and returns the
+    /// error the engine gets.
+    pub(crate) fn note_if_lost(&self, keys: &Keys, error: &RedisError) -> Option<StorageError> {
+        let reason = lost_reason(keys, error)?;
+        tracing::error!(prefix = keys.prefix(), owner = %self.owner_id, %reason,
+            "lost ownership of the Redis prefix; refusing further writes");
+        *self.lost.lock() = Some(reason.clone());
+        Some(StorageError::Failed(reason))
+    }
+
+    fn start_renewer(&mut self, mut link: Link, keys: Keys) -> Result<(), StorageError> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let period = self.renewal_period();
+        let owner_id = self.owner_id.clone();
+        let token = self.fencing_token.clone();
+        let lease_ms = self.lease_ms();
+        let lost = self.lost.clone();
+        let thread = std::thread::Builder::new()
+            .name("switchboard-redis-lease".into())
+            .spawn(move || {
+                let mut failing = false;
+                loop {
+                    match stopped.recv_timeout(period) {
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+                    }
+                    let result = link.call(|connection| {
+                        commit_invocation(&keys, &owner_id, &token, lease_ms, "inline", true)
+                            .invoke::<i64>(connection)
+                    });
+                    match result {
+                        Ok(_) => {
+                            if failing {
+                                tracing::info!(prefix = keys.prefix(), "owner lease renewed again");
+                            }
+                            failing = false;
+                        }
+                        Err(error) => {
+                            if let Some(reason) = lost_reason(&keys, &error) {
+                                tracing::error!(prefix = keys.prefix(), %reason,
+                                    "lost ownership of the Redis prefix; refusing further writes");
+                                *lost.lock() = Some(reason);
+                                return;
+                            }
+                            if !failing {
+                                tracing::warn!(prefix = keys.prefix(), %error,
+                                    "cannot renew the owner lease; retrying");
+                            }
+                            failing = true;
+                        }
+                    }
+                }
+            })
+            .map_err(|error| {
+                StorageError::Failed(format!("cannot start the lease renewal thread: {error}"))
+            })?;
+        self.renewer = Some((stop, thread));
+        Ok(())
+    }
+
+    /// Stops renewing and gives the prefix up if still ours (best effort).
+    pub(crate) fn release(&mut self, link: &mut Link, keys: &Keys) {
+        if let Some((stop, thread)) = self.renewer.take() {
+            drop(stop);
+            let _ = thread.join();
+        }
+        if self.lost.lock().is_some() {
+            return;
+        }
+        let released = link.call(|connection| {
+            scripts::RELEASE
+                .key(keys.owner())
+                .arg(&self.owner_id)
+                .invoke::<i64>(connection)
+        });
+        match released {
+            Ok(_) => tracing::info!(prefix = keys.prefix(), "released the Redis prefix"),
+            Err(error) => tracing::warn!(prefix = keys.prefix(), %error,
+                "could not release the Redis prefix; the next server waits for the lease to lapse"),
+        }
+    }
+}
+
+/// The commit script with its keys and fixed arguments; the caller adds any inline chunks.
+pub(crate) fn commit_invocation(
+    keys: &Keys,
+    owner_id: &str,
+    fencing_token: &str,
+    lease_ms: u64,
+    mode: &str,
+    renew: bool,
+) -> redis::ScriptInvocation<'static> {
+    let mut invocation = scripts::COMMIT.prepare_invoke();
+    invocation
+        .key(keys.owner())
+        .key(keys.fence())
+        .key(staging_key(keys, owner_id))
+        .arg(owner_id)
+        .arg(fencing_token)
+        .arg(lease_ms)
+        .arg(mode)
+        .arg(if renew { "renew" } else { "keep" });
+    invocation
+}
+
+/// Each owner stages in its own list, so a deposed owner can never feed its batch to the next.
+pub(crate) fn staging_key(keys: &Keys, owner_id: &str) -> String {
+    format!("{}:{owner_id}", keys.staging())
+}
+
+fn lost_reason(keys: &Keys, error: &RedisError) -> Option<String> {
+    if error.code() != Some(scripts::LOST_OWNERSHIP_CODE) {
+        return None;
+    }
+    Some(format!(
+        "lost ownership of prefix {:?}: the owner lease is now held by {}. Another switchboard \
+         server took over (this one was unreachable longer than the lease); restart this one \
+         as a standby or give it its own prefix",
+        keys.prefix(),
+        error.detail().unwrap_or("another server"),
+    ))
+}
+
+/// `host:pid:random`, so that the refusal message tells a person which server holds the prefix.
+fn new_owner_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "unknown-host".into());
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_nanos()),
+    );
+    format!("{host}:{}:{:016x}", std::process::id(), hasher.finish())
+}

@@ -1,0 +1,224 @@
+//! Reading every queue and message back into a `Snapshot`: the queue registry first, then each
+//! queue's indexes page by page, then the message hashes in pipelined chunks. Nothing else
+//! writes under the prefix meanwhile: we own it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use redis::{Connection, RedisError};
+use switchboard_engine::{DedupEntry, MessageId, QueueConfig, Snapshot, StorageError};
+
+use super::keys::{Index, Keys};
+use super::message_hash;
+use super::placement::Places;
+
+/// Ids read per `ZRANGE` / `SSCAN` page.
+const PAGE_IDS: usize = 10_000;
+/// Message hashes fetched per pipelined round trip.
+const HASHES_PER_ROUND_TRIP: usize = 1_000;
+
+/// Why recovery stopped: Redis failed (maybe transiently), or the data is malformed.
+pub(crate) enum RecoverFailure {
+    Redis(RedisError),
+    Corrupt(StorageError),
+}
+
+impl From<RedisError> for RecoverFailure {
+    fn from(error: RedisError) -> Self {
+        RecoverFailure::Redis(error)
+    }
+}
+
+fn corrupt(text: String) -> RecoverFailure {
+    RecoverFailure::Corrupt(StorageError::Corrupt(text))
+}
+
+/// Reads the whole state under `keys`' prefix, and where each message is listed.
+pub(crate) fn read_snapshot(
+    connection: &mut Connection,
+    keys: &Keys,
+) -> Result<(Snapshot, HashMap<MessageId, Places>), RecoverFailure> {
+    let mut snapshot = Snapshot::default();
+    let mut placements = HashMap::new();
+    for name in queue_names(connection, keys)? {
+        let queue: Arc<str> = Arc::from(name.as_str());
+        snapshot
+            .queues
+            .push((queue.clone(), read_config(connection, keys, &queue)?));
+        snapshot.dedup.extend(read_dedup(connection, keys, &queue)?);
+        let ids = read_ids(connection, keys, &queue)?;
+        for chunk in ids.chunks(HASHES_PER_ROUND_TRIP) {
+            let mut pipeline = redis::pipe();
+            let message_keys: Vec<String> = chunk
+                .iter()
+                .map(|(id, _)| keys.message(&queue, *id))
+                .collect();
+            for key in &message_keys {
+                pipeline.cmd("HGETALL").arg(key);
+            }
+            let hashes: Vec<HashMap<String, Vec<u8>>> = pipeline.query(connection)?;
+            for ((id, key), fields) in chunk
+                .iter()
+                .map(|(id, _)| id)
+                .zip(&message_keys)
+                .zip(hashes)
+            {
+                let message = message_hash::decode(key, &queue, *id, fields)
+                    .map_err(RecoverFailure::Corrupt)?;
+                snapshot.messages.push(message);
+            }
+        }
+        placements.extend(ids);
+    }
+    snapshot.messages.sort_by_key(|message| message.id);
+    Ok((snapshot, placements))
+}
+
+/// Where each message is listed, without reading the messages (for a commit before recovery).
+pub(crate) fn read_placements(
+    connection: &mut Connection,
+    keys: &Keys,
+) -> Result<HashMap<MessageId, Places>, RecoverFailure> {
+    let mut placements = HashMap::new();
+    for queue in queue_names(connection, keys)? {
+        placements.extend(read_ids(connection, keys, &queue)?);
+    }
+    Ok(placements)
+}
+
+fn queue_names(connection: &mut Connection, keys: &Keys) -> Result<Vec<String>, RecoverFailure> {
+    let registry = keys.queues();
+    let raw_names: Vec<Vec<u8>> = redis::cmd("SMEMBERS").arg(&registry).query(connection)?;
+    let mut names = raw_names
+        .into_iter()
+        .map(|raw| {
+            String::from_utf8(raw).map_err(|error| {
+                corrupt(format!(
+                    "queue registry {registry} holds a name that is not UTF-8: {:?}",
+                    error.as_bytes()
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    names.sort();
+    Ok(names)
+}
+
+fn read_config(
+    connection: &mut Connection,
+    keys: &Keys,
+    queue: &str,
+) -> Result<QueueConfig, RecoverFailure> {
+    let key = keys.config(queue);
+    let json: Option<Vec<u8>> = redis::cmd("GET").arg(&key).query(connection)?;
+    let json = json.ok_or_else(|| {
+        corrupt(format!(
+            "queue {queue:?} is listed in {} but its configuration {key} is missing",
+            keys.queues()
+        ))
+    })?;
+    serde_json::from_slice(&json).map_err(|error| {
+        corrupt(format!(
+            "queue configuration {key} is not a valid configuration: {error}"
+        ))
+    })
+}
+
+fn read_dedup(
+    connection: &mut Connection,
+    keys: &Keys,
+    queue: &Arc<str>,
+) -> Result<Vec<DedupEntry>, RecoverFailure> {
+    let key = keys.dedup(queue);
+    let entries: HashMap<String, String> = redis::cmd("HGETALL").arg(&key).query(connection)?;
+    let mut dedup = entries
+        .into_iter()
+        .map(|(dedup_key, value)| {
+            let parsed = value.split_once(' ').and_then(|(id, until)| {
+                Some((id.parse::<MessageId>().ok()?, until.parse::<u64>().ok()?))
+            });
+            let (id, until) = parsed.ok_or_else(|| {
+                corrupt(format!(
+                    "dedup hash {key}, field {dedup_key:?}: {value:?} is not \
+                     \"<message id> <until ms>\""
+                ))
+            })?;
+            Ok(DedupEntry {
+                queue: queue.clone(),
+                key: dedup_key,
+                id,
+                until,
+            })
+        })
+        .collect::<Result<Vec<_>, RecoverFailure>>()?;
+    dedup.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(dedup)
+}
+
+/// Every id in the queue's indexes, each once, with the indexes that list it.
+fn read_ids(
+    connection: &mut Connection,
+    keys: &Keys,
+    queue: &str,
+) -> Result<Vec<(MessageId, Places)>, RecoverFailure> {
+    let mut position: HashMap<MessageId, usize> = HashMap::new();
+    let mut ids: Vec<(MessageId, Places)> = Vec::new();
+    for index in Index::ALL {
+        let key = keys.index(queue, index);
+        let members = if index.is_sorted() {
+            read_sorted_set(connection, &key)?
+        } else {
+            read_set(connection, &key)?
+        };
+        for member in members {
+            let id = member.parse::<MessageId>().map_err(|_| {
+                corrupt(format!(
+                    "index {key} holds {member:?}, which is not a message id"
+                ))
+            })?;
+            match position.get(&id) {
+                Some(&at) => ids[at].1 = ids[at].1.with(index),
+                None => {
+                    position.insert(id, ids.len());
+                    ids.push((id, Places::only(index)));
+                }
+            }
+        }
+    }
+    Ok(ids)
+}
+
+fn read_sorted_set(connection: &mut Connection, key: &str) -> Result<Vec<String>, RedisError> {
+    let mut members = Vec::new();
+    loop {
+        let start = members.len();
+        let page: Vec<String> = redis::cmd("ZRANGE")
+            .arg(key)
+            .arg(start)
+            .arg(start + PAGE_IDS - 1)
+            .query(connection)?;
+        let done = page.len() < PAGE_IDS;
+        members.extend(page);
+        if done {
+            return Ok(members);
+        }
+    }
+}
+
+fn read_set(connection: &mut Connection, key: &str) -> Result<Vec<String>, RedisError> {
+    let mut members = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, page): (u64, Vec<String>) = redis::cmd("SSCAN")
+            .arg(key)
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(PAGE_IDS)
+            .query(connection)?;
+        members.extend(page);
+        if next == 0 {
+            return Ok(members);
+        }
+        cursor = next;
+    }
+}

@@ -1,0 +1,93 @@
+//! The Lua scripts: each runs atomically inside Redis, so the ownership check and the writes of a
+//! commit can never be split by another client.
+
+use std::sync::LazyLock;
+
+/// Error code the commit script replies with when this server no longer owns the prefix.
+pub(crate) const LOST_OWNERSHIP_CODE: &str = "SWITCHBOARD_LOST_OWNERSHIP";
+
+/// Takes the prefix if nobody holds it.
+///
+/// KEYS: owner, fence. ARGV: owner id, lease in ms.
+/// Replies `{"acquired", fencing token}` or `{"held", holder, remaining lease in ms}`.
+pub(crate) static ACQUIRE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return {'acquired', tostring(redis.call('INCR', KEYS[2]))}
+end
+return {'held', redis.call('GET', KEYS[1]) or '', tostring(redis.call('PTTL', KEYS[1]))}
+",
+    )
+});
+
+/// Gives the prefix up, if we still hold it (a clean shutdown lets the next server start at
+/// once instead of waiting for the lease to lapse).
+///
+/// KEYS: owner. ARGV: owner id. Replies 1 when released.
+pub(crate) static RELEASE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+",
+    )
+});
+
+/// Checks ownership, renews the lease, then runs the batch's commands in order.
+///
+/// Ownership holds when the owner key holds our id. If the key is gone (its lease lapsed, say
+/// while Redis was down) but the fencing counter still holds our token, nobody took over in
+/// between, so the lease is taken back. Otherwise the reply is the error
+/// `SWITCHBOARD_LOST_OWNERSHIP <holder>` and nothing is written.
+///
+/// The commands come as MessagePack chunks (see `encode.rs`): inline in ARGV, or, for a batch
+/// too large for one command, staged beforehand in a list that this script pops and deletes.
+/// With no chunks the script only renews the lease.
+///
+/// KEYS: owner, fence, staging list. ARGV: owner id, fencing token, lease in ms,
+/// `inline` | `staged`, `renew` | `keep` (whether to renew a held lease), chunks... Replies the
+/// number of commands run.
+pub(crate) static COMMIT: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  if ARGV[5] == 'renew' then
+    redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  end
+elseif holder == false and redis.call('GET', KEYS[2]) == ARGV[2] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+else
+  local fence = redis.call('GET', KEYS[2]) or 'none'
+  return redis.error_reply('SWITCHBOARD_LOST_OWNERSHIP ' .. (holder or 'nobody') ..
+    ' (fencing token now ' .. fence .. ', ours ' .. ARGV[2] .. ')')
+end
+local commands = 0
+local function run(chunk)
+  local words = cmsgpack.unpack(chunk)
+  local i, n = 1, #words
+  while i <= n do
+    local count = words[i]
+    redis.call(unpack(words, i + 1, i + count))
+    i = i + count + 1
+    commands = commands + 1
+  end
+end
+if ARGV[4] == 'staged' then
+  while true do
+    local chunk = redis.call('LPOP', KEYS[3])
+    if not chunk then break end
+    run(chunk)
+  end
+else
+  for j = 6, #ARGV do
+    run(ARGV[j])
+  end
+end
+return commands
+",
+    )
+});

@@ -1,0 +1,254 @@
+//! What a person sees with `redis-cli`, what stays in Redis over time, and what Redis reports.
+
+use std::sync::Arc;
+
+use switchboard_engine::{
+    Engine, EngineOptions, MessageId, NewMessage, QueueConfig, Storage, StorageError, SystemClock,
+};
+use switchboard_storage::redis::{RedisOptions, RedisPersistence, RedisStorage};
+use switchboard_tests::redis_server::{RedisMode, RedisServer};
+
+pub fn open_storage(server: &RedisServer) -> RedisStorage {
+    RedisStorage::open(&server.url(), RedisOptions::default())
+        .unwrap_or_else(|error| panic!("cannot open the Redis storage: {error}"))
+}
+
+pub fn engine_on(storage: RedisStorage) -> Engine {
+    Engine::open(
+        Box::new(storage),
+        Arc::new(SystemClock),
+        EngineOptions::default(),
+    )
+    .unwrap_or_else(|error| panic!("engine does not open: {error}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_are_readable_with_redis_cli() {
+    let server = RedisServer::start(RedisMode::NoPersistence);
+    let engine = engine_on(open_storage(&server));
+    engine
+        .configure_queue("jobs", QueueConfig::default())
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for (n, priority) in [1u8, 5, 1, 9, 5].into_iter().enumerate() {
+        let message = NewMessage::new(format!("p{n}")).with_priority(priority);
+        ids.push(engine.enqueue("jobs", message).await.unwrap().id);
+    }
+    let delayed = engine
+        .enqueue("jobs", NewMessage::new("later").with_delay_ms(60_000))
+        .await
+        .unwrap()
+        .id;
+    let deduped = engine
+        .enqueue("jobs", NewMessage::new("once").with_dedup_key("order-7"))
+        .await
+        .unwrap()
+        .id;
+
+    let ready = server.cli_lines(&["ZRANGE", "switchboard:{jobs}:ready", "0", "-1"]);
+    let in_delivery_order = [ids[3], ids[1], ids[4], ids[0], ids[2], deduped];
+    assert_eq!(
+        ready,
+        strings(&in_delivery_order),
+        "ZRANGE lists delivery order"
+    );
+    let delayed_ids = server.cli_lines(&["ZRANGE", "switchboard:{jobs}:delayed", "0", "-1"]);
+    assert_eq!(delayed_ids, strings(&[delayed]));
+
+    let mut keys = server.cli_lines(&["KEYS", "*"]);
+    keys.sort();
+    let mut expected: Vec<String> = [
+        "switchboard:queues",
+        "switchboard:owner",
+        "switchboard:fence",
+        "switchboard:{jobs}:config",
+        "switchboard:{jobs}:ready",
+        "switchboard:{jobs}:delayed",
+        "switchboard:{jobs}:dedup",
+    ]
+    .map(String::from)
+    .into_iter()
+    .chain(
+        ids.iter()
+            .chain([&delayed, &deduped])
+            .map(|id| format!("switchboard:{{jobs}}:msg:{id}")),
+    )
+    .collect();
+    expected.sort();
+    assert_eq!(keys, expected);
+
+    let top = format!("switchboard:{{jobs}}:msg:{}", ids[3]);
+    assert_eq!(server.cli(&["HGET", &top, "payload"]), "p3");
+    assert_eq!(server.cli(&["HGET", &top, "priority"]), "9");
+    assert_eq!(server.cli(&["HGET", &top, "headers"]), "{}");
+    assert_eq!(server.cli(&["SMEMBERS", "switchboard:queues"]), "jobs");
+    let config = server.cli(&["GET", "switchboard:{jobs}:config"]);
+    assert!(
+        config.contains("\"max_attempts\":3"),
+        "config is JSON: {config}"
+    );
+    let dedup = server.cli(&["HGET", "switchboard:{jobs}:dedup", "order-7"]);
+    assert!(
+        dedup.starts_with(&format!("{deduped} ")),
+        "dedup entry: {dedup}"
+    );
+
+    let delivery = engine
+        .lease("jobs", 1, Some(60_000))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(delivery.message.id, ids[3]);
+    let leased = server.cli_lines(&["SMEMBERS", "switchboard:{jobs}:leased"]);
+    assert_eq!(leased, strings(&[ids[3]]));
+    assert_eq!(server.cli(&["HGET", &top, "attempts"]), "1");
+    engine.ack(ids[3], delivery.token).await.unwrap();
+    assert_eq!(
+        server.cli(&["EXISTS", &top]),
+        "0",
+        "an acked message is deleted"
+    );
+    assert_eq!(server.cli(&["EXISTS", "switchboard:{jobs}:leased"]), "0");
+}
+
+fn strings(ids: &[MessageId]) -> Vec<String> {
+    ids.iter().map(ToString::to_string).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_does_not_grow_with_history() {
+    const CYCLES: usize = 10_000;
+    const BATCH: usize = 500;
+    let server = RedisServer::start(RedisMode::NoPersistence);
+    let engine = engine_on(open_storage(&server));
+    let config = QueueConfig {
+        max_size: 100_000,
+        ..QueueConfig::default()
+    };
+    engine.configure_queue("churn", config).await.unwrap();
+    let baseline = server.dbsize();
+    for round in 0..CYCLES / BATCH {
+        let batch = (0..BATCH)
+            .map(|n| NewMessage::new(format!("{round}-{n}")).with_priority((n % 4) as u8))
+            .collect();
+        engine.enqueue_batch("churn", batch).await.unwrap();
+        let deliveries = engine.lease("churn", BATCH, Some(60_000)).await.unwrap();
+        assert_eq!(deliveries.len(), BATCH);
+        let acks: Vec<_> = deliveries.iter().map(|d| (d.message.id, d.token)).collect();
+        for result in engine.ack_batch(&acks).await.unwrap() {
+            result.unwrap();
+        }
+    }
+    assert_eq!(
+        server.dbsize(),
+        baseline,
+        "DBSIZE after {CYCLES} enqueue+lease+ack cycles: {:?}",
+        server.cli_lines(&["KEYS", "*"])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_survives_engine_and_redis_restart() {
+    let mut server = RedisServer::start(RedisMode::Aof { fsync: "always" });
+    let engine = engine_on(open_storage(&server));
+    let priorities = [2u8, 7, 2, 0, 7, 255, 2];
+    let mut ids = Vec::new();
+    for (n, priority) in priorities.into_iter().enumerate() {
+        let message = NewMessage::new(format!("m{n}")).with_priority(priority);
+        ids.push((
+            priority,
+            n,
+            engine.enqueue("ordered", message).await.unwrap().id,
+        ));
+    }
+    drop(engine);
+    tokio::task::block_in_place(|| server.restart());
+    let engine = engine_on(open_storage(&server));
+    ids.sort_by_key(|(priority, n, _)| (std::cmp::Reverse(*priority), *n));
+    let mut delivered = Vec::new();
+    while let Some(delivery) = engine.lease("ordered", 1, None).await.unwrap().pop() {
+        delivered.push(delivery.message.id);
+    }
+    let expected: Vec<MessageId> = ids.iter().map(|(_, _, id)| *id).collect();
+    assert_eq!(
+        delivered, expected,
+        "priority first, FIFO within a priority"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persistence_is_reported() {
+    let volatile = RedisServer::start(RedisMode::NoPersistence);
+    let storage = open_storage(&volatile);
+    assert_eq!(storage.persistence(), &RedisPersistence::None);
+    assert!(!storage.persistence().is_durable());
+    let durable = RedisServer::start(RedisMode::Aof { fsync: "everysec" });
+    let storage = open_storage(&durable);
+    assert_eq!(
+        storage.persistence(),
+        &RedisPersistence::AppendOnly {
+            fsync: "everysec".into()
+        }
+    );
+    assert!(storage.persistence().is_durable());
+    assert_eq!(
+        storage.persistence().to_string(),
+        "aof (appendfsync everysec)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_hash_is_reported_as_corrupt_naming_the_key() {
+    let server = RedisServer::start(RedisMode::NoPersistence);
+    let engine = engine_on(open_storage(&server));
+    let id = engine
+        .enqueue("jobs", NewMessage::new("x"))
+        .await
+        .unwrap()
+        .id;
+    drop(engine);
+    let key = format!("switchboard:{{jobs}}:msg:{id}");
+    server.cli(&["HSET", &key, "priority", "high"]);
+    let error = open_storage(&server).recover().unwrap_err();
+    match error {
+        StorageError::Corrupt(text) => {
+            assert!(text.contains(&key) && text.contains("priority"), "{text}")
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    server.cli(&["DEL", &key]);
+    let error = open_storage(&server).recover().unwrap_err();
+    assert!(
+        matches!(&error, StorageError::Corrupt(text) if text.contains(&key)),
+        "an indexed id without its hash: {error:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_of_many_megabytes_span_chunks_inline_and_staged() {
+    const MESSAGES: usize = 40;
+    const PAYLOAD_BYTES: usize = 100 * 1024;
+    let server = RedisServer::start(RedisMode::NoPersistence);
+    for options in [
+        RedisOptions::default(),
+        RedisOptions {
+            inline_batch_bytes_max: 1024 * 1024,
+            ..RedisOptions::default()
+        },
+    ] {
+        server.cli(&["FLUSHALL"]);
+        let storage = RedisStorage::open(&server.url(), options).unwrap();
+        let engine = engine_on(storage);
+        let batch = (0..MESSAGES)
+            .map(|n| NewMessage::new(vec![n as u8; PAYLOAD_BYTES]))
+            .collect();
+        engine.enqueue_batch("big", batch).await.unwrap();
+        drop(engine);
+        let snapshot = open_storage(&server).recover().unwrap();
+        assert_eq!(snapshot.messages.len(), MESSAGES);
+        for (n, message) in snapshot.messages.iter().enumerate() {
+            assert_eq!(&*message.payload, &vec![n as u8; PAYLOAD_BYTES][..]);
+        }
+    }
+}
