@@ -83,6 +83,29 @@ impl Http {
         Ok(agents)
     }
 
+    /// Registers a producer as an agent (WebSocket producers send as themselves).
+    pub async fn register_producer(&self, name: &str) -> Result<Agent, String> {
+        let body = json!({"name": name, "capabilities": ["loadgen-producer"]});
+        let response = self
+            .client
+            .post(format!("{}/api/v1/agents/register", self.base))
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| format!("register {name}: {e}"))?;
+        let value: Value = response
+            .json()
+            .await
+            .map_err(|e| format!("register {name}: {e}"))?;
+        let id = value["agent_id"]
+            .as_str()
+            .ok_or_else(|| format!("register {name}: {value}"))?;
+        Ok(Agent {
+            id: id.to_string(),
+            name: name.to_string(),
+        })
+    }
+
     pub async fn connect_ws(&self, agent: &Agent) -> Result<WsStream, String> {
         let url = format!("{}/ws/{}", self.base.replacen("http", "ws", 1), agent.id);
         let (socket, _) = tokio_tungstenite::connect_async(&url)
@@ -245,5 +268,64 @@ pub async fn ws_consumer(socket: WsStream, tracker: Arc<Tracker>, stop: Arc<Atom
             }
         }
     }
+    let _ = sink.close().await;
+}
+
+/// Sends with `send_message` frames over one socket, keeping up to `window` sends in flight.
+pub async fn produce_ws(job: ProducerJob, socket: WsStream, window: usize) {
+    let (mut sink, mut stream) = socket.split();
+    let credit = Arc::new(tokio::sync::Semaphore::new(window));
+    let replies = {
+        let credit = credit.clone();
+        let tracker = job.tracker.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(frame)) = stream.next().await {
+                let Frame::Text(text) = frame else { continue };
+                let Ok(value) = serde_json::from_str::<Value>(&text) else {
+                    continue;
+                };
+                match value["type"].as_str() {
+                    Some("sent") => tracker.sent(true),
+                    Some("error") => tracker.sent(false),
+                    _ => continue,
+                }
+                credit.add_permits(1);
+            }
+        })
+    };
+    let mut ticker = job.interval.map(tokio::time::interval);
+    loop {
+        let seq = job.next.fetch_add(1, Ordering::Relaxed);
+        if seq >= job.total {
+            break;
+        }
+        if let Some(ticker) = ticker.as_mut() {
+            ticker.tick().await;
+        }
+        match credit.acquire().await {
+            Ok(permit) => permit.forget(),
+            Err(_) => break,
+        }
+        let agent = &job.agents[seq as usize % job.agents.len()];
+        let frame = json!({
+            "type": "send_message",
+            "recipient": agent.name,
+            "content": format!("lg:{}:{}:{}", job.run_id, seq, job.filler),
+            "priority": "medium",
+            "metadata": {"loadgen_seq": seq},
+        });
+        job.tracker.sending(seq);
+        if sink
+            .send(Frame::Text(frame.to_string().into()))
+            .await
+            .is_err()
+        {
+            job.tracker.sent(false);
+            break;
+        }
+    }
+    // Wait for the replies to every send before closing.
+    let _ = tokio::time::timeout(Duration::from_secs(30), credit.acquire_many(window as u32)).await;
+    replies.abort();
     let _ = sink.close().await;
 }

@@ -47,6 +47,13 @@ pub struct Args {
     /// Concurrent producer tasks.
     #[arg(long, default_value_t = 32)]
     pub producers: usize,
+    /// How producers send: one REST call per message, or `send_message` frames over a
+    /// WebSocket per producer with up to `--window` sends in flight.
+    #[arg(long, value_enum, default_value_t = Mode::Rest)]
+    pub producer: Mode,
+    /// Sends in flight per WebSocket producer.
+    #[arg(long, default_value_t = 64)]
+    pub window: usize,
     /// Send rate across all producers in messages per second (unlimited when absent).
     #[arg(long)]
     pub rate: Option<f64>,
@@ -116,7 +123,15 @@ pub async fn run(args: Args) -> Result<Report, String> {
             }),
             filler: filler.clone(),
         };
-        producers.push(tokio::spawn(client::produce(job)));
+        producers.push(match args.producer {
+            Mode::Rest => tokio::spawn(client::produce(job)),
+            Mode::Ws => {
+                let socket = http
+                    .connect_ws(&http.register_producer(&job.sender).await?)
+                    .await?;
+                tokio::spawn(client::produce_ws(job, socket, args.window.max(1)))
+            }
+        });
     }
 
     let ticker = {
