@@ -61,12 +61,21 @@ pub fn app(state: AppState) -> Router {
             post(queues::redrive),
         )
         .route("/ws/{agent}", get(crate::ws::handler))
+        .merge(crate::monitor::routes())
+        .merge(crate::api::receipts::routes())
+        .merge(crate::api::migration::routes())
+        .merge(crate::api::routing::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limits::BODY_BYTES_MAX))
         .layer(middleware::from_fn(time_limit))
         .layer(ConcurrencyLimitLayer::new(limits::REQUESTS_IN_FLIGHT_MAX))
         .layer(CatchPanicLayer::custom(panicked))
+        // Outermost, so it counts the answers of every layer above (timeouts, panics).
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::monitor::count_requests,
+        ))
         .with_state(state)
 }
 

@@ -29,15 +29,27 @@ pub struct ServeArgs {
     /// Log filter, e.g. `info` or `switchboard_server=debug` (RUST_LOG also works).
     #[arg(long, default_value = "info")]
     pub log_level: String,
-    /// Turn on the monitoring endpoints (accepted for compatibility; see the monitoring issue).
+    /// Accepted for compatibility with the original; monitoring (`/metrics`, the dashboard at
+    /// `/`, health score, alerts, history) is always on.
     #[arg(long)]
     pub enable_monitoring: bool,
-    /// Turn on tmux migration (accepted for compatibility; see the migration issue).
+    /// Allow tmux migrations (`switchboard migrate`); without it the server never types into
+    /// tmux panes, except to finish a migration it finds unfinished at start.
     #[arg(long)]
     pub enable_migration: bool,
     /// Working directory holding `worktrees/` for agent discovery.
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub workdir: PathBuf,
+    /// Agent discovery flags (see `registry/discovery/`).
+    #[command(flatten)]
+    pub discovery: crate::registry::discovery::DiscoveryArgs,
+    /// Routing flags (see `routing/`).
+    #[command(flatten)]
+    pub routing: crate::routing::RoutingArgs,
+    /// Migration flags: `--migrate-now`, `--tmux-socket`, `--migration-on-restart` and the run
+    /// settings used by `--migrate-now` (see [`crate::migrate::settings`]).
+    #[command(flatten)]
+    pub migration: crate::migrate::settings::MigrationArgs,
     /// Unacknowledged WebSocket pushes allowed per connection (1 to 10000).
     #[arg(long, default_value_t = limits::WS_IN_FLIGHT_MAX_DEFAULT)]
     pub max_in_flight: usize,
@@ -84,6 +96,10 @@ pub struct Settings {
     pub rate_per_sender: u32,
     /// Burst size of the per-sender bucket.
     pub rate_burst: u32,
+    /// Where and when agent discovery looks (off by default; `serve` turns it on).
+    pub discovery: crate::registry::discovery::DiscoveryConfig,
+    /// `--routing-rules FILE`: where rules set over the API are kept (else in storage).
+    pub routing_rules: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -92,6 +108,8 @@ impl Default for Settings {
             max_in_flight: limits::WS_IN_FLIGHT_MAX_DEFAULT,
             rate_per_sender: limits::RATE_PER_SENDER_PER_SECOND_DEFAULT,
             rate_burst: limits::RATE_BURST_PER_SENDER_DEFAULT,
+            discovery: crate::registry::discovery::DiscoveryConfig::disabled(),
+            routing_rules: None,
         }
     }
 }
@@ -104,6 +122,8 @@ impl From<&ServeArgs> for Settings {
                 .clamp(1, switchboard_engine::BATCH_MESSAGES_MAX),
             rate_per_sender: args.rate_per_sender,
             rate_burst: args.rate_burst.max(1),
+            discovery: args.discovery.config(&args.workdir),
+            routing_rules: args.routing.routing_rules.clone(),
         }
     }
 }

@@ -10,6 +10,7 @@ use switchboard_engine::{
 use crate::api::wire::{InboxDeadMessage, InboxMessage, Metadata, Priority, SendMessageRequest};
 use crate::error::{ApiError, ApiResult};
 use crate::limits;
+use crate::receipts;
 use crate::registry::{validate_name, AgentRecord};
 use crate::state::AppState;
 use crate::time::iso8601;
@@ -120,10 +121,48 @@ pub async fn send(
     request: SendMessageRequest,
 ) -> ApiResult<(Enqueued, std::sync::Arc<AgentRecord>)> {
     validate_name("recipient", &request.recipient)?;
-    let recipient = state.registry.require(request.recipient.trim())?;
+    let started = std::time::Instant::now();
+    let recipient = state
+        .registry
+        .require(request.recipient.trim())
+        .inspect_err(|_| state.monitor.routing_failed())?;
+    send_to(state, sender, request, recipient, started).await
+}
+
+/// Sends `request` from `sender` into `recipient`'s inbox: the recipient named, or the one
+/// routing chose for `auto` / `capability:NAME` (see [`crate::routing`]). `started` is when
+/// handling the send began, for the routing-latency metric.
+pub async fn send_to(
+    state: &AppState,
+    sender: &str,
+    request: SendMessageRequest,
+    recipient: std::sync::Arc<AgentRecord>,
+    started: std::time::Instant,
+) -> ApiResult<(Enqueued, std::sync::Arc<AgentRecord>)> {
+    let sent = receipts::Sent::of(&request);
+    // A reply its asker is waiting for goes to the asker's reply queue (see `receipts::asks`).
+    let queue = receipts::queue_for(state, request.reply_to.as_deref(), &recipient);
+    // Dual mode: the recipient's pane gets a copy too (see `migrate::dual_mode`).
+    let pane_copy = (crate::migrate::wants_pane_copy(state, &recipient.id)
+        && queue == recipient.inbox())
+    .then(|| request.content.clone());
     let message = new_message(sender, request, state.engine.now_ms())?;
     state.limits.check(sender, 1)?;
-    let enqueued = state.engine.enqueue(&recipient.inbox(), message).await?;
+    let enqueued = state
+        .engine
+        .enqueue(&queue, message)
+        .await
+        .inspect_err(|_| state.monitor.routing_failed())?;
+    if !enqueued.deduplicated {
+        receipts::on_sent(state, enqueued.id, sender, &recipient, sent);
+        if let Some(content) = pane_copy {
+            crate::migrate::copy_to_pane(state, &recipient, sender, &content, enqueued.id);
+        }
+    }
+    let placed = u64::from(!enqueued.deduplicated);
+    state
+        .monitor
+        .sent(placed, started.elapsed(), state.engine.now_ms());
     Ok((enqueued, recipient))
 }
 
@@ -148,13 +187,21 @@ pub async fn lease(
         )));
     }
     let lease_ms = lease_ms(lease_seconds)?;
-    state.registry.touch(&agent.id, None);
+    if state.registry.touch(&agent.id, None) {
+        // It just came online: hand it what waits for it before reading its inbox.
+        crate::routing::waiting::sweep(state).await;
+    }
     let wait = std::time::Duration::from_secs(wait_seconds);
     let deliveries = state
         .engine
         .lease_wait(&agent.inbox(), limit, Some(lease_ms), wait)
         .await?;
-    state.lease_book.insert(&deliveries, state.engine.now_ms());
+    let now = state.engine.now_ms();
+    state.lease_book.insert(&deliveries, now);
+    state.monitor.delivered(&deliveries, now);
+    state
+        .receipts
+        .delivered(&deliveries, &agent.name, receipts::Via::Rest, now);
     Ok(deliveries.iter().map(inbox_message).collect())
 }
 
@@ -272,12 +319,19 @@ pub async fn settle_with(
         Settle::Ack => {
             state.engine.ack(id, token).await?;
             state.lease_book.remove(id, token);
-            state.deliveries.record(enqueued_at, state.engine.now_ms());
+            let now = state.engine.now_ms();
+            state.deliveries.record(enqueued_at, now);
+            state.monitor.acked(enqueued_at, now);
+            state.receipts.acked(id, None, now);
             Ok(None)
         }
         Settle::Nack(delay_ms) => {
             state.engine.nack(id, token, delay_ms).await?;
             state.lease_book.remove(id, token);
+            state.monitor.nacked();
+            state.receipts.nacked(id, None, state.engine.now_ms());
+            // A nack of the last attempt makes a dead letter: say so in the receipt now.
+            receipts::note_death(state, id).await;
             Ok(None)
         }
         Settle::Extend(lease_ms) => {

@@ -8,7 +8,10 @@
 //!
 //! ## Layout
 //! - `main.rs` (the binary) only parses arguments and calls [`cli::run`].
-//! - [`cli`]: subcommands (`serve`); `cli/serve.rs` starts and stops the server.
+//! - [`cli`]: subcommands (`serve`); `cli/serve.rs` starts and stops the server;
+//!   `cli/client/`: the agent tools (`send`, `inbox`, `ack`, `wait`, `ask`, `reply`, `status`,
+//!   `tail`, `hook`, ...) over HTTP.
+//! - [`mcp`]: `switchboard mcp`, the agent tools as an MCP server on stdio.
 //! - [`config`]: flags, environment variables, [`config::Settings`].
 //! - [`limits`]: every limit, named with its unit.
 //! - [`app`]: [`app::app`], the router and its layers; no I/O, testable with `oneshot`.
@@ -16,11 +19,19 @@
 //!   `health`, `openapi`) and the wire types (`api::wire`).
 //! - `inbox`: sending to, leasing from and settling messages of an agent's inbox, shared by
 //!   REST and WebSocket.
-//! - `registry`: agents (unique names, stable ids, presence), persisted in the engine.
+//! - `registry`: agents (unique names, stable ids, presence), persisted in the engine;
+//!   `registry/discovery/`: agents found in worktrees (CLAUDE.md, capabilities, git, watching).
+//! - `routing`: `auto` and `capability:NAME` recipients (rules, strategies, waiting queues).
 //! - `ws`: agent sockets (reader, pusher with credit, writer).
+//! - [`monitor`]: metrics, health score, alerts, 24 h history, `/metrics` (Prometheus) and the
+//!   live dashboard at `/`.
+//! - [`migrate`]: zero-disruption migration from tmux (tmux adapter, dual mode, batches,
+//!   validation, rollback, persisted state, report, cleanup).
 //! - [`error`]: [`error::ApiError`], the one error type → status + `{"detail": "..."}`.
 //! - `extract`: extractors turning axum's rejections into JSON 4xx answers.
 //! - `lease_book`: tokens of REST leases, so acks by id go straight to the engine.
+//! - `receipts`: delivery receipts (each message's stages with times), the live traffic feed,
+//!   and request/reply (`ask`); fed by small hooks in `inbox`, `ws` and `api`.
 //! - `rate_limit`, `listener`, `shutdown`, `storage`, `state`, `time`: the small parts.
 
 pub mod api;
@@ -33,8 +44,13 @@ mod inbox;
 mod lease_book;
 pub mod limits;
 mod listener;
+pub mod mcp;
+pub mod migrate;
+pub mod monitor;
 mod rate_limit;
+mod receipts;
 mod registry;
+mod routing;
 mod shutdown;
 mod state;
 mod storage;

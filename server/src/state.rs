@@ -8,7 +8,9 @@ use tokio::sync::watch;
 
 use crate::config::Settings;
 use crate::lease_book::LeaseBook;
+use crate::monitor::Monitor;
 use crate::rate_limit::SenderLimits;
+use crate::receipts::Receipts;
 use crate::registry::Registry;
 use crate::ws::Sockets;
 
@@ -32,10 +34,20 @@ pub struct Shared {
     pub deliveries: DeliveryTimes,
     /// Tokens of REST leases, so settling by id needs no lookup.
     pub lease_book: LeaseBook,
+    /// Metrics, alerts and history (see [`crate::monitor`]).
+    pub monitor: Monitor,
+    /// Delivery receipts, the live feed and open asks (see [`crate::receipts`]).
+    pub receipts: Receipts,
     /// Run-time settings.
     pub settings: Settings,
     /// Turns true when the server is shutting down; sockets close on it.
     pub shutdown: watch::Receiver<bool>,
+    /// The tmux migration: its run, and which agents' messages are also typed into panes.
+    pub migration: crate::migrate::Migration,
+    /// Routing of `auto` and `capability:NAME` messages: rules, strategies, waiting queues.
+    pub routing: crate::routing::Router,
+    /// Agent discovery from worktrees.
+    pub discovery: crate::registry::discovery::Discovery,
 }
 
 impl AppState {
@@ -46,6 +58,9 @@ impl AppState {
         settings: Settings,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
+        let monitor = Monitor::new(engine.now_ms());
+        let routing = crate::routing::Router::new(settings.routing_rules.clone());
+        let discovery = crate::registry::discovery::Discovery::new(settings.discovery.clone());
         Self {
             inner: Arc::new(Shared {
                 engine,
@@ -54,8 +69,13 @@ impl AppState {
                 limits: SenderLimits::new(settings.rate_per_sender, settings.rate_burst),
                 deliveries: DeliveryTimes::default(),
                 lease_book: LeaseBook::default(),
+                receipts: Receipts::default(),
+                monitor,
                 settings,
                 shutdown,
+                migration: crate::migrate::Migration::default(),
+                routing,
+                discovery,
             }),
         }
     }

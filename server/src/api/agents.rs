@@ -51,6 +51,11 @@ pub(crate) fn info(state: &AppState, view: AgentView) -> AgentInfo {
         endpoint: view.record.endpoint.clone(),
         metadata: view.record.metadata.clone(),
         connected,
+        discovery: view
+            .record
+            .discovery
+            .as_ref()
+            .map(|found| super::discovery::DiscoveryInfo::from(&**found)),
     }
 }
 

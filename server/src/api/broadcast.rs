@@ -15,7 +15,8 @@ use crate::limits;
 use crate::registry::AgentRecord;
 use crate::state::AppState;
 
-/// Sends one copy to each named agent, or to every online agent when none is named.
+/// Sends one copy to each named agent (names, ids, `capability:NAME`), or to every online
+/// agent when none is named.
 #[utoipa::path(post, path = "/api/v1/broadcast", tag = "messages", params(SenderQuery),
     request_body = BroadcastRequest,
     responses((status = 200, body = BroadcastResponse),
@@ -33,8 +34,10 @@ pub async fn broadcast(
             limits::BROADCAST_RECIPIENTS_MAX
         )));
     }
+    let started = std::time::Instant::now();
     let targets = targets(&state, &request.recipients);
     if targets.is_empty() {
+        state.monitor.routing_failed();
         return Err(ApiError::NotFound("No target agents found".into()));
     }
     let broadcast_id = uuid::Uuid::new_v4().to_string();
@@ -42,6 +45,7 @@ pub async fn broadcast(
     metadata.insert("broadcast_id".into(), broadcast_id.clone().into());
     let now = state.engine.now_ms();
     let mut messages = Vec::with_capacity(targets.len());
+    let mut sents = Vec::with_capacity(targets.len());
     for target in &targets {
         let copy = SendMessageRequest {
             recipient: target.name.clone(),
@@ -54,19 +58,37 @@ pub async fn broadcast(
             dedup_key: None,
             reply_to: None,
         };
+        sents.push(crate::receipts::Sent::of(&copy));
         messages.push(inbox::new_message(&query.sender, copy, now)?);
     }
     state.limits.check(&query.sender, targets.len() as u32)?;
     // Concurrent enqueues join one group commit.
     let engine = &state.engine;
     let inboxes: Vec<String> = targets.iter().map(|t| t.inbox()).collect();
-    try_join_all(
+    let stored = try_join_all(
         inboxes
             .iter()
             .zip(messages)
             .map(|(queue, message)| engine.enqueue(queue, message)),
     )
-    .await?;
+    .await
+    .inspect_err(|_| state.monitor.routing_failed())?;
+    for ((target, enqueued), sent) in targets.iter().zip(&stored).zip(sents) {
+        crate::receipts::on_sent(&state, enqueued.id, &query.sender, target, sent);
+        // Dual mode: not-yet-migrated targets get a copy in their pane too.
+        if crate::migrate::wants_pane_copy(&state, &target.id) {
+            crate::migrate::copy_to_pane(
+                &state,
+                target,
+                &query.sender,
+                &request.content,
+                enqueued.id,
+            );
+        }
+    }
+    state
+        .monitor
+        .sent(targets.len() as u64, started.elapsed(), engine.now_ms());
     let websocket_sent = targets
         .iter()
         .filter(|t| state.sockets.is_connected(&t.id))
@@ -95,7 +117,30 @@ fn targets(state: &AppState, recipients: &[String]) -> Vec<std::sync::Arc<AgentR
     let mut seen = std::collections::HashSet::new();
     recipients
         .iter()
-        .filter_map(|key| state.registry.resolve(key.trim()))
+        .flat_map(|key| expand(state, key.trim()))
         .filter(|record| seen.insert(record.id.clone()))
         .collect()
+}
+
+/// One named recipient: an agent by name or id, or `capability:NAME`, every agent with that
+/// capability (online or not: its copy waits in its inbox) whose worktree is not gone. Copies
+/// are addressed to these inboxes directly and never routed.
+fn expand(state: &AppState, key: &str) -> Vec<std::sync::Arc<AgentRecord>> {
+    if crate::routing::is_capability_recipient(key) {
+        let wanted = key[crate::routing::RECIPIENT_CAPABILITY_PREFIX.len()..].trim();
+        return state
+            .registry
+            .list()
+            .into_iter()
+            .map(|view| view.record)
+            .filter(|record| {
+                !record.is_gone()
+                    && record
+                        .capabilities
+                        .iter()
+                        .any(|capability| capability.eq_ignore_ascii_case(wanted))
+            })
+            .collect();
+    }
+    state.registry.resolve(key).into_iter().collect()
 }

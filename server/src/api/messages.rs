@@ -27,12 +27,18 @@ pub async fn send(
     ApiQuery(query): ApiQuery<SenderQuery>,
     ApiJson(request): ApiJson<SendMessageRequest>,
 ) -> ApiResult<Json<SendMessageResponse>> {
-    let (enqueued, recipient) = inbox::send(&state, &query.sender, request).await?;
+    // `auto` and `capability:NAME` are routed (see `routing`); names and ids go direct.
+    let (enqueued, routed) = crate::routing::send(&state, &query.sender, request).await?;
     Ok(Json(SendMessageResponse {
         message_id: enqueued.id.to_string(),
         status: "sent".into(),
-        recipient: recipient.name.clone(),
+        recipient: routed.name,
         deduplicated: enqueued.deduplicated,
+        routed_to: routed.routed_to,
+        rule: routed.rule,
+        strategy: routed.strategy.map(|s| s.as_str().to_string()),
+        capability: routed.capability,
+        waiting_queue: routed.waiting_queue,
     }))
 }
 
@@ -173,10 +179,12 @@ pub async fn ack_batch(
         state.lease_book.remove(*id, *token);
     }
     let mut acknowledged = Vec::new();
-    for ((text, _, _, enqueued_at), result) in held.into_iter().zip(results) {
+    for ((text, id, _, enqueued_at), result) in held.into_iter().zip(results) {
         match result {
             Ok(()) => {
                 state.deliveries.record(enqueued_at, now);
+                state.monitor.acked(enqueued_at, now);
+                state.receipts.acked(id, None, now);
                 acknowledged.push(text);
             }
             Err(_) => not_found.push(text),

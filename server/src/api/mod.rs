@@ -2,9 +2,13 @@
 
 pub mod agents;
 pub mod broadcast;
+pub mod discovery;
 pub mod health;
 pub mod messages;
+pub mod migration;
 pub mod openapi;
 pub mod queues;
+pub mod receipts;
+pub mod routing;
 pub mod stats;
 pub mod wire;

@@ -46,5 +46,6 @@ pub async fn stats(State(state): State<AppState>) -> Json<StatsResponse> {
             active_connections: state.sockets.open_count(),
             agent_connections: state.sockets.agent_count(),
         },
+        routing: crate::routing::stats(&state),
     })
 }

@@ -95,6 +95,23 @@ pub struct SendMessageResponse {
     pub recipient: String,
     /// True when `dedup_key` matched an earlier message and nothing new was stored.
     pub deduplicated: bool,
+    /// The agent that got it, by name; `null` while it waits for a matching agent.
+    #[serde(default)]
+    pub routed_to: Option<String>,
+    /// The routing rule that matched (`auto` recipients only).
+    #[serde(default)]
+    pub rule: Option<String>,
+    /// The strategy that picked (or will pick) the agent: `round_robin`, `least_loaded` or
+    /// `sticky`; `null` for a named recipient.
+    #[serde(default)]
+    pub strategy: Option<String>,
+    /// The capability aimed at, if any.
+    #[serde(default)]
+    pub capability: Option<String>,
+    /// The waiting queue holding it until a matching agent comes online, if no candidate was
+    /// online (then `recipient` names this queue).
+    #[serde(default)]
+    pub waiting_queue: Option<String>,
 }
 
 /// `POST /api/v1/broadcast` body.
@@ -297,6 +314,9 @@ pub struct AgentInfo {
     pub metadata: Metadata,
     /// True while a WebSocket is open for it.
     pub connected: bool,
+    /// Where discovery found it (worktree, capability provenance, gone), if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovery: Option<crate::api::discovery::DiscoveryInfo>,
 }
 
 /// `GET /api/v1/agents` query.
@@ -374,6 +394,9 @@ pub struct StatsResponse {
     pub agents: AgentsSection,
     /// Open sockets.
     pub websockets: WebsocketsSection,
+    /// Routing of `auto` and `capability:NAME` messages.
+    #[serde(default)]
+    pub routing: crate::routing::RoutingStats,
 }
 
 /// Agent inboxes together.

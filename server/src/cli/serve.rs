@@ -103,9 +103,28 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .map_err(|error| format!("switchboard: cannot read the listening address: {error}"))?;
     let (stop, stopped) = watch::channel(false);
     let state = AppState::new(engine.clone(), registry, Settings::from(&args), stopped);
-    if args.enable_monitoring || args.enable_migration {
-        tracing::warn!("--enable-monitoring and --enable-migration are accepted but not built yet");
+    // Routing rules (`--routing-rules` or kept in storage), then a first discovery scan so
+    // that found agents exist before the first request; then the background work.
+    state.routing.load(&engine).await.map_err(|error| {
+        format!("switchboard: {error}. Fix the rules (or remove --routing-rules) and start again.")
+    })?;
+    let discovery = crate::registry::discovery::spawn(state.clone());
+    if let Err(error) = state.discovery.rescan(&state).await {
+        tracing::warn!(%error, "agent discovery failed at start; it is retried on its interval");
     }
+    let sweeper = crate::routing::spawn(state.clone());
+    let stale_cleanup = crate::registry::discovery::stale::spawn_stale_cleanup(state.clone());
+    // Loads the migration state: resumes (or rolls back) an unfinished run, or --migrate-now.
+    crate::migrate::boot(
+        &state,
+        &args.migration,
+        args.enable_migration,
+        args.workdir.clone(),
+        local,
+    )
+    .await?;
+    // Monitoring is always on (see `crate::monitor`); --enable-monitoring changes nothing.
+    let sampler = crate::monitor::sampler::spawn(state.clone(), state.shutdown.clone());
     tracing::info!(%local, storage = %url, workdir = %args.workdir.display(), "switchboard listening");
     // One line on stdout, so scripts and tests can learn the port when they asked for port 0.
     println!("switchboard listening on http://{local}");
@@ -121,6 +140,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     .await;
     if let Err(error) = served {
         tracing::error!(%error, "server failed");
+    }
+    sampler.abort(); // it stops by itself on shutdown; this covers a server that failed
+    for task in [discovery, sweeper, stale_cleanup] {
+        task.abort(); // they stop by themselves on shutdown too
     }
     if !state.sockets.wait_all_closed(limits::SHUTDOWN_GRACE).await {
         tracing::warn!("some sockets did not close in time; their leases return when they run out");

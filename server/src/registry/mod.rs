@@ -5,7 +5,11 @@
 //! every change is then made durable through [`persist`] before the caller is answered.
 //! Presence (last seen, online/offline) is not persisted: after a restart an agent is offline
 //! until it shows up again.
+//!
+//! Agents come from registrations over the API and from [`discovery`] (worktrees holding a
+//! `CLAUDE.md`); both meet on the name, so one agent keeps one id whichever way it arrives.
 
+pub mod discovery;
 mod persist;
 
 use std::collections::{BTreeMap, HashMap};
@@ -14,6 +18,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use switchboard_engine::{Engine, EngineError, UnixMillis};
+use tokio::sync::Notify;
 
 use crate::api::wire::{AgentStatus, Metadata, RegisterRequest};
 use crate::error::{ApiError, ApiResult};
@@ -34,12 +39,38 @@ pub struct AgentRecord {
     pub metadata: Metadata,
     /// When the name was first registered.
     pub registered_at: UnixMillis,
+    /// Capabilities last declared over the API, kept apart from the discovered ones so that a
+    /// rescan can replace those without losing these. Only set once the agent was discovered
+    /// (see [`AgentRecord::declared_capabilities`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registered_capabilities: Option<Vec<String>>,
+    /// Where discovery found the agent, with the provenance of each discovered capability.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Boxed: most agents are never discovered, and records are moved around a lot.
+    pub discovery: Option<Box<discovery::Discovered>>,
 }
 
 impl AgentRecord {
     /// The engine queue holding this agent's inbox. Keyed by id, so a rename never moves it.
     pub fn inbox(&self) -> String {
         inbox_queue(&self.id)
+    }
+
+    /// The capabilities declared over the API: all of them for an agent never discovered
+    /// (records written before discovery existed included), none for an agent only discovered.
+    pub fn declared_capabilities(&self) -> &[String] {
+        match (&self.registered_capabilities, &self.discovery) {
+            (Some(declared), _) => declared,
+            (None, None) => &self.capabilities,
+            (None, Some(_)) => &[],
+        }
+    }
+
+    /// True when discovery found the agent and its worktree has since disappeared.
+    pub fn is_gone(&self) -> bool {
+        self.discovery
+            .as_ref()
+            .is_some_and(|found| found.gone_since.is_some())
     }
 }
 
@@ -86,6 +117,9 @@ pub struct AgentView {
 pub struct Registry {
     engine: Engine,
     agents: RwLock<Agents>,
+    /// Notified when an agent comes online or (re-)registers, so that messages waiting for a
+    /// capability are handed over at once (see `routing::waiting`).
+    arrivals: Notify,
 }
 
 impl Registry {
@@ -116,7 +150,13 @@ impl Registry {
         Ok(Registry {
             engine,
             agents: RwLock::new(agents),
+            arrivals: Notify::new(),
         })
+    }
+
+    /// Notified (one stored permit) whenever an agent comes online or registers.
+    pub fn arrivals(&self) -> &Notify {
+        &self.arrivals
     }
 
     /// Registers `request.name`, or updates it when the name exists (same id). Returns the
@@ -141,8 +181,19 @@ impl Registry {
             };
             match existing.and_then(|id| agents.by_id.get_mut(&id)) {
                 Some(entry) => {
+                    // A discovered agent keeps its discovered capabilities beside the declared.
+                    let registered = entry
+                        .record
+                        .discovery
+                        .is_some()
+                        .then(|| request.capabilities.clone());
+                    let capabilities = discovery::effective_capabilities(
+                        &request.capabilities,
+                        entry.record.discovery.as_deref(),
+                    );
                     let updated = AgentRecord {
-                        capabilities: request.capabilities,
+                        capabilities,
+                        registered_capabilities: registered,
                         endpoint: request.endpoint,
                         metadata: request.metadata,
                         ..(*entry.record).clone()
@@ -163,6 +214,8 @@ impl Registry {
                         endpoint: request.endpoint,
                         metadata: request.metadata,
                         registered_at: now,
+                        registered_capabilities: None,
+                        discovery: None,
                     });
                     agents
                         .id_by_name
@@ -182,6 +235,7 @@ impl Registry {
         if let Some(version) = changed {
             persist::put(&self.engine, version, &record).await?;
         }
+        self.arrivals.notify_one();
         Ok((record, created))
     }
 
@@ -203,14 +257,24 @@ impl Registry {
     }
 
     /// Records a sign of life; `reported` overrides the computed status until the next one.
-    pub fn touch(&self, id: &str, reported: Option<AgentStatus>) {
+    /// Returns true when the agent was not online before and is now (it *arrived*).
+    pub fn touch(&self, id: &str, reported: Option<AgentStatus>) -> bool {
         let now = self.engine.now_ms();
-        if let Some(entry) = self.agents.write().by_id.get_mut(id) {
-            entry.presence = Presence {
-                last_seen: now,
-                reported,
-            };
+        let arrived = match self.agents.write().by_id.get_mut(id) {
+            Some(entry) => {
+                let was_online = view(entry, now).status == AgentStatus::Online;
+                entry.presence = Presence {
+                    last_seen: now,
+                    reported,
+                };
+                !was_online && view(entry, now).status == AgentStatus::Online
+            }
+            None => false,
+        };
+        if arrived {
+            self.arrivals.notify_one();
         }
+        arrived
     }
 
     /// Removes the agent named (or with id) `key`; its inbox stays in the engine.
@@ -280,6 +344,12 @@ fn view(entry: &Entry, now: UnixMillis) -> AgentView {
 
 fn validate_registration(request: &RegisterRequest) -> ApiResult<()> {
     validate_name("name", &request.name)?;
+    if let Some(reason) = reserved_name(&request.name) {
+        return Err(ApiError::invalid(format!(
+            "name {:?} is reserved: {reason}",
+            request.name
+        )));
+    }
     if request.capabilities.len() > limits::CAPABILITIES_MAX {
         return Err(ApiError::invalid(format!(
             "capabilities: at most {} allowed",
@@ -292,6 +362,18 @@ fn validate_registration(request: &RegisterRequest) -> ApiResult<()> {
         ));
     }
     Ok(())
+}
+
+/// Why `name` cannot be an agent's name, if it cannot: recipients spell routing with these.
+pub fn reserved_name(name: &str) -> Option<&'static str> {
+    let name = name.trim();
+    if name.eq_ignore_ascii_case(crate::routing::RECIPIENT_AUTO) {
+        Some("the recipient `auto` asks for content routing")
+    } else if crate::routing::is_capability_recipient(name) {
+        Some("recipients `capability:NAME` ask for any agent with that capability")
+    } else {
+        None
+    }
 }
 
 /// Checks an agent, sender or recipient name: not empty, not too long, no control characters.

@@ -182,7 +182,9 @@ impl Session {
             let session = self.clone();
             let outbox = outbox.clone();
             tokio::spawn(async move {
-                let reply = session.handle(text.as_str()).await;
+                let reply = session.handle(text.as_str(), &outbox).await;
+                let rejected = reply.as_ref().is_some_and(|r| r["type"] == "error");
+                session.state.monitor.counters.ws_frame(rejected);
                 if let Some(reply) = reply {
                     let _ = send(&outbox, reply).await;
                 }
@@ -192,7 +194,7 @@ impl Session {
     }
 
     /// Answers one client frame.
-    async fn handle(&self, text: &str) -> Option<Value> {
+    async fn handle(self: &Arc<Self>, text: &str, outbox: &Outbox) -> Option<Value> {
         let frame: ClientFrame = match serde_json::from_str(text) {
             Ok(frame) => frame,
             Err(error) => return Some(frames::error(format!("bad frame: {error}"), None)),
@@ -226,16 +228,46 @@ impl Session {
                 Some(reply_frame(reply, "extended", &message_id))
             }
             ClientFrame::SendMessage(request) => {
-                match inbox::send(state, &self.agent.name, request).await {
-                    Ok((enqueued, recipient)) => Some(json!({
+                // `auto` and `capability:NAME` are routed, as over REST.
+                match crate::routing::send(state, &self.agent.name, request).await {
+                    Ok((enqueued, routed)) => Some(json!({
                         "type": "sent",
                         "message_id": enqueued.id.to_string(),
-                        "recipient": recipient.name,
+                        "recipient": routed.name,
                         "deduplicated": enqueued.deduplicated,
+                        "routed_to": routed.routed_to,
+                        "rule": routed.rule,
+                        "strategy": routed.strategy.map(|s| s.as_str()),
+                        "waiting_queue": routed.waiting_queue,
                     })),
                     Err(error) => Some(frames::error(error.detail(), None)),
                 }
             }
+            ClientFrame::SubscribeReceipts => {
+                let events = state.receipts.subscribe(state);
+                let session = self.clone();
+                tokio::spawn(crate::receipts::feed::forward_to_socket(
+                    events,
+                    self.agent.name.clone(),
+                    outbox.clone(),
+                    async move { session.wait_closed().await },
+                ));
+                Some(json!({ "type": "subscribed", "stream": "receipts" }))
+            }
+        }
+    }
+
+    /// Resolves once the socket is closing (the receipt forwarder stops on it, so that its
+    /// clone of the outbox does not keep the writer open).
+    async fn wait_closed(&self) {
+        loop {
+            let closed = self.closed.notified();
+            tokio::pin!(closed);
+            closed.as_mut().enable();
+            if self.closing.load(Ordering::SeqCst) {
+                return;
+            }
+            closed.await;
         }
     }
 
@@ -300,6 +332,12 @@ impl Session {
             if self.closing.load(Ordering::SeqCst) {
                 return; // the reader gives them back
             }
+            let now = self.state.engine.now_ms();
+            self.state.monitor.delivered(&deliveries, now);
+            let via = crate::receipts::Via::WebSocket;
+            self.state
+                .receipts
+                .delivered(&deliveries, &self.agent.name, via, now);
             for delivery in &deliveries {
                 let frame = frames::push(inbox::inbox_message(delivery));
                 if send(&outbox, frame).await.is_err() {

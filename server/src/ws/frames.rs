@@ -35,6 +35,9 @@ pub enum ClientFrame {
     },
     /// Send a message to another agent, as `POST /api/v1/messages`.
     SendMessage(SendMessageRequest),
+    /// From now on, push a `receipt` frame for each stage of each message this agent sends
+    /// (see `crate::receipts`); answered with `subscribed`.
+    SubscribeReceipts,
 }
 
 /// A pushed message: `type` is `broadcast` for a broadcast copy (its `broadcast_id` is in the

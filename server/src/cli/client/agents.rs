@@ -1,0 +1,63 @@
+//! `switchboard agents`: the registered agents, their presence and capabilities.
+
+use clap::Args;
+
+use super::api::Client;
+use super::identity::Connection;
+use super::output::{print_json, table};
+use super::{checked, Failure};
+use crate::api::wire::{AgentInfo, AgentStatus};
+
+/// Flags of `switchboard agents`.
+#[derive(Debug, Clone, Args)]
+pub struct AgentsArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    /// Print JSON for programs (the array of `GET /api/v1/agents`).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `switchboard agents`.
+pub async fn run(args: AgentsArgs) -> Result<(), Failure> {
+    let client = Client::new(&args.connection.server)?;
+    let mut agents = checked(&client, client.agents()).await?;
+    agents.sort_by(|a, b| a.name.cmp(&b.name));
+    if args.json {
+        print_json(&agents);
+    } else if agents.is_empty() {
+        println!("no agents registered");
+    } else {
+        print!("{}", agents_table(&agents));
+    }
+    Ok(())
+}
+
+fn status_word(status: AgentStatus) -> &'static str {
+    match status {
+        AgentStatus::Online => "online",
+        AgentStatus::Offline => "offline",
+        AgentStatus::Busy => "busy",
+        AgentStatus::Idle => "idle",
+        AgentStatus::Error => "error",
+    }
+}
+
+fn agents_table(agents: &[AgentInfo]) -> String {
+    let rows: Vec<Vec<String>> = agents
+        .iter()
+        .map(|agent| {
+            vec![
+                agent.name.clone(),
+                status_word(agent.status).to_string(),
+                if agent.connected { "websocket" } else { "-" }.to_string(),
+                agent.capabilities.join(","),
+                agent.last_seen.clone(),
+            ]
+        })
+        .collect();
+    table(
+        &["NAME", "STATUS", "SOCKET", "CAPABILITIES", "LAST SEEN"],
+        &rows,
+    )
+}

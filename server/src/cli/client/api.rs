@@ -1,0 +1,375 @@
+//! The HTTP client the agent tools share (CLI commands and the MCP server): one method per
+//! server call, and [`ClientError`], whose messages tell a person what to do.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::api::receipts::{CancelAnswer, ReplyAnswer};
+use crate::api::wire::SendMessageResponse;
+use crate::api::wire::{AckResponse, AgentInfo, BatchAckResponse, InboxMessage, Priority};
+
+/// Server used when neither `--server` nor `SWITCHBOARD_URL` names one.
+pub const SERVER_URL_DEFAULT: &str = "http://127.0.0.1:8080";
+/// Longest time to open a connection to the server.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Longest time a plain request may take; long polls add their wait to it.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// Longest single long poll the server allows, in seconds (`limits::WAIT_SECONDS_MAX`).
+pub const LONG_POLL_SECONDS_MAX: u64 = crate::limits::WAIT_SECONDS_MAX;
+
+/// What can go wrong talking to the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No server answers at the URL.
+    #[error("cannot reach switchboard at {url} ({cause}); start it with `switchboard serve`, or name the right server with --server URL (or SWITCHBOARD_URL)")]
+    Unreachable {
+        /// The server URL tried.
+        url: String,
+        /// The innermost cause ("Connection refused").
+        cause: String,
+    },
+    /// The server answered 404.
+    #[error("{detail}")]
+    NotFound {
+        /// The server's detail.
+        detail: String,
+    },
+    /// The server refused the request (any other 4xx or 5xx).
+    #[error("the server answered {status}: {detail}")]
+    Refused {
+        /// The HTTP status.
+        status: StatusCode,
+        /// The server's detail.
+        detail: String,
+    },
+    /// The answer was not what a switchboard server sends.
+    #[error("unexpected answer from {url}: {cause}; is this a switchboard server?")]
+    Garbled {
+        /// The URL asked.
+        url: String,
+        /// What was wrong with it.
+        cause: String,
+    },
+}
+
+/// The innermost cause of an error, which names the actual problem ("Connection refused").
+fn innermost(error: &dyn std::error::Error) -> String {
+    let mut source = error;
+    while let Some(next) = source.source() {
+        source = next;
+    }
+    source.to_string()
+}
+
+/// A connection to one server. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    /// A client of the server at `base` (e.g. `http://127.0.0.1:8080`).
+    pub fn new(base: &str) -> Result<Self, ClientError> {
+        let base = base.trim().trim_end_matches('/').to_string();
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .build()
+            .map_err(|error| ClientError::Unreachable {
+                url: base.clone(),
+                cause: innermost(&error),
+            })?;
+        Ok(Self { base, http })
+    }
+
+    /// The server's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Sends a request and reads a JSON answer; 404 and other refusals become errors carrying
+    /// the server's `detail`.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+        timeout: Duration,
+    ) -> Result<T, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self
+            .http
+            .request(method, &url)
+            .query(query)
+            .timeout(timeout);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|error| self.transport(&url, &error))?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|error| self.transport(&url, &error))?;
+        if !status.is_success() {
+            let detail = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|body| body["detail"].as_str().map(str::to_string))
+                .unwrap_or_else(|| text.chars().take(300).collect());
+            return Err(if status == StatusCode::NOT_FOUND {
+                ClientError::NotFound { detail }
+            } else {
+                ClientError::Refused { status, detail }
+            });
+        }
+        serde_json::from_str(&text).map_err(|error| ClientError::Garbled {
+            url,
+            cause: error.to_string(),
+        })
+    }
+
+    fn transport(&self, url: &str, error: &reqwest::Error) -> ClientError {
+        if error.is_connect() || error.is_timeout() || error.is_request() {
+            ClientError::Unreachable {
+                url: self.base.clone(),
+                cause: innermost(error),
+            }
+        } else {
+            ClientError::Garbled {
+                url: url.to_string(),
+                cause: innermost(error),
+            }
+        }
+    }
+
+    /// `POST /api/v1/messages?sender=...`.
+    pub async fn send(
+        &self,
+        sender: &str,
+        message: &Outgoing,
+    ) -> Result<SendMessageResponse, ClientError> {
+        let body = serde_json::to_value(message).expect("a message always serializes");
+        let query = [("sender", sender.to_string())];
+        self.call(
+            Method::POST,
+            "/api/v1/messages",
+            &query,
+            Some(&body),
+            REQUEST_TIMEOUT,
+        )
+        .await
+    }
+
+    /// Leases up to `limit` of `agent`'s messages, waiting up to `wait_seconds` (at most
+    /// [`LONG_POLL_SECONDS_MAX`]) for one.
+    pub async fn lease(
+        &self,
+        agent: &str,
+        limit: usize,
+        wait_seconds: u64,
+    ) -> Result<Vec<InboxMessage>, ClientError> {
+        let wait_seconds = wait_seconds.min(LONG_POLL_SECONDS_MAX);
+        let query = [
+            ("limit", limit.to_string()),
+            ("wait_seconds", wait_seconds.to_string()),
+        ];
+        let path = format!("/api/v1/messages/{}", encode(agent));
+        let timeout = REQUEST_TIMEOUT + Duration::from_secs(wait_seconds);
+        self.call(Method::GET, &path, &query, None, timeout).await
+    }
+
+    /// Acks `agent`'s leased messages by id, in one request.
+    pub async fn ack(&self, agent: &str, ids: &[String]) -> Result<BatchAckResponse, ClientError> {
+        let body = json!({ "agent_id": agent, "message_ids": ids });
+        self.call(
+            Method::POST,
+            "/api/v1/messages/ack",
+            &[],
+            Some(&body),
+            REQUEST_TIMEOUT,
+        )
+        .await
+    }
+
+    /// Gives a leased message back, to be delivered again after `delay_seconds` (at once when
+    /// 0; the queue's backoff when `None`).
+    pub async fn nack(
+        &self,
+        agent: &str,
+        id: &str,
+        delay_seconds: Option<u64>,
+    ) -> Result<AckResponse, ClientError> {
+        let mut query = vec![("agent_id", agent.to_string())];
+        if let Some(delay) = delay_seconds {
+            query.push(("delay_seconds", delay.to_string()));
+        }
+        let path = format!("/api/v1/messages/{}/nack", encode(id));
+        self.call(Method::POST, &path, &query, None, REQUEST_TIMEOUT)
+            .await
+    }
+
+    /// A message's delivery receipt (`GET /api/v1/messages/{id}/status`), as JSON.
+    pub async fn status(&self, id: &str) -> Result<Value, ClientError> {
+        let path = format!("/api/v1/messages/{}/status", encode(id));
+        self.call(Method::GET, &path, &[], None, REQUEST_TIMEOUT)
+            .await
+    }
+
+    /// Waits up to `wait_seconds` for the reply to question `id` that `agent` asked.
+    pub async fn wait_reply(
+        &self,
+        agent: &str,
+        id: &str,
+        wait_seconds: u64,
+    ) -> Result<Option<InboxMessage>, ClientError> {
+        let wait_seconds = wait_seconds.min(LONG_POLL_SECONDS_MAX);
+        let query = [
+            ("agent_id", agent.to_string()),
+            ("wait_seconds", wait_seconds.to_string()),
+        ];
+        let path = format!("/api/v1/messages/{}/reply", encode(id));
+        let timeout = REQUEST_TIMEOUT + Duration::from_secs(wait_seconds);
+        let answer: ReplyAnswer = self.call(Method::GET, &path, &query, None, timeout).await?;
+        Ok(answer.reply)
+    }
+
+    /// Stops waiting for the reply to question `id`; a late reply goes to the inbox.
+    pub async fn cancel_reply(&self, agent: &str, id: &str) -> Result<CancelAnswer, ClientError> {
+        let query = [("agent_id", agent.to_string())];
+        let path = format!("/api/v1/messages/{}/reply", encode(id));
+        self.call(Method::DELETE, &path, &query, None, REQUEST_TIMEOUT)
+            .await
+    }
+
+    /// Every registered agent.
+    pub async fn agents(&self) -> Result<Vec<AgentInfo>, ClientError> {
+        self.call(Method::GET, "/api/v1/agents", &[], None, REQUEST_TIMEOUT)
+            .await
+    }
+
+    /// One agent, by name or id.
+    pub async fn agent(&self, key: &str) -> Result<AgentInfo, ClientError> {
+        let path = format!("/api/v1/agents/{}", encode(key));
+        self.call(Method::GET, &path, &[], None, REQUEST_TIMEOUT)
+            .await
+    }
+
+    /// Opens the live feed (`GET /api/v1/feed`), optionally only `agent`'s traffic.
+    pub async fn feed(&self, agent: Option<&str>) -> Result<reqwest::Response, ClientError> {
+        let url = format!("{}/api/v1/feed", self.base);
+        let mut request = self.http.get(&url);
+        if let Some(agent) = agent {
+            request = request.query(&[("agent", agent)]);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|error| self.transport(&url, &error))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let detail = body["detail"].as_str().unwrap_or("no detail").to_string();
+        Err(if status == StatusCode::NOT_FOUND {
+            ClientError::NotFound { detail }
+        } else {
+            ClientError::Refused { status, detail }
+        })
+    }
+}
+
+/// A message to send: the body of `POST /api/v1/messages`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outgoing {
+    /// Agent name or id, `capability:NAME`, or `auto`.
+    pub recipient: String,
+    /// The text.
+    pub content: String,
+    /// Its priority.
+    pub priority: Priority,
+    /// Free-form metadata (`thread_id`, `expects_reply`).
+    pub metadata: serde_json::Map<String, Value>,
+    /// The message this one answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+}
+
+impl Outgoing {
+    /// A medium-priority message with no metadata.
+    pub fn new(recipient: &str, content: &str) -> Self {
+        Self {
+            recipient: recipient.to_string(),
+            content: content.to_string(),
+            priority: Priority::Medium,
+            metadata: serde_json::Map::new(),
+            reply_to: None,
+        }
+    }
+}
+
+/// Whole seconds of a long poll covering `remaining` (rounded up, so that a poll never asks for
+/// 0 s while time is left), at most [`LONG_POLL_SECONDS_MAX`].
+pub fn poll_seconds(remaining: Duration) -> u64 {
+    remaining
+        .as_millis()
+        .div_ceil(1000)
+        .min(u128::from(LONG_POLL_SECONDS_MAX)) as u64
+}
+
+/// Percent-encodes one path segment (agent names and ids are plain, but a person may type
+/// anything).
+fn encode(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for byte in segment.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(byte as char)
+            }
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_polls_round_up_and_stay_within_the_server_limit() {
+        assert_eq!(poll_seconds(Duration::from_millis(1)), 1);
+        assert_eq!(poll_seconds(Duration::from_millis(1000)), 1);
+        assert_eq!(poll_seconds(Duration::from_millis(1001)), 2);
+        assert_eq!(poll_seconds(Duration::ZERO), 0);
+        assert_eq!(
+            poll_seconds(Duration::from_secs(3600)),
+            LONG_POLL_SECONDS_MAX
+        );
+    }
+
+    #[test]
+    fn path_segments_are_percent_encoded() {
+        assert_eq!(encode("alice-1.b_c"), "alice-1.b_c");
+        assert_eq!(encode("a b/c"), "a%20b%2Fc");
+    }
+
+    #[test]
+    fn unreachable_server_says_how_to_start_it() {
+        let error = ClientError::Unreachable {
+            url: "http://127.0.0.1:9".into(),
+            cause: "Connection refused".into(),
+        };
+        let text = error.to_string();
+        assert!(text.starts_with("cannot reach switchboard at http://127.0.0.1:9"));
+        assert!(text.contains("start it with `switchboard serve`"));
+    }
+}

@@ -1,0 +1,176 @@
+//! `switchboard ask TO TEXT --timeout S` and `switchboard reply ID TEXT`: request/reply
+//! correlated by message id. The question carries `metadata.expects_reply = true`; the server
+//! then keeps replies to it apart from the asker's inbox while the asker waits (see
+//! `crate::receipts::asks`), so asking never disturbs other pending messages.
+
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use serde_json::json;
+
+use super::api::{poll_seconds, Client, ClientError, Outgoing};
+use super::identity::Connection;
+use super::output::{message_block, print_json};
+use super::send::message_text;
+use super::{checked, Failure, PriorityArg};
+use crate::api::wire::{InboxMessage, SendMessageResponse};
+use crate::receipts::asks::EXPECTS_REPLY_KEY;
+
+/// Flags of `switchboard ask`.
+#[derive(Debug, Clone, Args)]
+pub struct AskArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    /// Who to ask: an agent name or id, `capability:NAME`, or `auto`.
+    pub to: String,
+    /// The question; `-` reads it from standard input.
+    pub text: String,
+    /// How long to wait for the reply, in seconds (exit 2 when none comes).
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub timeout: u64,
+    /// Priority of the question.
+    #[arg(long, value_enum, default_value_t = PriorityArg::Medium)]
+    pub priority: PriorityArg,
+    /// Thread the question belongs to (metadata.thread_id).
+    #[arg(long, value_name = "ID")]
+    pub thread: Option<String>,
+    /// Print JSON for programs (`{question_id, recipient, reply}`).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A question and what came back.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Asked {
+    /// The question's id (the reply's `reply_to`).
+    pub question_id: String,
+    /// Who was asked.
+    pub recipient: String,
+    /// The reply, if one came in time.
+    pub reply: Option<InboxMessage>,
+}
+
+/// Sends `question` from `asker` and waits up to `timeout` for the reply; when none comes,
+/// stops waiting so that a late reply lands in the inbox.
+pub async fn ask_and_wait(
+    client: &Client,
+    asker: &str,
+    mut question: Outgoing,
+    timeout: Duration,
+) -> Result<Asked, ClientError> {
+    question
+        .metadata
+        .insert(EXPECTS_REPLY_KEY.into(), json!(true));
+    let sent: SendMessageResponse = client.send(asker, &question).await?;
+    let deadline = Instant::now() + timeout;
+    let reply = loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let wait_seconds = poll_seconds(remaining);
+        if let Some(reply) = client
+            .wait_reply(asker, &sent.message_id, wait_seconds)
+            .await?
+        {
+            break Some(reply);
+        }
+        if Instant::now() >= deadline {
+            client.cancel_reply(asker, &sent.message_id).await?;
+            break None;
+        }
+    };
+    Ok(Asked {
+        question_id: sent.message_id,
+        recipient: sent.recipient,
+        reply,
+    })
+}
+
+/// Runs `switchboard ask`: exit 0 with the reply, 2 when none came in time.
+pub async fn ask(args: AskArgs) -> Result<(), Failure> {
+    let asker = args.connection.require_identity()?;
+    let client = Client::new(&args.connection.server)?;
+    // Replies are kept for registered agents only: check first, with suggestions.
+    checked(&client, client.agent(&asker)).await?;
+    let mut question = Outgoing::new(&args.to, &message_text(&args.text)?);
+    question.priority = args.priority.into();
+    if let Some(thread) = &args.thread {
+        question.metadata.insert("thread_id".into(), json!(thread));
+    }
+    let timeout = Duration::from_secs(args.timeout);
+    let asked = checked(&client, ask_and_wait(&client, &asker, question, timeout)).await?;
+    if args.json {
+        print_json(&asked);
+    }
+    match &asked.reply {
+        Some(reply) => {
+            if !args.json {
+                print!("{}", message_block(reply));
+            }
+            Ok(())
+        }
+        None => Err(Failure::timeout(format!(
+            "no reply from {} within {} s to question {}; a later reply will be in your inbox \
+             (`switchboard inbox`)",
+            asked.recipient, args.timeout, asked.question_id
+        ))),
+    }
+}
+
+/// Flags of `switchboard reply`.
+#[derive(Debug, Clone, Args)]
+pub struct ReplyArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    /// The message you answer.
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// Your answer; `-` reads it from standard input.
+    pub text: String,
+    /// Priority of the answer.
+    #[arg(long, value_enum, default_value_t = PriorityArg::Medium)]
+    pub priority: PriorityArg,
+    /// Print JSON for programs.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Sends `text` from `replier` as the answer to message `id`, to that message's sender.
+pub async fn send_reply(
+    client: &Client,
+    replier: &str,
+    id: &str,
+    mut answer: Outgoing,
+) -> Result<SendMessageResponse, Failure> {
+    let receipt = client.status(id).await.map_err(|error| match error {
+        ClientError::NotFound { .. } => Failure::usage(format!(
+            "cannot find message {id} to answer (its receipt is gone); send the answer with \
+             `switchboard send SENDER TEXT --reply-to {id}`"
+        )),
+        other => Failure::from(other),
+    })?;
+    let Some(sender) = receipt["sender"].as_str() else {
+        return Err(Failure::usage(format!(
+            "message {id} has no known sender to answer"
+        )));
+    };
+    answer.recipient = sender.to_string();
+    answer.reply_to = Some(id.to_string());
+    checked(client, client.send(replier, &answer)).await
+}
+
+/// Runs `switchboard reply`.
+pub async fn reply(args: ReplyArgs) -> Result<(), Failure> {
+    let replier = args.connection.require_identity()?;
+    let client = Client::new(&args.connection.server)?;
+    let mut answer = Outgoing::new("", &message_text(&args.text)?);
+    answer.priority = args.priority.into();
+    let sent = send_reply(&client, &replier, &args.id, answer).await?;
+    if args.json {
+        print_json(&sent);
+    } else {
+        println!(
+            "replied to {} with {} (to {})",
+            args.id, sent.message_id, sent.recipient
+        );
+    }
+    Ok(())
+}

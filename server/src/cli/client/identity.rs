@@ -1,0 +1,84 @@
+//! Who the caller is and which server it talks to: `--server` / `SWITCHBOARD_URL`, and
+//! `--agent` / `SWITCHBOARD_AGENT`, else the agent whose worktree holds the current directory
+//! (the nearest directory upwards holding a `CLAUDE.md` or `AGENTS.md`, named like the agent,
+//! as discovery names it).
+
+use std::path::Path;
+
+use clap::Args;
+
+use super::api::SERVER_URL_DEFAULT;
+use super::Failure;
+
+/// Files that mark a directory as an agent's worktree (as agent discovery reads them).
+pub const WORKTREE_MARKERS: [&str; 2] = ["CLAUDE.md", "AGENTS.md"];
+/// Directories looked at upwards from the current one for a worktree marker.
+pub const WORKTREE_SEARCH_DEPTH_MAX: usize = 64;
+
+/// Where the server is and who is asking: flags shared by every client command.
+#[derive(Debug, Clone, Args)]
+pub struct Connection {
+    /// Base URL of the running server.
+    #[arg(long, env = "SWITCHBOARD_URL", default_value = SERVER_URL_DEFAULT, value_name = "URL")]
+    pub server: String,
+    /// Your agent name. Default: SWITCHBOARD_AGENT, else the worktree you are in (the nearest
+    /// directory upwards holding CLAUDE.md or AGENTS.md).
+    #[arg(long, env = "SWITCHBOARD_AGENT", value_name = "NAME")]
+    pub agent: Option<String>,
+}
+
+impl Connection {
+    /// The caller's agent name, if it can be told.
+    pub fn identity(&self) -> Option<String> {
+        let named = self
+            .agent
+            .as_deref()
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .map(str::to_string);
+        named.or_else(|| {
+            let here = std::env::current_dir().ok()?;
+            worktree_agent(&here)
+        })
+    }
+
+    /// The caller's agent name, or a failure saying how to give one.
+    pub fn require_identity(&self) -> Result<String, Failure> {
+        self.identity().ok_or_else(|| {
+            Failure::usage(
+                "who are you? Name your agent with --agent NAME or SWITCHBOARD_AGENT=NAME, or \
+                 run this inside the agent's worktree (a directory holding CLAUDE.md or \
+                 AGENTS.md)",
+            )
+        })
+    }
+}
+
+/// The agent whose worktree holds `start`: the name of the nearest directory at or above it
+/// that holds one of [`WORKTREE_MARKERS`].
+pub fn worktree_agent(start: &Path) -> Option<String> {
+    start
+        .ancestors()
+        .take(WORKTREE_SEARCH_DEPTH_MAX)
+        .find(|dir| WORKTREE_MARKERS.iter().any(|file| dir.join(file).is_file()))
+        .and_then(|dir| dir.file_name())
+        .map(|name| name.to_string_lossy().into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_directory_with_a_marker_names_the_agent() {
+        let root = std::env::temp_dir().join(format!("sb-identity-{}", std::process::id()));
+        let worktree = root.join("worktrees").join("frontend");
+        let deep = worktree.join("src").join("components");
+        std::fs::create_dir_all(&deep).unwrap();
+        std::fs::write(worktree.join("AGENTS.md"), "# frontend").unwrap();
+        assert_eq!(worktree_agent(&deep).as_deref(), Some("frontend"));
+        assert_eq!(worktree_agent(&worktree).as_deref(), Some("frontend"));
+        assert_eq!(worktree_agent(&root.join("worktrees")), None);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}

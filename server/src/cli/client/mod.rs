@@ -1,0 +1,191 @@
+//! The client commands of the `switchboard` binary: what an agent (or a person) runs to talk to
+//! a running server. One file per command or group:
+//! - `send`: `send TO TEXT` (`--wait-ack` waits for the recipient's ack);
+//! - `inbox`: `inbox`, `ack ID...`, `nack ID`;
+//! - `wait`: block until a message arrives (exit 2 on timeout);
+//! - `ask`: `ask TO TEXT` (send and wait for the correlated reply) and `reply ID TEXT`;
+//! - `agents`, `status` (a message's delivery receipt), `tail` (live traffic);
+//! - `hook`: pending messages for an agent's context at a turn boundary (never fails);
+//! - [`api`]: the HTTP client they share with the MCP server; [`identity`]: server URL and
+//!   agent name; `suggest`: "did you mean" for unknown agents; `output`: tables and messages.
+//!
+//! Every command prints text for people by default and JSON with `--json`. Exit codes: 0 done,
+//! 1 failed (one line on stderr saying what to do), 2 timed out ([`EXIT_TIMEOUT`]).
+
+mod agents;
+pub mod api;
+mod ask;
+mod hook;
+pub mod identity;
+mod inbox;
+mod output;
+mod send;
+mod status;
+mod suggest;
+mod tail;
+mod wait;
+
+use std::future::Future;
+use std::process::ExitCode;
+
+use clap::{Subcommand, ValueEnum};
+
+use crate::api::wire::Priority;
+use api::{Client, ClientError};
+pub use ask::{ask_and_wait, send_reply, Asked};
+pub use wait::next_message;
+
+/// Exit code of a command that failed.
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code of `wait`, `ask` and `send --wait-ack` when their time ran out.
+pub const EXIT_TIMEOUT: u8 = 2;
+
+/// The client subcommands (flattened into [`crate::cli::Command`]).
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Send a message to an agent, a capability (`capability:NAME`) or `auto` (routed by
+    /// content).
+    Send(send::SendArgs),
+    /// Lease your pending messages and print them (ack them after handling, or pass --ack).
+    Inbox(inbox::InboxArgs),
+    /// Acknowledge messages you handled: they are deleted.
+    Ack(inbox::AckArgs),
+    /// Give a message back, to be delivered again.
+    Nack(inbox::NackArgs),
+    /// Block until a message arrives, print it, exit 0; exit 2 on --timeout.
+    Wait(wait::WaitArgs),
+    /// Send a question and wait for its reply (exit 2 when none comes in time).
+    Ask(ask::AskArgs),
+    /// Answer a message (its sender gets your reply, correlated by id).
+    Reply(ask::ReplyArgs),
+    /// List the registered agents.
+    Agents(agents::AgentsArgs),
+    /// Show a message's delivery receipt: queued, delivered, acked, dead-lettered, expired.
+    Status(status::StatusArgs),
+    /// Watch live traffic: every message and what happens to it.
+    Tail(tail::TailArgs),
+    /// Print pending messages for an agent's context (a Claude Code hook); never fails.
+    Hook(hook::HookArgs),
+    /// Run an MCP server on stdio exposing switchboard as tools (for Claude Code and others).
+    Mcp(crate::mcp::McpArgs),
+}
+
+/// Runs a client command.
+pub fn run(command: ClientCommand) -> ExitCode {
+    match command {
+        // A hook must never break the agent: it handles every failure itself.
+        ClientCommand::Hook(args) => hook::run(args),
+        ClientCommand::Mcp(args) => crate::mcp::run(args),
+        ClientCommand::Send(args) => block_on(send::run(args)),
+        ClientCommand::Inbox(args) => block_on(inbox::run(args)),
+        ClientCommand::Ack(args) => block_on(inbox::ack(args)),
+        ClientCommand::Nack(args) => block_on(inbox::nack(args)),
+        ClientCommand::Wait(args) => block_on(wait::run(args)),
+        ClientCommand::Ask(args) => block_on(ask::ask(args)),
+        ClientCommand::Reply(args) => block_on(ask::reply(args)),
+        ClientCommand::Agents(args) => block_on(agents::run(args)),
+        ClientCommand::Status(args) => block_on(status::run(args)),
+        ClientCommand::Tail(args) => block_on(tail::run(args)),
+    }
+}
+
+/// Runs a command's future on a small runtime; prints its failure on stderr.
+fn block_on(command: impl Future<Output = Result<(), Failure>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("switchboard: cannot start the async runtime: {error}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    match runtime.block_on(command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("switchboard: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+/// Why a command did not do its job, and its exit code.
+#[derive(Debug)]
+pub struct Failure {
+    /// One sentence (or two) saying what went wrong and what to do.
+    pub message: String,
+    /// [`EXIT_FAILURE`] or [`EXIT_TIMEOUT`].
+    pub code: u8,
+}
+
+impl Failure {
+    /// A failure with exit code 1.
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            code: EXIT_FAILURE,
+        }
+    }
+
+    /// A timeout, exit code 2.
+    pub fn timeout(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            code: EXIT_TIMEOUT,
+        }
+    }
+}
+
+impl From<ClientError> for Failure {
+    fn from(error: ClientError) -> Self {
+        Failure::usage(error.to_string())
+    }
+}
+
+/// Turns a client error into a failure; an unknown agent gets "did you mean" suggestions.
+pub async fn explain(client: &Client, error: ClientError) -> Failure {
+    if let ClientError::NotFound { detail } = &error {
+        if let Some(name) = detail.strip_prefix("Agent not found: ") {
+            let hint = suggest::hint(client, name).await;
+            return Failure::usage(format!("no agent named `{name}`.{hint}"));
+        }
+    }
+    Failure::from(error)
+}
+
+/// Awaits a client call; on error, [`explain`]s it.
+pub async fn checked<T>(
+    client: &Client,
+    call: impl Future<Output = Result<T, ClientError>>,
+) -> Result<T, Failure> {
+    match call.await {
+        Ok(value) => Ok(value),
+        Err(error) => Err(explain(client, error).await),
+    }
+}
+
+/// `--priority` values.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum PriorityArg {
+    /// Delivered last.
+    Low,
+    /// The default.
+    #[default]
+    Medium,
+    /// Before medium.
+    High,
+    /// Before everything else.
+    Critical,
+}
+
+impl From<PriorityArg> for Priority {
+    fn from(value: PriorityArg) -> Self {
+        match value {
+            PriorityArg::Low => Priority::Low,
+            PriorityArg::Medium => Priority::Medium,
+            PriorityArg::High => Priority::High,
+            PriorityArg::Critical => Priority::Critical,
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! `switchboard tmux-send TARGET MESSAGE...`: a drop-in for the old
+//! `send-claude-message.sh session:window MESSAGE`, with the same arguments. The message goes
+//! through the queue to the agent working in that pane; while the agent is in dual mode (or
+//! rolled back to tmux delivery) the server also types it into the pane, so existing agent
+//! prompts keep working during and after the migration.
+//!
+//! When the pane's agent is unknown to the server, or the server cannot be reached, the text
+//! is typed into the pane directly, as the old script did but safely (no C-c, literal text,
+//! checked submission); `--no-fallback` makes that an error instead.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use serde_json::{json, Value};
+
+use super::migrate::Server;
+use crate::migrate::tmux::discover::AGENT_WINDOW_PREFIX;
+use crate::migrate::tmux::target::list_panes;
+use crate::migrate::tmux::{deliver, DeliveryOptions, PaneInfo, Target, Tmux, TMUX_SOCKET_ENV};
+use crate::monitor::stats_command::SERVER_URL_DEFAULT;
+
+/// Sender name when neither `--sender` nor `SWITCHBOARD_AGENT` gives one.
+pub const SENDER_DEFAULT: &str = "tmux-send";
+
+/// Arguments of `switchboard tmux-send`.
+#[derive(Debug, Clone, Args)]
+pub struct TmuxSendArgs {
+    /// Base URL of the running server.
+    #[arg(long, env = "SWITCHBOARD_URL", default_value = SERVER_URL_DEFAULT)]
+    pub server: String,
+    /// Who is sending (shown to the recipient).
+    #[arg(long, env = "SWITCHBOARD_AGENT", default_value = SENDER_DEFAULT)]
+    pub sender: String,
+    /// tmux server socket name (`tmux -L NAME`).
+    #[arg(long, env = TMUX_SOCKET_ENV, value_name = "NAME")]
+    pub tmux_socket: Option<String>,
+    /// Fail rather than type into the pane when the queue cannot take the message.
+    #[arg(long)]
+    pub no_fallback: bool,
+    /// The pane, as the old script took it: `session:window`, `session:window.pane` or
+    /// `%pane_id`.
+    pub target: String,
+    /// The message; several words are joined with spaces, as the old script did.
+    #[arg(required = true, num_args = 1.., allow_hyphen_values = true, trailing_var_arg = true)]
+    pub message: Vec<String>,
+}
+
+/// Runs `switchboard tmux-send`: exit code 0 when the message went through the queue or was
+/// typed into the pane, 1 otherwise (with the reason on stderr).
+pub fn run(args: TmuxSendArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("switchboard: cannot start the async runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(send(&args)) {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(paragraph) => {
+            eprintln!("{paragraph}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn send(args: &TmuxSendArgs) -> Result<String, String> {
+    let target: Target = args
+        .target
+        .parse()
+        .map_err(|error| format!("switchboard: {error}"))?;
+    let message = args.message.join(" ");
+    let tmux = Tmux::new(args.tmux_socket.clone());
+    let pane = match list_panes(&tmux).await {
+        Ok(panes) => target.resolve(&panes).ok().cloned(),
+        Err(_) => None,
+    };
+    let server = Server::new(&args.server)?;
+    let queue_error = match agent_for(&server, &args.target, pane.as_ref()).await {
+        Ok(Some((name, typed_too))) => {
+            match send_to_queue(&server, &args.sender, &name, &message).await {
+                Ok(id) => {
+                    let also = if typed_too {
+                        " (in dual mode: the server also types it into the pane)"
+                    } else {
+                        ""
+                    };
+                    return Ok(format!("sent to {name} through the queue as {id}{also}"));
+                }
+                Err(error) => error,
+            }
+        }
+        Ok(None) => format!("no agent of the server works in {}", args.target),
+        Err(error) => error,
+    };
+    if args.no_fallback {
+        return Err(format!("{queue_error} (and --no-fallback was given)"));
+    }
+    let Some(pane) = pane else {
+        return Err(format!(
+            "{queue_error}; and the target {} is not a pane of {}, so nothing was sent",
+            args.target,
+            tmux.describe()
+        ));
+    };
+    let outcome = deliver(&tmux, &pane.pane_id, &message, &DeliveryOptions::default()).await;
+    let line = format!(
+        "typed into pane {} ({}) because {queue_error}: {}{}",
+        pane.pane_id,
+        pane.target(),
+        outcome.label(),
+        outcome
+            .reason()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default()
+    );
+    match outcome.reason() {
+        Some(_) if outcome.label() == "failed" => Err(format!("switchboard: {line}")),
+        _ => Ok(line),
+    }
+}
+
+/// The agent working in the target pane, by the server's migration records (pane id, then
+/// `session:window`), else by the window name `agent-NAME`; with whether the server types its
+/// messages into the pane too. `Err` when the server cannot be reached.
+async fn agent_for(
+    server: &Server,
+    target_text: &str,
+    pane: Option<&PaneInfo>,
+) -> Result<Option<(String, bool)>, String> {
+    let status = server.get("/api/v1/migration/status").await?;
+    let agents = status["run"]["agents"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let text = |agent: &Value, field: &str| agent[field].as_str().unwrap_or_default().to_string();
+    let found = agents.iter().find(|agent| match pane {
+        Some(pane) => text(agent, "pane_id") == pane.pane_id.as_str(),
+        None => {
+            let session_window = format!("{}:{}", text(agent, "session"), text(agent, "window"));
+            target_text == session_window
+                || target_text == text(agent, "target")
+                || target_text == text(agent, "pane_id")
+        }
+    });
+    if let Some(agent) = found {
+        let typed_too = text(agent, "stage") != "migrated";
+        return Ok(Some((text(agent, "name"), typed_too)));
+    }
+    let window = match pane {
+        Some(pane) => pane.window_name.clone(),
+        None => target_text
+            .split_once(':')
+            .map(|(_, window)| window.to_string())
+            .unwrap_or_default(),
+    };
+    Ok(window
+        .strip_prefix(AGENT_WINDOW_PREFIX)
+        .filter(|name| !name.is_empty())
+        .map(|name| (name.to_string(), false)))
+}
+
+async fn send_to_queue(
+    server: &Server,
+    sender: &str,
+    recipient: &str,
+    content: &str,
+) -> Result<String, String> {
+    let path = format!("/api/v1/messages?sender={}", encode(sender));
+    let body = json!({ "recipient": recipient, "content": content });
+    let answer = server.post(&path, body).await?;
+    Ok(answer["message_id"].as_str().unwrap_or("?").to_string())
+}
+
+/// Percent-encodes a query value.
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (byte as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::encode;
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(encode("agent a&b"), "agent%20a%26b");
+        assert_eq!(encode("lead-1"), "lead-1");
+    }
+}

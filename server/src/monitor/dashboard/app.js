@@ -1,0 +1,316 @@
+// The dashboard: fills the cards from each snapshot the server streams (server-sent events
+// at /api/v1/monitor/events, one a second) and keeps the charts' last 10 minutes. On load the
+// charts are seeded from the history export so they are not empty.
+
+const $ = (id) => document.getElementById(id);
+
+const throughput = [
+  new Series("sent", "#5aa9ff"),
+  new Series("delivered", "#b18cff"),
+  new Series("acked", "#3ecf8e"),
+];
+const latency = [
+  new Series("p50", "#3ecf8e"),
+  new Series("p95", "#f5b942"),
+  new Series("p99", "#ff5d6c"),
+];
+let lastSnapshotAt = Date.now();
+
+function count(n) {
+  return Number(n || 0).toLocaleString("en-US");
+}
+
+function rate(n) {
+  if (!n) return "0";
+  return n >= 100 ? Math.round(n).toLocaleString("en-US") : n.toFixed(n >= 10 ? 1 : 2);
+}
+
+/** A duration with three significant digits at most, so it fits a card. */
+function seconds(s, hasData = true) {
+  if (!hasData) return "–";
+  const compact = (n) => (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2));
+  if (s < 0.001) return `${Math.round(s * 1e6)} µs`;
+  if (s < 1) return `${compact(s * 1000)} ms`;
+  if (s < 120) return `${compact(s)} s`;
+  return `${compact(s / 60)} min`;
+}
+
+function percent(fraction) {
+  return `${(fraction * 100).toFixed(fraction > 0 && fraction < 0.1 ? 2 : 1)} %`;
+}
+
+function bytes(n) {
+  if (!n) return "–";
+  const units = ["B", "KiB", "MiB", "GiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
+}
+
+function duration(totalSeconds) {
+  const d = Math.floor(totalSeconds / 86400);
+  const h = Math.floor((totalSeconds % 86400) / 3600);
+  const m = Math.floor((totalSeconds % 3600) / 60);
+  if (d) return `${d}d ${h}h`;
+  if (h) return `${h}h ${m}m`;
+  return `${m}m ${totalSeconds % 60}s`;
+}
+
+function ago(iso) {
+  const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+  if (s < 60) return `${s}s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ago`;
+  return `${Math.floor(s / 3600)}h ago`;
+}
+
+function time(iso) {
+  return new Date(iso).toLocaleTimeString();
+}
+
+function text(id, value) {
+  const element = $(id);
+  if (element.textContent !== String(value)) element.textContent = value;
+}
+
+function element(tag, className, content) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (content !== undefined) node.textContent = content;
+  return node;
+}
+
+const STATUS_COLORS = { healthy: "#3ecf8e", degraded: "#f5b942", unhealthy: "#ff5d6c" };
+
+function renderHealth(health) {
+  // One decimal unless whole, so 89.7 never reads as a "degraded 90".
+  text("health-score", Number.isInteger(health.score) ? health.score : health.score.toFixed(1));
+  text("health-status", health.status);
+  $("health-status").className = `status-text ${health.status}`;
+  $("health-score").className = `big ${health.status}`;
+  const ring = $("health-ring");
+  const circumference = 2 * Math.PI * 50;
+  ring.style.strokeDashoffset = String(circumference * (1 - health.score / 100));
+  ring.style.stroke = STATUS_COLORS[health.status];
+  const list = $("health-components");
+  list.innerHTML = "";
+  for (const [name, component] of Object.entries(health.components)) {
+    const row = element("div", "component");
+    row.appendChild(element("span", "name", name));
+    const bar = element("div", "bar");
+    const fill = element("div");
+    const fraction = component.score / component.max;
+    fill.style.width = `${fraction * 100}%`;
+    fill.style.background = fraction >= 0.9 ? "#3ecf8e" : fraction >= 0.6 ? "#f5b942" : "#ff5d6c";
+    bar.appendChild(fill);
+    row.appendChild(bar);
+    row.appendChild(element("span", "value", `${component.score}/${component.max}`));
+    list.appendChild(row);
+  }
+  const issues = $("health-issues");
+  issues.innerHTML = "";
+  for (const issue of health.issues) issues.appendChild(element("li", "", issue));
+}
+
+function renderAgents(agents) {
+  text("agents-summary", `${agents.available} of ${agents.total} available`);
+  text("agents-available", agents.total ? percent(agents.availability) : "–");
+  const bar = $("availability-bar");
+  bar.style.width = `${agents.availability * 100}%`;
+  bar.style.background = agents.availability >= 0.8 ? "#3ecf8e" : "#f5b942";
+  const body = $("agents-table");
+  body.innerHTML = "";
+  if (agents.list.length === 0) {
+    const row = element("tr");
+    const cell = element("td", "empty", "no agents yet");
+    cell.colSpan = 6;
+    row.appendChild(cell);
+    body.appendChild(row);
+    return;
+  }
+  for (const agent of agents.list) {
+    const row = element("tr");
+    row.dataset.agent = agent.name;
+    row.appendChild(element("td", "", agent.name));
+    const presence = element("td");
+    presence.appendChild(element("span", `dot ${agent.status}`));
+    presence.appendChild(document.createTextNode(agent.connected ? `${agent.status} · ws` : agent.status));
+    row.appendChild(presence);
+    row.appendChild(element("td", "num", count(agent.waiting)));
+    row.appendChild(element("td", "num", count(agent.leased)));
+    row.appendChild(element("td", agent.dead ? "num dead-count" : "num", count(agent.dead)));
+    row.appendChild(element("td", "", ago(agent.last_seen)));
+    body.appendChild(row);
+  }
+  if (agents.total > agents.list.length) {
+    const row = element("tr");
+    const cell = element("td", "empty", `and ${agents.total - agents.list.length} more`);
+    cell.colSpan = 6;
+    row.appendChild(cell);
+    body.appendChild(row);
+  }
+}
+
+function renderQueues(queues) {
+  const depths = $("queue-depths");
+  depths.innerHTML = "";
+  for (const [label, value] of [["ready", queues.ready], ["delayed", queues.delayed], ["leased", queues.leased], ["dead", queues.dead]]) {
+    const cell = element("div");
+    cell.appendChild(element("div", "big", count(value)));
+    cell.appendChild(element("div", "label", label));
+    depths.appendChild(cell);
+  }
+  text("dead-letters", count(queues.dead));
+  text("queue-count", count(queues.count));
+  const list = $("other-queues");
+  list.innerHTML = "";
+  for (const queue of queues.other) {
+    const item = element("li");
+    item.appendChild(element("span", "", queue.name));
+    item.appendChild(element("span", "", `${count(queue.waiting)} waiting · ${count(queue.leased)} leased · ${count(queue.dead)} dead`));
+    list.appendChild(item);
+  }
+}
+
+function alertItem(alert, resolved) {
+  const item = element("li", alert.severity);
+  item.appendChild(element("span", `badge ${alert.severity}`, alert.severity));
+  item.appendChild(document.createTextNode(alert.message));
+  const when = resolved
+    ? `${time(alert.started_at)} → ${time(alert.resolved_at)}`
+    : `since ${time(alert.started_at)} (${ago(alert.started_at)})`;
+  item.appendChild(element("span", "when", when));
+  return item;
+}
+
+function renderAlerts(alerts) {
+  for (const [id, list, resolved, empty] of [
+    ["alerts-active", alerts.active, false, "no active alerts"],
+    ["alerts-resolved", alerts.recent, true, "none yet"],
+  ]) {
+    const container = $(id);
+    container.innerHTML = "";
+    if (list.length === 0) container.appendChild(element("li", "empty", empty));
+    for (const alert of list) container.appendChild(alertItem(alert, resolved));
+  }
+}
+
+function render(snapshot) {
+  lastSnapshotAt = Date.now();
+  text("storage-backend", `storage ${snapshot.storage.backend}`);
+  text("uptime", duration(snapshot.uptime_seconds));
+  renderHealth(snapshot.health);
+
+  const t = snapshot.throughput;
+  const totals = snapshot.totals;
+  text("sent-rate", rate(t.sent_per_second));
+  text("delivered-rate", rate(t.delivered_per_second));
+  text("acked-rate", rate(t.acked_per_second));
+  text("sent-total", count(totals.sent));
+  text("delivered-total", count(totals.delivered));
+  text("acked-total", count(totals.acked));
+
+  const l = snapshot.latency;
+  text("lat-p50", seconds(l.ack.p50_seconds, l.ack.count > 0));
+  text("lat-p95", seconds(l.ack.p95_seconds, l.ack.count > 0));
+  text("lat-p99", seconds(l.ack.p99_seconds, l.ack.count > 0));
+  const firstSeen = l.first_delivery.count > 0;
+  text("lat-first", `${seconds(l.first_delivery.p50_seconds, firstSeen)} / ${seconds(l.first_delivery.p95_seconds, firstSeen)}`);
+  text("lat-routing", seconds(l.routing.p95_seconds, l.routing.count > 0));
+
+  const e = snapshot.errors;
+  text("error-rate", percent(e.error_rate));
+  $("error-rate").className = `big ${e.error_rate > 0.1 ? "unhealthy" : e.error_rate > 0 ? "degraded" : ""}`;
+  text("routing-success", percent(e.routing_success_rate));
+  text("rejected-total", count(totals.http_client_errors + totals.http_server_errors + totals.ws_frames_rejected));
+  text("routing-failures", count(totals.routing_failures));
+  text("failed-deliveries", `${count(totals.retried)} / ${count(totals.dead_lettered)}`);
+
+  renderAgents(snapshot.agents);
+  renderQueues(snapshot.queues);
+  renderAlerts(snapshot.alerts);
+
+  const s = snapshot.storage;
+  text("commit-latency", s.commits ? seconds(s.mean_commit_seconds || s.last_commit_seconds) : "–");
+  text("batch-size", s.commits ? (s.mean_batch_records || s.last_batch_records).toFixed(1) : "–");
+  text("commit-rate", rate(s.commits_per_second));
+  text("pending-records", count(s.pending_records));
+  text("storage-state", s.problem ? (s.poisoned ? "stopped: " : "unavailable: ") + s.problem : "writing");
+  $("storage-state").className = s.problem ? "unhealthy" : "healthy";
+  text("memory-rss", bytes(snapshot.memory && snapshot.memory.resident_bytes));
+  text("ws-connections", count(snapshot.websockets.connections));
+  text("requests-total", count(totals.http_requests + totals.ws_frames));
+  text("last-update", time(snapshot.timestamp));
+
+  const at = snapshot.timestamp_ms;
+  throughput[0].push(at, t.sent_per_second);
+  throughput[1].push(at, t.delivered_per_second);
+  throughput[2].push(at, t.acked_per_second);
+  if (l.ack.count > 0) {
+    latency[0].push(at, l.ack.p50_seconds);
+    latency[1].push(at, l.ack.p95_seconds);
+    latency[2].push(at, l.ack.p99_seconds);
+  }
+  drawCharts(at);
+}
+
+function drawCharts(now) {
+  drawChart($("chart-throughput"), throughput, (v) => rate(v), now);
+  drawChart($("chart-latency"), latency, (v) => (v === 0 ? "0" : seconds(v)), now);
+}
+
+function toast(change) {
+  const alert = change.alert;
+  const resolved = change.change === "resolved";
+  const node = element("div", `toast ${resolved ? "resolved" : alert.severity}`,
+    `${resolved ? "Resolved" : alert.severity === "critical" ? "Critical" : "Warning"}: ${alert.message}`);
+  $("toasts").appendChild(node);
+  setTimeout(() => node.remove(), 8000);
+}
+
+function setConnection(state) {
+  const pill = $("connection-state");
+  const labels = { live: "live", wait: "reconnecting…", down: "disconnected" };
+  pill.textContent = labels[state];
+  pill.className = `pill pill-${state}`;
+}
+
+async function seedCharts() {
+  try {
+    const response = await fetch("/api/v1/metrics/export?hours=1");
+    if (!response.ok) return;
+    const history = await response.json();
+    for (const point of history.points) {
+      const at = Date.parse(point.timestamp);
+      throughput[0].push(at, point.sent_per_second);
+      throughput[1].push(at, point.delivered_per_second);
+      throughput[2].push(at, point.acked_per_second);
+      if (point.ack_latency_p99_seconds > 0) {
+        latency[0].push(at, point.ack_latency_p50_seconds);
+        latency[1].push(at, point.ack_latency_p95_seconds);
+        latency[2].push(at, point.ack_latency_p99_seconds);
+      }
+    }
+  } catch (error) {
+    // The live feed fills the charts anyway.
+  }
+}
+
+function connect() {
+  const source = new EventSource("/api/v1/monitor/events");
+  source.addEventListener("open", () => setConnection("live"));
+  source.addEventListener("snapshot", (event) => {
+    setConnection("live");
+    render(JSON.parse(event.data));
+  });
+  source.addEventListener("alert", (event) => toast(JSON.parse(event.data)));
+  // EventSource reconnects by itself; only say so.
+  source.addEventListener("error", () => setConnection(source.readyState === EventSource.CLOSED ? "down" : "wait"));
+}
+
+drawLegend($("legend-throughput"), throughput);
+drawLegend($("legend-latency"), latency);
+window.addEventListener("resize", () => drawCharts(Date.now()));
+setInterval(() => {
+  if (Date.now() - lastSnapshotAt > 5000) setConnection("wait");
+}, 2000);
+seedCharts().then(connect);

@@ -1,0 +1,228 @@
+//! The health score, 0 to 100, with the original's four components of 25 points and its
+//! thresholds (`ORIGINAL_SYSTEM.md`). A pure function of [`HealthInputs`], so its rules are
+//! tested at their edges without a server. Each component is clamped to 0..=25, so the score
+//! is never negative.
+//!
+//! One addition: when storage refuses writes, no message can be routed, so the broker
+//! component is 0 and the issue says why.
+
+use serde::Serialize;
+
+/// Points of each of the four components.
+pub const COMPONENT_POINTS: f64 = 25.0;
+/// Queue: more messages than this (all states) cost 10 points.
+pub const QUEUE_SIZE_MAX: u64 = 5000;
+/// Queue: a mean send→ack time above this, in seconds, costs 10 points.
+pub const QUEUE_DELIVERY_SECONDS_MAX: f64 = 10.0;
+/// Queue: more pending messages (ready, delayed or leased) than this cost 5 points.
+pub const PENDING_MAX: u64 = 1000;
+/// Agents: fewer registered agents than this cost 5 points.
+pub const AGENTS_MIN: usize = 3;
+/// Responsiveness: a mean send→ack time above this, in seconds, costs 10 points.
+pub const RESPONSIVE_DELIVERY_SECONDS_MAX: f64 = 5.0;
+/// Responsiveness: a mean routing (send handling) time above this, in seconds, costs 10 points.
+pub const ROUTING_SECONDS_MAX: f64 = 1.0;
+/// Scores at or above this are healthy.
+pub const HEALTHY_SCORE_MIN: f64 = 90.0;
+/// Scores at or above this (and below healthy) are degraded; below, unhealthy.
+pub const DEGRADED_SCORE_MIN: f64 = 70.0;
+
+/// What the score is computed from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HealthInputs {
+    /// Messages in the queues, in every state (dead letters included).
+    pub queue_size: u64,
+    /// Messages ready, delayed or leased.
+    pub pending: u64,
+    /// Mean send→ack time over the recent window, in seconds (0 with no acks).
+    pub average_delivery_seconds: f64,
+    /// Registered agents.
+    pub agents_total: usize,
+    /// Agents online, busy or idle, or with a socket open.
+    pub agents_available: usize,
+    /// Sends placed / sends attempted over the recent window (1 with no sends).
+    pub routing_success_rate: f64,
+    /// Mean time to handle a send over the recent window, in seconds.
+    pub average_routing_seconds: f64,
+    /// Why storage refuses writes, when it does.
+    pub storage_problem: Option<String>,
+}
+
+impl HealthInputs {
+    /// Available agents / registered agents; 0 with no agents (nobody can be delivered to).
+    pub fn availability(&self) -> f64 {
+        if self.agents_total == 0 {
+            0.0
+        } else {
+            self.agents_available as f64 / self.agents_total as f64
+        }
+    }
+}
+
+/// Healthy, degraded or unhealthy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    /// Score ≥ 90.
+    Healthy,
+    /// 70 ≤ score < 90.
+    Degraded,
+    /// Score < 70.
+    Unhealthy,
+}
+
+impl HealthStatus {
+    /// The status of a score.
+    pub fn of(score: f64) -> Self {
+        if score >= HEALTHY_SCORE_MIN {
+            HealthStatus::Healthy
+        } else if score >= DEGRADED_SCORE_MIN {
+            HealthStatus::Degraded
+        } else {
+            HealthStatus::Unhealthy
+        }
+    }
+}
+
+/// One component's points.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Component {
+    /// Points, 0 to `max`.
+    pub score: f64,
+    /// Points it can have.
+    pub max: f64,
+}
+
+/// The four components.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Components {
+    /// Queue size, pending messages and delivery time.
+    pub queue: Component,
+    /// Agent availability and count.
+    pub agents: Component,
+    /// Routing success.
+    pub broker: Component,
+    /// Delivery and routing times.
+    pub responsiveness: Component,
+}
+
+/// The body of `GET /api/v1/health/detailed`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HealthReport {
+    /// 0 to 100, one decimal.
+    pub score: f64,
+    /// What the score means.
+    pub status: HealthStatus,
+    /// Where the points came from.
+    pub components: Components,
+    /// Each rule that cost points, in words.
+    pub issues: Vec<String>,
+}
+
+fn component(points: f64) -> Component {
+    Component {
+        score: round1(points.clamp(0.0, COMPONENT_POINTS)),
+        max: COMPONENT_POINTS,
+    }
+}
+
+fn round1(value: f64) -> f64 {
+    (value * 10.0).round() / 10.0
+}
+
+/// Scores `inputs`.
+pub fn score(inputs: &HealthInputs) -> HealthReport {
+    let mut issues = Vec::new();
+
+    let mut queue = COMPONENT_POINTS;
+    if inputs.queue_size > QUEUE_SIZE_MAX {
+        queue -= 10.0;
+        issues.push(format!(
+            "queue size {} is above {QUEUE_SIZE_MAX}",
+            inputs.queue_size
+        ));
+    }
+    if inputs.average_delivery_seconds > QUEUE_DELIVERY_SECONDS_MAX {
+        queue -= 10.0;
+        issues.push(format!(
+            "average delivery time {:.1} s is above {QUEUE_DELIVERY_SECONDS_MAX} s",
+            inputs.average_delivery_seconds
+        ));
+    }
+    if inputs.pending > PENDING_MAX {
+        queue -= 5.0;
+        issues.push(format!(
+            "{} pending messages, above {PENDING_MAX}",
+            inputs.pending
+        ));
+    }
+
+    let availability = inputs.availability();
+    let mut agents = COMPONENT_POINTS * availability;
+    if inputs.agents_total == 0 {
+        issues.push("no agents registered".to_string());
+    } else if availability < 1.0 {
+        issues.push(format!(
+            "{} of {} agents available ({:.0} %)",
+            inputs.agents_available,
+            inputs.agents_total,
+            availability * 100.0
+        ));
+    }
+    if inputs.agents_total < AGENTS_MIN {
+        agents -= 5.0;
+        issues.push(format!(
+            "{} agents registered, fewer than {AGENTS_MIN}",
+            inputs.agents_total
+        ));
+    }
+
+    let success = inputs.routing_success_rate.clamp(0.0, 1.0);
+    let broker = if let Some(problem) = &inputs.storage_problem {
+        issues.push(format!("storage refuses writes: {problem}"));
+        0.0
+    } else {
+        if success < 1.0 {
+            issues.push(format!("routing success rate {:.1} %", success * 100.0));
+        }
+        COMPONENT_POINTS * success
+    };
+
+    let mut responsiveness = COMPONENT_POINTS;
+    if inputs.average_delivery_seconds > RESPONSIVE_DELIVERY_SECONDS_MAX {
+        responsiveness -= 10.0;
+        issues.push(format!(
+            "average delivery time {:.1} s is above {RESPONSIVE_DELIVERY_SECONDS_MAX} s",
+            inputs.average_delivery_seconds
+        ));
+    }
+    if inputs.average_routing_seconds > ROUTING_SECONDS_MAX {
+        responsiveness -= 10.0;
+        issues.push(format!(
+            "average routing time {:.2} s is above {ROUTING_SECONDS_MAX} s",
+            inputs.average_routing_seconds
+        ));
+    }
+
+    let components = Components {
+        queue: component(queue),
+        agents: component(agents),
+        broker: component(broker),
+        responsiveness: component(responsiveness),
+    };
+    let total = components.queue.score
+        + components.agents.score
+        + components.broker.score
+        + components.responsiveness.score;
+    let score = round1(total.clamp(0.0, 4.0 * COMPONENT_POINTS));
+    HealthReport {
+        score,
+        status: HealthStatus::of(score),
+        components,
+        issues,
+    }
+}
+
+#[cfg(test)]
+#[path = "score_tests.rs"]
+mod tests;

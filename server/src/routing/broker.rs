@@ -1,0 +1,353 @@
+//! The broker: turns `auto` and `capability:NAME` recipients into an agent's inbox, or into
+//! a waiting queue when no candidate is online, and keeps the rule set and its strategies'
+//! memory.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::{Mutex, RwLock};
+use serde_json::json;
+use switchboard_engine::{Engine, Enqueued};
+
+use super::candidates::{candidates, Target};
+use super::metrics::RoutingMetrics;
+use super::persist::{self, RuleStore};
+use super::rules::{self, RuleSet, RuleSetSpec};
+use super::strategy::{Strategies, StrategyKind};
+use super::waiting::{self, WAITING_MOVE_ATTEMPTS};
+use super::{RECIPIENT_AUTO, RECIPIENT_CAPABILITY_PREFIX};
+use crate::api::wire::SendMessageRequest;
+use crate::error::{ApiError, ApiResult};
+use crate::inbox;
+use crate::registry::{validate_name, AgentRecord};
+use crate::state::AppState;
+
+/// What happened to a sent message: where it went and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routed {
+    /// The recipient as the send response names it: the agent's name, or the waiting queue.
+    pub name: String,
+    /// The agent that got it, by name; `None` while it waits.
+    pub routed_to: Option<String>,
+    /// The rule that matched (`auto` only).
+    pub rule: Option<String>,
+    /// The strategy that picked the agent (or will, for a waiting message).
+    pub strategy: Option<StrategyKind>,
+    /// The capability aimed at, if any.
+    pub capability: Option<String>,
+    /// The waiting queue holding it until a candidate comes online.
+    pub waiting_queue: Option<String>,
+}
+
+impl Routed {
+    /// A message sent to a named agent, no routing involved.
+    pub fn direct(agent: &AgentRecord) -> Self {
+        Self {
+            name: agent.name.clone(),
+            routed_to: Some(agent.name.clone()),
+            rule: None,
+            strategy: None,
+            capability: None,
+            waiting_queue: None,
+        }
+    }
+}
+
+/// Where the rules in force came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RulesSource {
+    /// Built in.
+    Defaults,
+    /// `--routing-rules FILE` (also rewritten by PUT).
+    File(std::path::PathBuf),
+    /// Set over the API, kept in the engine.
+    Api,
+}
+
+impl std::fmt::Display for RulesSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RulesSource::Defaults => write!(f, "defaults"),
+            RulesSource::File(path) => write!(f, "file:{}", path.display()),
+            RulesSource::Api => write!(f, "api"),
+        }
+    }
+}
+
+/// The routing state of a server.
+pub struct Router {
+    rules: RwLock<(Arc<RuleSet>, RulesSource)>,
+    store: RuleStore,
+    /// Version of the last rule set kept in the engine.
+    version: Mutex<u64>,
+    /// One rule update at a time, so versions and file writes do not interleave.
+    updating: tokio::sync::Mutex<()>,
+    /// Cursors and thread bindings. Held only for the pick, never across an `.await`.
+    pub(super) strategies: Mutex<Strategies>,
+    /// Counters for `/api/v1/stats`.
+    pub metrics: RoutingMetrics,
+}
+
+impl Router {
+    /// A router with the default rules that keeps updates in `rules_file`, or in the engine
+    /// when there is none. [`Router::load`] reads what was kept.
+    pub fn new(rules_file: Option<std::path::PathBuf>) -> Self {
+        Self {
+            rules: RwLock::new((Arc::new(RuleSet::defaults()), RulesSource::Defaults)),
+            store: rules_file.map_or(RuleStore::Engine, RuleStore::File),
+            version: Mutex::new(0),
+            updating: tokio::sync::Mutex::new(()),
+            strategies: Mutex::new(Strategies::default()),
+            metrics: RoutingMetrics::default(),
+        }
+    }
+
+    /// Loads the kept rules: the file (an error names what is wrong with it), else the
+    /// engine's, else keeps the defaults.
+    pub async fn load(&self, engine: &Engine) -> Result<(), String> {
+        match &self.store {
+            RuleStore::File(path) => {
+                let set = rules::load_file(path)
+                    .map_err(|error| format!("routing rules file {}: {error}", path.display()))?;
+                *self.rules.write() = (Arc::new(set), RulesSource::File(path.clone()));
+            }
+            RuleStore::Engine => {
+                let kept = persist::load_from_engine(engine)
+                    .await
+                    .map_err(|error| format!("cannot read routing rules: {error}"))?;
+                if let Some((spec, version)) = kept {
+                    let set = RuleSet::compile(spec)
+                        .map_err(|error| format!("kept routing rules are invalid: {error}"))?;
+                    *self.rules.write() = (Arc::new(set), RulesSource::Api);
+                    *self.version.lock() = version;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The rules in force.
+    pub fn rules(&self) -> Arc<RuleSet> {
+        self.rules.read().0.clone()
+    }
+
+    /// The rules in force and where they came from.
+    pub fn rules_with_source(&self) -> (Arc<RuleSet>, RulesSource) {
+        self.rules.read().clone()
+    }
+
+    /// Checks, keeps and puts `spec` in force.
+    pub async fn replace_rules(
+        &self,
+        engine: &Engine,
+        spec: RuleSetSpec,
+    ) -> ApiResult<Arc<RuleSet>> {
+        let set = Arc::new(RuleSet::compile(spec).map_err(ApiError::invalid)?);
+        let _one_at_a_time = self.updating.lock().await;
+        let spec = set.spec();
+        let source = match &self.store {
+            RuleStore::File(path) => {
+                let path = path.clone();
+                let target = path.clone();
+                tokio::task::spawn_blocking(move || persist::save_to_file(&target, &spec))
+                    .await
+                    .map_err(|error| ApiError::Internal(error.to_string()))?
+                    .map_err(|error| {
+                        ApiError::Unavailable(format!(
+                            "cannot write the routing rules file {}: {error}; the rules in force did not change",
+                            path.display()
+                        ))
+                    })?;
+                RulesSource::File(path)
+            }
+            RuleStore::Engine => {
+                let version = *self.version.lock() + 1;
+                persist::save_to_engine(engine, &spec, version).await?;
+                *self.version.lock() = version;
+                RulesSource::Api
+            }
+        };
+        *self.rules.write() = (set.clone(), source);
+        Ok(set)
+    }
+}
+
+/// Routes `request` from `sender`; its recipient is `auto` or `capability:NAME`.
+pub async fn route(
+    state: &AppState,
+    sender: &str,
+    mut request: SendMessageRequest,
+) -> ApiResult<(Enqueued, Routed)> {
+    let started = Instant::now();
+    validate_name("sender", sender)?;
+    if request.content.trim().is_empty() {
+        return Err(ApiError::invalid("content must not be empty"));
+    }
+    let metrics = &state.routing.metrics;
+    let decision = decide(state, &request).inspect_err(|_| {
+        metrics.failed();
+        state.monitor.routing_failed();
+    })?;
+    if let Some(rule) = &decision.rule {
+        metrics.rule_hit(rule);
+    }
+    if let Some(boost) = decision.boost {
+        if boost.engine() > request.priority.engine() {
+            request.priority = boost;
+        }
+    }
+    let thread = thread_of(&request);
+    let key = decision.target.turn_key(decision.rule.as_deref());
+    let candidates = candidates(state, &decision.target);
+    let chosen = state
+        .routing
+        .strategies
+        .lock()
+        .choose(decision.strategy, &key, &candidates, thread.as_deref())
+        .cloned();
+    metrics.decision(started.elapsed());
+    let waiting_queue = chosen
+        .is_none()
+        .then(|| waiting::queue_for(&decision.target, decision.rule.as_deref()));
+    request.metadata.insert(
+        "routing".into(),
+        json!({
+            "requested": request.recipient.trim(),
+            "rule": decision.rule,
+            "strategy": decision.strategy.as_str(),
+            "capability": decision.target.capability,
+            "waiting_queue": waiting_queue,
+        }),
+    );
+    let mut routed = Routed {
+        name: String::new(),
+        routed_to: None,
+        rule: decision.rule.clone(),
+        strategy: Some(decision.strategy),
+        capability: decision.target.capability.clone(),
+        waiting_queue: waiting_queue.clone(),
+    };
+    // The chosen agent may have been removed since the candidates were listed: then wait.
+    let chosen = chosen.and_then(|agent| state.registry.resolve(&agent.id));
+    let waiting_queue = waiting_queue
+        .unwrap_or_else(|| waiting::queue_for(&decision.target, decision.rule.as_deref()));
+    let enqueued = match chosen {
+        Some(agent) => {
+            let (enqueued, agent) = inbox::send_to(state, sender, request, agent, started)
+                .await
+                .inspect_err(|_| metrics.failed())?;
+            metrics.routed();
+            routed.name = agent.name.clone();
+            routed.routed_to = Some(agent.name.clone());
+            routed.waiting_queue = None;
+            enqueued
+        }
+        None => {
+            let requested_attempts = request.max_attempts;
+            let mut message = inbox::new_message(sender, request, state.engine.now_ms())?;
+            state.limits.check(sender, 1)?;
+            message.headers =
+                waiting::headers(decision.strategy, thread.as_deref(), requested_attempts);
+            message.max_attempts = Some(WAITING_MOVE_ATTEMPTS);
+            let enqueued = state
+                .engine
+                .enqueue(&waiting_queue, message)
+                .await
+                .inspect_err(|_| {
+                    metrics.failed();
+                    state.monitor.routing_failed();
+                })?;
+            metrics.queued();
+            // An agent may have come online between the candidate check and the enqueue,
+            // and its arrival's sweep may have run before the message was there.
+            if let Err(error) = waiting::drain_queue(state, &waiting_queue).await {
+                tracing::warn!(queue = %waiting_queue, %error, "could not drain waiting queue");
+            }
+            routed.name = waiting_queue.clone();
+            routed.waiting_queue = Some(waiting_queue);
+            enqueued
+        }
+    };
+    Ok((enqueued, routed))
+}
+
+/// Sends `request` from `sender`: to the named agent, or routed when the recipient is `auto`
+/// or `capability:NAME`. The one entry point of REST and WebSocket sends.
+pub async fn send(
+    state: &AppState,
+    sender: &str,
+    request: SendMessageRequest,
+) -> ApiResult<(Enqueued, Routed)> {
+    if super::is_routed(&request.recipient) {
+        return route(state, sender, request).await;
+    }
+    let (enqueued, agent) = inbox::send(state, sender, request).await?;
+    Ok((enqueued, Routed::direct(&agent)))
+}
+
+struct Decision {
+    rule: Option<String>,
+    target: Target,
+    boost: Option<crate::api::wire::Priority>,
+    strategy: StrategyKind,
+}
+
+fn decide(state: &AppState, request: &SendMessageRequest) -> ApiResult<Decision> {
+    let recipient = request.recipient.trim();
+    let rules = state.routing.rules();
+    if recipient.eq_ignore_ascii_case(RECIPIENT_AUTO) {
+        let rule = rules.first_match(&request.content).ok_or_else(|| {
+            ApiError::invalid(
+                "no routing rule matches this content: name a recipient, or add a catch-all \
+                 rule (one without keywords or regex) with PUT /api/v1/routing/rules",
+            )
+        })?;
+        return Ok(Decision {
+            rule: Some(rule.spec.name.clone()),
+            target: Target {
+                capability: rule.capability.clone(),
+                agents: rule.spec.agents.clone(),
+                any: rule.targets_any(),
+            },
+            boost: rule.spec.priority_boost,
+            strategy: rule.spec.strategy,
+        });
+    }
+    let capability = recipient
+        .get(RECIPIENT_CAPABILITY_PREFIX.len()..)
+        .filter(|_| is_capability_recipient(recipient))
+        .map(|name| name.trim().to_lowercase())
+        .ok_or_else(|| ApiError::Internal(format!("not a routed recipient: {recipient}")))?;
+    if capability.is_empty() {
+        return Err(ApiError::invalid(
+            "recipient `capability:` needs a capability name, e.g. `capability:quality`",
+        ));
+    }
+    let any = capability == "*";
+    Ok(Decision {
+        rule: None,
+        target: Target {
+            capability: (!any).then_some(capability),
+            agents: Vec::new(),
+            any,
+        },
+        boost: None,
+        strategy: rules.capability_strategy,
+    })
+}
+
+/// True when `recipient` is `capability:NAME` (prefix without case).
+pub fn is_capability_recipient(recipient: &str) -> bool {
+    recipient
+        .get(..RECIPIENT_CAPABILITY_PREFIX.len())
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case(RECIPIENT_CAPABILITY_PREFIX))
+}
+
+/// `metadata.thread_id` as text (strings and numbers).
+fn thread_of(request: &SendMessageRequest) -> Option<String> {
+    match request.metadata.get("thread_id")? {
+        serde_json::Value::String(thread) if !thread.is_empty() => Some(thread.clone()),
+        serde_json::Value::Number(number) => Some(number.to_string()),
+        _ => None,
+    }
+}
