@@ -151,3 +151,80 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/api/v1/migration/proceed", post(proceed))
         .route("/api/v1/migration/rollback", post(rollback))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use switchboard_engine::{Engine, EngineOptions, MemoryStorage, SystemClock};
+    use tower::ServiceExt;
+    use utoipa::OpenApi;
+
+    use super::*;
+    use crate::config::Settings;
+    use crate::registry::Registry;
+
+    async fn router() -> axum::Router {
+        let engine = Engine::open(
+            Box::new(MemoryStorage::new()),
+            Arc::new(SystemClock),
+            EngineOptions::default(),
+        )
+        .unwrap();
+        let registry = Registry::load(engine.clone()).await.unwrap();
+        let (_stop, stopped) = tokio::sync::watch::channel(false);
+        crate::app(AppState::new(
+            engine,
+            registry,
+            Settings::default(),
+            stopped,
+        ))
+    }
+
+    async fn call(request: Request<Body>) -> (StatusCode, serde_json::Value) {
+        let response = router().await.oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_server_that_never_migrated_is_idle() {
+        let request = Request::get("/api/v1/migration/status")
+            .body(Body::empty())
+            .unwrap();
+        let (status, body) = call(request).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["phase"], "idle");
+        assert_eq!(body["enabled"], false);
+        assert!(body["run"].is_null());
+    }
+
+    #[tokio::test]
+    async fn starting_without_the_subsystem_booted_is_a_conflict() {
+        let request = Request::post("/api/v1/migration/start")
+            .body(Body::from("{}"))
+            .unwrap();
+        let (status, body) = call(request).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        let request = Request::post("/api/v1/migration/rollback")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(call(request).await.0, StatusCode::CONFLICT);
+    }
+
+    #[test]
+    fn the_openapi_document_lists_the_migration_routes() {
+        let doc = crate::api::openapi::ApiDoc::openapi();
+        for path in [
+            "/api/v1/migration/status",
+            "/api/v1/migration/start",
+            "/api/v1/migration/rollback",
+        ] {
+            assert!(doc.paths.paths.contains_key(path), "missing {path}");
+        }
+    }
+}

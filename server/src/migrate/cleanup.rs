@@ -17,6 +17,8 @@ pub const MOVED_SUFFIX: &str = ".pre-switchboard";
 pub const SEND_SCRIPT: &str = "send-claude-message.sh";
 /// The line that marks a shim, so a later run leaves it alone.
 const SHIM_MARK: &str = "# Installed by `switchboard migrate`";
+/// Bytes of a script read to tell whether it is a shim (the mark is on its second line).
+const SHIM_HEAD_BYTES: u64 = 512;
 /// Most numbered names tried when `NAME.pre-switchboard` is taken.
 const FREE_NAME_ATTEMPTS_MAX: usize = 100;
 
@@ -61,7 +63,11 @@ pub fn run(settings: &RunSettings) -> (Vec<CleanupRecord>, Vec<String>) {
 }
 
 fn is_shim(path: &Path) -> bool {
-    std::fs::read_to_string(path).is_ok_and(|text| text.contains(SHIM_MARK))
+    use std::io::Read;
+    let mut head = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(SHIM_HEAD_BYTES).read_to_end(&mut head))
+        .is_ok_and(|_| String::from_utf8_lossy(&head).contains(SHIM_MARK))
 }
 
 fn move_aside(path: &Path, settings: &RunSettings) -> std::io::Result<CleanupRecord> {

@@ -286,3 +286,86 @@ pub async fn finish(state: &AppState) {
     }
     tracing::info!("{}", report.summary());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::migrate::model::{AgentMigration, DualModeRecord, ValidationRecord};
+    use crate::migrate::settings::StartRequest;
+    use crate::migrate::tmux::discover::FoundBy;
+
+    fn run() -> MigrationRun {
+        let settings = RunSettings::check(
+            &StartRequest::default(),
+            None,
+            ".".into(),
+            "http://x".into(),
+        )
+        .unwrap();
+        let mut run = MigrationRun::new("run-1".into(), settings, 1_000);
+        for (name, stage) in [
+            ("alpha", AgentStage::Migrated { at: 2_000 }),
+            (
+                "gamma",
+                AgentStage::RolledBack {
+                    reason: "no ack".into(),
+                    at: 3_000,
+                },
+            ),
+        ] {
+            run.agents.push(AgentMigration {
+                name: name.into(),
+                agent_id: format!("id-{name}"),
+                pane_id: "%1".parse().unwrap(),
+                target: "agent-hive:agent-x.0".into(),
+                session: "agent-hive".into(),
+                window: format!("agent-{name}"),
+                current_path: "/tmp".into(),
+                found_by: FoundBy::WindowName,
+                batch: 0,
+                stage,
+                check: None,
+                final_checked: false,
+            });
+        }
+        run.dual_mode.push(DualModeRecord {
+            at: 1_500,
+            sender: "lead".into(),
+            recipient: "alpha".into(),
+            message_id: "m1".into(),
+            preview: "hi".into(),
+            pane: DeliveryOutcome::Delivered,
+        });
+        run.validations.push(ValidationRecord {
+            agent: "alpha".into(),
+            round: CheckRound::Batch,
+            message_id: Some("m2".into()),
+            at: 2_000,
+            result: CheckResult::Acknowledged { seconds: 0.5 },
+        });
+        run
+    }
+
+    #[test]
+    fn the_report_reads_back_as_written() {
+        let report = Report::of(&run());
+        let json = serde_json::to_string(&report).unwrap();
+        let read: Report = serde_json::from_str(&json).unwrap();
+        assert_eq!(read, report);
+        assert_eq!(read.migrated, vec!["alpha"]);
+        assert_eq!(read.rolled_back[0].reason, "no ack");
+        assert_eq!(read.dual_mode.tally.delivered, 1);
+    }
+
+    #[test]
+    fn the_summary_names_rolled_back_agents_with_their_reasons() {
+        let summary = Report::of(&run()).summary();
+        assert!(summary.contains("migrated (1): alpha"), "{summary}");
+        assert!(summary.contains("gamma: no ack"), "{summary}");
+        assert!(
+            summary.contains("dual-mode messages: 1 (delivered 1"),
+            "{summary}"
+        );
+        assert!(summary.contains("1 passed, 0 failed"), "{summary}");
+    }
+}
