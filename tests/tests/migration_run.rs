@@ -328,3 +328,37 @@ async fn a_server_without_enable_migration_refuses_to_start_one() {
         .unwrap()
         .contains("--enable-migration"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn serve_with_migrate_now_migrates_at_start_and_writes_the_report_in_the_workdir() {
+    let (lab, _panes, _bystander) = lab_with_agents(&["alpha", "beta"]);
+    let workdir = lab.dir().display().to_string();
+    let server = ServerProcess::start(
+        "memory:",
+        &[
+            "--migrate-now",
+            "--dual-mode-minutes",
+            "0",
+            "--validation-timeout-seconds",
+            "30",
+            "--tmux-socket",
+            &lab.socket,
+            "--workdir",
+            &workdir,
+        ],
+    );
+    let _players = Players::start(&server.base(), &["alpha", "beta"], &[]);
+    let status = wait_phase(&server, "completed").await;
+    assert_eq!(
+        status["run"]["settings"]["batch_size"], 2,
+        "the original's default"
+    );
+    let report = lab.dir().join("migration_report.json");
+    let started = Instant::now();
+    while !report.exists() {
+        assert!(started.elapsed() < PANE_TIMEOUT, "no report in the workdir");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let report: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(report["migrated"], json!(["alpha", "beta"]));
+}

@@ -1,0 +1,68 @@
+//! `switchboard tmux-send TARGET MESSAGE...`, the drop-in for `send-claude-message.sh`, when
+//! the queue cannot take the message: it types into the pane itself (safely), or with
+//! `--no-fallback` refuses; a target that is not a pane is an error and nothing is typed
+//! anywhere. (Sending through the queue in dual mode is tested in `migration_run.rs`.)
+
+mod tmux_lab;
+
+use std::time::Duration;
+
+use switchboard_tests::server_harness::run_to_end;
+use tmux_lab::TmuxLab;
+
+/// A URL where no server listens.
+const NO_SERVER: &str = "http://127.0.0.1:9";
+const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn tmux_send(lab: &TmuxLab, extra: &[&str]) -> (bool, String, String) {
+    let mut args = vec![
+        "tmux-send",
+        "--server",
+        NO_SERVER,
+        "--tmux-socket",
+        &lab.socket,
+    ];
+    args.extend_from_slice(extra);
+    let (status, out, err) = run_to_end(&args, RUN_TIMEOUT);
+    (status.success(), out, err)
+}
+
+#[test]
+fn without_a_server_the_message_is_typed_into_the_pane_literally_once() {
+    let lab = TmuxLab::new();
+    let pane = lab.reader("agent-hive", "agent-alpha");
+    let (ok, out, err) = tmux_send(
+        &lab,
+        &["agent-hive:agent-alpha", "-n", "run", "C-c", "now;"],
+    );
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("typed into pane"), "{out}");
+    assert_eq!(
+        pane.wait_lines(1, Duration::from_secs(10)),
+        vec!["-n run C-c now;"]
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(pane.lines().len(), 1);
+}
+
+#[test]
+fn with_no_fallback_nothing_is_typed() {
+    let lab = TmuxLab::new();
+    let pane = lab.reader("agent-hive", "agent-alpha");
+    let (ok, _out, err) = tmux_send(&lab, &["--no-fallback", "agent-hive:agent-alpha", "hi"]);
+    assert!(!ok);
+    assert!(err.contains("--no-fallback"), "{err}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(pane.lines().is_empty(), "{:?}", pane.lines());
+}
+
+#[test]
+fn a_target_that_is_not_a_pane_is_an_error_and_nothing_is_typed_anywhere() {
+    let lab = TmuxLab::new();
+    let active = lab.reader("agent-hive", "agent-alpha");
+    let (ok, _out, err) = tmux_send(&lab, &["agent-hive:agent-nobody", "hello"]);
+    assert!(!ok);
+    assert!(err.contains("nothing was sent"), "{err}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(active.lines().is_empty(), "{:?}", active.lines());
+}
