@@ -295,7 +295,12 @@ async fn dual_mode_types_messages_into_panes_tmux_send_works_and_rollback_restor
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_dry_run_prints_the_plan_and_changes_nothing() {
-    let (lab, panes, _bystander) = lab_with_agents(&["alpha", "beta", "gamma"]);
+    let (lab, mut panes, _bystander) = lab_with_agents(&["alpha", "beta", "gamma"]);
+    // An agent found by its worktree (a CLAUDE.md inside), in another session.
+    let worktree = lab.dir().join("worktrees").join("delta");
+    std::fs::create_dir_all(&worktree).unwrap();
+    std::fs::write(worktree.join("CLAUDE.md"), "# delta\n").unwrap();
+    panes.push(lab.reader_in("dev", "shell", &worktree));
     let server = start_server(&lab);
     let (ok, out, err) = switchboard(vec![
         "migrate".into(),
@@ -307,8 +312,10 @@ async fn a_dry_run_prints_the_plan_and_changes_nothing() {
     ])
     .await;
     assert!(ok, "{out}\n{err}");
-    assert!(out.contains("3 agent(s) in 2 batch(es)"), "{out}");
+    assert!(out.contains("4 agent(s) in 2 batch(es)"), "{out}");
     assert!(out.contains("batch 1/2: alpha, beta"), "{out}");
+    assert!(out.contains("batch 2/2: delta, gamma"), "{out}");
+    assert!(out.contains("(in its worktree)"), "{out}");
     assert!(out.contains("send-claude-message.sh"), "{out}");
     let status = get(server.url("/api/v1/migration/status")).await;
     assert_eq!(status["phase"], "idle");

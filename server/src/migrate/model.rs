@@ -1,5 +1,5 @@
 //! What a migration run is made of: phases, each agent's stage, the records the report is
-//! built from. All of it is serialized as one snapshot by [`super::state`], and shown as is
+//! built from. All of it is serialized as one snapshot by `migrate::state`, and shown as is
 //! by `GET /api/v1/migration/status`.
 
 use std::collections::VecDeque;

@@ -183,6 +183,9 @@ async fn discovery(state: &AppState) {
     state
         .migration
         .change(|run| {
+            for warning in &warnings {
+                run.event(now, format!("note: {warning}"));
+            }
             run.agents = agents;
             run.batches_total = batches_total;
             run.discovery_warnings = warnings;

@@ -5,7 +5,7 @@
 //! - [`target`]: panes addressed by `%pane_id`; `session:window` targets resolved against
 //!   `list-panes`, with a missing target an error (never tmux's fallback to the active pane).
 //! - [`discover`]: which panes are agents.
-//! - [`deliver`]: typing a message into a pane safely, and checking that it was submitted.
+//! - [`mod@deliver`]: typing a message into a pane safely, and checking that it was submitted.
 //! - `sanitize`: control characters made harmless before anything is typed.
 
 pub mod deliver;

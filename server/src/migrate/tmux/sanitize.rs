@@ -28,7 +28,7 @@ pub fn sanitize(text: &str) -> String {
             }
             '\n' => out.push('\n'),
             '\t' => out.push_str(TAB_AS_SPACES),
-            ch if ch.is_control() => out.push(ch),
+            ch if ch.is_control() => out.push_str(&format!("\\u{{{:x}}}", ch as u32)),
             ch => out.push(ch),
         }
     }
