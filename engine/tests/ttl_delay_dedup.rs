@@ -272,7 +272,13 @@ async fn ids_of_acked_messages_are_never_minted_again_after_a_restart() {
     h.engine.ack(plain, d.token).await.unwrap();
     let h = h.restart(); // same millisecond: the clock did not move
     let second = h.engine.enqueue("q", NewMessage::new("b")).await.unwrap();
-    assert!(second.id > plain && second.id > first.id, "{} {} {}", first.id, plain, second.id);
+    assert!(
+        second.id > plain && second.id > first.id,
+        "{} {} {}",
+        first.id,
+        plain,
+        second.id
+    );
     let again = h
         .engine
         .enqueue("q", NewMessage::new("c").with_dedup_key("k"))
