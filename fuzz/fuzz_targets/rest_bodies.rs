@@ -59,7 +59,13 @@ const ROUTES: &[&str] = &[
     "/metrics",
 ];
 
-const METHODS: &[Method] = &[Method::GET, Method::POST, Method::PUT, Method::DELETE, Method::PATCH];
+const METHODS: &[Method] = &[
+    Method::GET,
+    Method::POST,
+    Method::PUT,
+    Method::DELETE,
+    Method::PATCH,
+];
 
 /// Names the set-up registers, so fuzzed requests often name an agent that exists.
 const AGENTS: &[&str] = &["alice", "bob"];
@@ -97,12 +103,16 @@ async fn run(calls: Vec<Call>) {
     let router = router().await;
     for agent in AGENTS {
         let body = format!(r#"{{"name":"{agent}"}}"#);
-        let request = Request::post("/api/v1/agents/register").body(Body::from(body)).unwrap();
+        let request = Request::post("/api/v1/agents/register")
+            .body(Body::from(body))
+            .unwrap();
         let status = router.clone().oneshot(request).await.unwrap().status();
         assert_eq!(status, StatusCode::OK, "set-up registration of {agent}");
     }
     for call in calls.into_iter().take(REQUESTS_PER_CASE_MAX) {
-        let Some(request) = request(&call) else { continue };
+        let Some(request) = request(&call) else {
+            continue;
+        };
         let response = router.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let body = response.into_body().collect().await.map(|b| b.to_bytes());
@@ -120,10 +130,17 @@ async fn router() -> axum::Router {
         EngineOptions::default(),
     )
     .expect("memory storage opens");
-    let registry = Registry::load(engine.clone()).await.expect("an empty registry loads");
+    let registry = Registry::load(engine.clone())
+        .await
+        .expect("an empty registry loads");
     // The sender is dropped at once: the state never sees a shutdown, which is what we want.
     let (_stop, stopped) = tokio::sync::watch::channel(false);
-    app(AppState::new(engine, registry, Settings::default(), stopped))
+    app(AppState::new(
+        engine,
+        registry,
+        Settings::default(),
+        stopped,
+    ))
 }
 
 /// The request a call describes, or `None` when its text is not a valid URI (the HTTP layer

@@ -35,7 +35,13 @@ enum Frame {
     /// Any text at all.
     Raw(String),
     /// A well-formed frame of some type whose fields are fuzzed.
-    Typed { kind: u8, id: Id, number: Option<i64>, text: String, recipient: u8 },
+    Typed {
+        kind: u8,
+        id: Id,
+        number: Option<i64>,
+        text: String,
+        recipient: u8,
+    },
     Binary(Vec<u8>),
 }
 
@@ -83,9 +89,14 @@ async fn run(frames: Vec<Frame>) {
             while let Some(Ok(message)) = stream.next().await {
                 if let Message::Text(text) = message {
                     let frame: Value = serde_json::from_str(&text).expect("server frames are JSON");
-                    assert!(frame["type"].is_string(), "server frame without a type: {frame}");
+                    assert!(
+                        frame["type"].is_string(),
+                        "server frame without a type: {frame}"
+                    );
                     if matches!(frame["type"].as_str(), Some("message" | "broadcast")) {
-                        pushed.lock().push(frame["id"].as_str().unwrap_or_default().to_string());
+                        pushed
+                            .lock()
+                            .push(frame["id"].as_str().unwrap_or_default().to_string());
                     }
                 }
             }
@@ -95,11 +106,20 @@ async fn run(frames: Vec<Frame>) {
         let message = match frame {
             Frame::Raw(text) => Message::text(text),
             Frame::Binary(bytes) => Message::binary(bytes),
-            Frame::Typed { kind, id, number, text, recipient } => {
+            Frame::Typed {
+                kind,
+                id,
+                number,
+                text,
+                recipient,
+            } => {
                 let id = match id {
                     Id::Pushed(pick) => {
                         let pushed = pushed.lock();
-                        pushed.get(pick as usize % pushed.len().max(1)).cloned().unwrap_or_default()
+                        pushed
+                            .get(pick as usize % pushed.len().max(1))
+                            .cloned()
+                            .unwrap_or_default()
                     }
                     Id::Text(text) => text,
                 };
@@ -122,8 +142,14 @@ async fn run(frames: Vec<Frame>) {
 /// A frame of one of the client types, with fuzzed values (sometimes of the wrong JSON type).
 fn typed(kind: u8, id: String, number: Option<i64>, text: String, recipient: u8) -> Value {
     let number = number.map_or(Value::Null, Value::from);
-    let recipient = ["alice", "bob", "nobody", "auto", "capability:x", text.as_str()]
-        [recipient as usize % 6];
+    let recipient = [
+        "alice",
+        "bob",
+        "nobody",
+        "auto",
+        "capability:x",
+        text.as_str(),
+    ][recipient as usize % 6];
     match kind % 7 {
         0 => json!({ "type": "heartbeat" }),
         1 => json!({ "type": "ack", "message_id": id }),
@@ -137,7 +163,9 @@ fn typed(kind: u8, id: String, number: Option<i64>, text: String, recipient: u8)
 }
 
 async fn post(router: &axum::Router, path: &str, body: Value) {
-    let request = Request::post(path).body(Body::from(body.to_string())).unwrap();
+    let request = Request::post(path)
+        .body(Body::from(body.to_string()))
+        .unwrap();
     let status = router.clone().oneshot(request).await.unwrap().status();
     assert_eq!(status, StatusCode::OK, "set-up {path} {body}");
 }
@@ -149,7 +177,14 @@ async fn router() -> axum::Router {
         EngineOptions::default(),
     )
     .expect("memory storage opens");
-    let registry = Registry::load(engine.clone()).await.expect("an empty registry loads");
+    let registry = Registry::load(engine.clone())
+        .await
+        .expect("an empty registry loads");
     let (_stop, stopped) = tokio::sync::watch::channel(false);
-    app(AppState::new(engine, registry, Settings::default(), stopped))
+    app(AppState::new(
+        engine,
+        registry,
+        Settings::default(),
+        stopped,
+    ))
 }

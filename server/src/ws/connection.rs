@@ -316,10 +316,19 @@ impl Session {
                 }
                 continue;
             }
-            let deliveries = match engine
-                .lease_wait(&inbox, credit, Some(self.lease_ms), limits::WS_POLL_WAIT)
-                .await
-            {
+            // Stop waiting as soon as the socket closes, or the close (and the give-back of
+            // every lease) would wait out the poll. Dropping `lease_wait` releases what it
+            // leased. `notified()` counts a notification from its creation, so create it
+            // before the last look at `closing`.
+            let closed = self.closed.notified();
+            if self.closing.load(Ordering::SeqCst) {
+                return;
+            }
+            let waited = tokio::select! {
+                waited = engine.lease_wait(&inbox, credit, Some(self.lease_ms), limits::WS_POLL_WAIT) => waited,
+                _ = closed => return,
+            };
+            let deliveries = match waited {
                 Ok(deliveries) => deliveries,
                 Err(error) => {
                     let frame = frames::error(format!("cannot read the inbox: {error}"), None);
