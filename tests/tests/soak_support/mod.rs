@@ -19,6 +19,10 @@ use serde_json::{json, Value};
 pub const AGENTS: [&str; 2] = ["alice", "bob"];
 /// Lease of the consumers, in seconds: short, so unacked messages come back soon.
 const LEASE_SECONDS: u64 = 2;
+/// Attempts each message is allowed: far more than the kills and lease lapses of a run, so a
+/// message is never dead-lettered, which the total-queue check would count as lost. (A slow
+/// machine can let a 2 s lease of a 50-message batch lapse before every ack is in.)
+const ATTEMPTS_MAX: u32 = 1_000;
 /// Pause after a failed request (server down, restarting).
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
 
@@ -139,7 +143,7 @@ impl Load {
                     let recipient = AGENTS[n as usize % AGENTS.len()];
                     book.lock().unwrap().tried.insert(content.clone());
                     let url = format!("{}/api/v1/messages?sender=load", base.read().unwrap());
-                    let body = json!({ "recipient": recipient, "content": content });
+                    let body = json!({ "recipient": recipient, "content": content, "max_attempts": ATTEMPTS_MAX });
                     let Some((status, reply)) = call(&book, http.post(url).json(&body)).await
                     else {
                         continue;
@@ -191,7 +195,8 @@ impl Load {
         let (http, book, base, _) = self.parts();
         book.lock().unwrap().tried.insert(content.clone());
         let url = format!("{}/api/v1/messages?sender=probe", base.read().unwrap());
-        let body = json!({ "recipient": AGENTS[0], "content": content });
+        let body =
+            json!({ "recipient": AGENTS[0], "content": content, "max_attempts": ATTEMPTS_MAX });
         let answer = tokio::time::timeout(patience, call(&book, http.post(url).json(&body)));
         let (status, reply) = answer.await.ok().flatten()?;
         if status == 200 {
