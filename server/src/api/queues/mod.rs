@@ -265,6 +265,22 @@ fn settle_result(
 }
 
 /// One delivery settled: its error becomes the response's status; many: per-item results.
+/// Pairs each reference with its engine result and answers as one item or as a batch, the way
+/// the request was shaped.
+fn answer(
+    request: &SettleRequest,
+    references: Vec<TokenRef>,
+    results: Vec<Result<(), switchboard_engine::EngineError>>,
+    status: &str,
+) -> ApiResult<Json<SettleResponse>> {
+    let results = references
+        .into_iter()
+        .zip(results)
+        .map(|(reference, result)| settle_result(reference.id, status, result))
+        .collect();
+    single_or_batch(request.items.is_none(), results)
+}
+
 fn single_or_batch(single: bool, results: Vec<SettleResult>) -> ApiResult<Json<SettleResponse>> {
     if single {
         if let Some(detail) = &results[0].detail {
@@ -294,12 +310,7 @@ pub async fn ack(
         .map(token_ref)
         .collect::<ApiResult<Vec<_>>>()?;
     let results = state.engine.ack_batch(&items).await?;
-    let results = references
-        .into_iter()
-        .zip(results)
-        .map(|(reference, result)| settle_result(reference.id, "acknowledged", result))
-        .collect();
-    single_or_batch(request.items.is_none(), results)
+    answer(&request, references, results, "acknowledged")
 }
 
 /// Gives deliveries back for a retry after `delay_seconds` (default: the queue's backoff).
@@ -328,12 +339,7 @@ pub async fn nack(
         other => other.map(|seconds| seconds * 1000),
     };
     let results = state.engine.nack_batch(&items, delay_ms).await?;
-    let results = references
-        .into_iter()
-        .zip(results)
-        .map(|(reference, result)| settle_result(reference.id, "requeued", result))
-        .collect();
-    single_or_batch(request.items.is_none(), results)
+    answer(&request, references, results, "requeued")
 }
 
 /// Extends one delivery's lease to `lease_seconds` from now.
