@@ -34,6 +34,14 @@ pub struct EngineOptions {
     pub token_seed: u64,
     /// Period of the background timer; `None` runs no timer (tests call [`Engine::tick`]).
     pub tick_interval: Option<Duration>,
+    /// When true, [`Engine::lease`] and [`Engine::lease_wait`] return only once the lease is
+    /// durable. Off by default: a lease is handed out as soon as it is decided and written
+    /// behind, in order, with the next group commit. An ack always waits for its own commit,
+    /// which includes the lease's, so nothing acknowledged depends on this. What a crash
+    /// between the two loses is the lease itself: the message is ready again after restart
+    /// with that delivery not counted in its attempts. Waiting adds one commit round trip to
+    /// every delivery, a third of a durable enqueue → lease → ack cycle.
+    pub durable_leases: bool,
 }
 
 impl Default for EngineOptions {
@@ -41,6 +49,7 @@ impl Default for EngineOptions {
         Self {
             token_seed: crate::clock::SystemClock.now_ms() ^ 0x5EED_5EED_5EED_5EED,
             tick_interval: Some(Duration::from_millis(TICK_MS_DEFAULT)),
+            durable_leases: false,
         }
     }
 }
@@ -77,6 +86,7 @@ pub(crate) struct Shared {
     clock: Arc<dyn Clock>,
     waiters: Mutex<HashMap<Arc<str>, Arc<Notify>>>,
     storage_name: String,
+    durable_leases: bool,
 }
 
 /// Stops the background threads when the last [`Engine`] handle goes away.
@@ -153,6 +163,7 @@ impl Engine {
             clock,
             waiters: Mutex::new(HashMap::new()),
             storage_name,
+            durable_leases: options.durable_leases,
         });
         let committer = {
             let shared = shared.clone();
@@ -244,9 +255,10 @@ impl Engine {
         Ok((result?, wrote.then_some(inner.filling)))
     }
 
-    /// Leases like [`Engine::lease`], but if the returned future is dropped before it
-    /// completes (a caller that stopped waiting), the messages it leased are released at once
-    /// with their attempt uncounted, instead of staying hidden until their lease runs out.
+    /// Leases, waiting for durability when [`EngineOptions::durable_leases`] asks for it. If
+    /// the returned future is dropped during that wait (a caller that stopped waiting), the
+    /// messages it leased are released at once with their attempt uncounted, instead of
+    /// staying hidden until their lease runs out.
     async fn lease_cancel_safe(
         &self,
         queue: &str,
@@ -259,14 +271,15 @@ impl Engine {
                 state.lease(queue, max, lease_ms, now, out)
             })
             .await?;
+        let Some(batch) = batch.filter(|_| self.shared.durable_leases) else {
+            return Ok(deliveries);
+        };
         let mut guard = ReleaseOnDrop {
             engine: self,
             queue,
             leases: deliveries.iter().map(|d| (d.message.id, d.token)).collect(),
         };
-        if let Some(batch) = batch {
-            wait_durable(&mut progress, batch).await?;
-        }
+        wait_durable(&mut progress, batch).await?;
         guard.leases.clear();
         Ok(deliveries)
     }
@@ -327,15 +340,15 @@ impl Engine {
     }
 
     /// Leases up to `max` ready messages for `lease_ms` (the queue's default when `None`).
-    /// Returns at once, possibly with nothing.
+    /// Returns at once, possibly with nothing. The lease is durable on return only with
+    /// [`EngineOptions::durable_leases`]; otherwise it is written behind (see there).
     pub async fn lease(
         &self,
         queue: &str,
         max: usize,
         lease_ms: Option<u64>,
     ) -> Result<Vec<Delivery>> {
-        self.write(|state, now, out| state.lease(queue, max, lease_ms, now, out))
-            .await
+        self.lease_cancel_safe(queue, max, lease_ms).await
     }
 
     /// Like [`Engine::lease`], but waits up to `wait` for a message to become ready (long poll).

@@ -10,7 +10,8 @@ use switchboard_engine::{FaultPlan, FaultyStorage, MemoryStorage, NewMessage};
 
 #[tokio::test]
 async fn a_cancelled_long_poll_leaves_no_message_leased_to_nobody() {
-    // A storage that stalls commits makes the cancellation land after the lease was taken.
+    // With durable leases the poll waits for the lease's commit; a storage that stalls
+    // commits makes the cancellation land after the lease was taken.
     let storage = MemoryStorage::new();
     let plan = FaultPlan {
         fail_after: Some(1),
@@ -20,7 +21,11 @@ async fn a_cancelled_long_poll_leaves_no_message_leased_to_nobody() {
     let faulty = FaultyStorage::new(storage.clone(), plan);
     let handle = faulty.plan();
     let clock = std::sync::Arc::new(switchboard_engine::ManualClock::new(common::START_MS));
-    let engine = common::open_on(Box::new(faulty), clock);
+    let options = switchboard_engine::EngineOptions {
+        durable_leases: true,
+        ..common::options()
+    };
+    let engine = switchboard_engine::Engine::open(Box::new(faulty), clock, options).unwrap();
     engine.enqueue("q", NewMessage::new("x")).await.unwrap();
     let poll = engine.lease_wait("q", 1, Some(60_000), Duration::from_secs(30));
     let cancelled = tokio::time::timeout(Duration::from_millis(100), poll).await;

@@ -121,6 +121,21 @@ async fn run_with_fault(fail_commit: u64, apply_then_fail: bool) {
     );
     let mut out = Outcomes::default();
     workload(&engine, &mut out).await;
+    // Leases are written behind, so this run may group its records into fewer commits than
+    // the clean run did: enqueue until the failing commit has come.
+    for extra in 0.. {
+        assert!(extra < 1_000, "commit {fail_commit} never came");
+        let tag = format!("after-{extra}");
+        out.offered.insert(tag.clone());
+        if engine
+            .enqueue("q", NewMessage::new(tag.as_bytes()))
+            .await
+            .is_err()
+        {
+            break;
+        }
+        out.enqueued.insert(tag);
+    }
     // Fail-stop: once a commit failed, every later write is refused with a clear error.
     let refused = engine.enqueue("q", NewMessage::new("after")).await;
     assert!(
@@ -280,5 +295,65 @@ async fn group_commit_batches_many_concurrent_operations_per_commit() {
     assert_eq!(
         per_queue[&*std::sync::Arc::<str>::from("q")],
         operations as u64
+    );
+}
+
+/// Opens an engine on `storage` whose commit number `fail_commit` fails for good, with one
+/// message enqueued and durable (commit 1).
+async fn engine_failing_commit_two(
+    storage: &MemoryStorage,
+    durable_leases: bool,
+) -> (Engine, switchboard_engine::MessageId) {
+    let plan = FaultPlan {
+        fail_commit: Some(2),
+        ..FaultPlan::default()
+    };
+    let clock = Arc::new(ManualClock::new(common::START_MS));
+    let options = switchboard_engine::EngineOptions {
+        durable_leases,
+        ..common::options()
+    };
+    let engine = Engine::open(
+        Box::new(FaultyStorage::new(storage.clone(), plan)),
+        clock,
+        options,
+    )
+    .unwrap();
+    let id = engine.enqueue("q", NewMessage::new("m")).await.unwrap().id;
+    (engine, id)
+}
+
+#[tokio::test]
+async fn a_lease_lost_with_its_commit_leaves_the_message_ready_and_the_attempt_uncounted() {
+    let storage = MemoryStorage::new();
+    let (engine, id) = engine_failing_commit_two(&storage, false).await;
+    // Leases are written behind: the lease is handed out before commit 2 (which fails).
+    let leased = engine.lease("q", 1, Some(60_000)).await.unwrap();
+    assert_eq!(leased.len(), 1);
+    assert_eq!(leased[0].message.attempts, 1);
+    // The ack waits for a commit that includes the lease's record, so it cannot succeed.
+    let acked = engine.ack(id, leased[0].token).await;
+    assert!(matches!(acked, Err(EngineError::Poisoned(_))), "{acked:?}");
+    drop(engine);
+
+    let clock = Arc::new(ManualClock::new(common::START_MS));
+    let reopened = common::open_on(Box::new(storage.clone()), clock);
+    let (message, state) = reopened.message(id).await.unwrap().expect("still stored");
+    assert_eq!(state, switchboard_engine::MessageState::Ready);
+    assert_eq!(message.attempts, 0, "the lost delivery is not counted");
+    let again = reopened.lease("q", 1, Some(60_000)).await.unwrap();
+    assert_eq!(again.len(), 1);
+    reopened.ack(id, again[0].token).await.unwrap();
+    reopened.flush().await.unwrap();
+}
+
+#[tokio::test]
+async fn with_durable_leases_a_lease_whose_commit_fails_is_refused() {
+    let storage = MemoryStorage::new();
+    let (engine, _id) = engine_failing_commit_two(&storage, true).await;
+    let leased = engine.lease("q", 1, Some(60_000)).await;
+    assert!(
+        matches!(leased, Err(EngineError::Poisoned(_))),
+        "{leased:?}"
     );
 }

@@ -430,6 +430,10 @@ impl World {
                 self.model.settle(1, now);
             }
             Op::Restart => {
+                // The model's restart follows durable state: leases are written behind
+                // (EngineOptions::durable_leases), so the last one may still be pending.
+                // What a crash does to a pending lease is tested in tests/durability.rs.
+                self.engine.flush().await.unwrap();
                 let engine = common::open_on(Box::new(self.storage.clone()), self.clock.clone());
                 self.engine = engine;
                 for m in &mut self.model.messages {

@@ -74,6 +74,16 @@ impl<'a> BatchChanges<'a> {
         for record in batch {
             changes.apply(record, &mut stored_fields)?;
         }
+        // A message enqueued and removed within the batch was never stored: deleting its
+        // keys would only cost B-tree lookups.
+        for record in batch {
+            if let Record::Enqueued { message, .. } = record {
+                if changes.fields.get(&message.id) == Some(&None) {
+                    changes.fields.remove(&message.id);
+                    changes.bodies.remove(&message.id);
+                }
+            }
+        }
         Ok(changes)
     }
 

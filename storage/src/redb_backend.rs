@@ -8,6 +8,14 @@
 //! - `message_state`: message id → its mutable fields (attempts, `not_before`, dead, seq, expiry)
 //! - `dedup`: (queue, key) → `DedupEntry`
 //! - `meta`: `layout_version` → the layout these tables follow
+//! - `journal`: sequence → one commit batch's WAL records, not yet folded into the tables
+//!
+//! A commit batch is appended to the journal as one row: one B-tree insert instead of one per
+//! key the batch touches, which halves the committer's work at small batch sizes. Every
+//! [`JOURNAL_BATCHES_MAX`] batches (or [`JOURNAL_BYTES_MAX`] bytes) the journal is folded into
+//! the tables within the transaction of the batch that fills it, and recovery folds what is
+//! left before reading. Messages enqueued and acked between two folds never touch the tables.
+//! Large batches skip the journal and go to the tables directly.
 //!
 //! A message's mutable fields live apart from its body so that a delivery, requeue or death
 //! rewrites about 30 bytes, not the payload. Measured (64 clients, full cycle, durable, 16
@@ -46,7 +54,19 @@ const MESSAGES: TableDefinition<u128, &[u8]> = TableDefinition::new("messages");
 const MESSAGE_STATE: TableDefinition<u128, &[u8]> = TableDefinition::new("message_state");
 const DEDUP: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("dedup");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const JOURNAL: TableDefinition<u64, &[u8]> = TableDefinition::new("journal");
 const LAYOUT_VERSION_KEY: &str = "layout_version";
+/// The layout version of files written before the journal existed: the same tables with no
+/// journal, upgraded in place on open.
+const LAYOUT_VERSION_WITHOUT_JOURNAL: u64 = 1;
+/// The layout version this backend writes (the keyed layout plus the journal).
+const LAYOUT_VERSION_REDB: u64 = LAYOUT_VERSION + 1;
+/// Commit batches the journal holds before they are folded into the tables.
+const JOURNAL_BATCHES_MAX: u64 = 128;
+/// Bytes the journal holds before it is folded into the tables.
+const JOURNAL_BYTES_MAX: u64 = 8 * 1024 * 1024;
+/// Record overhead assumed when estimating a batch's journal size before encoding it, in bytes.
+const RECORD_BYTES_ESTIMATE: u64 = 128;
 /// Appended to a new store's file name while it is being created.
 const STAGING_SUFFIX: &str = ".creating";
 
@@ -55,6 +75,16 @@ pub struct RedbStorage {
     db: Database,
     path: PathBuf,
     durability: Durability,
+    journal: JournalLength,
+}
+
+/// What the journal holds, kept in memory so appending needs no read.
+#[derive(Debug, Default, Clone, Copy)]
+struct JournalLength {
+    rows: u64,
+    bytes: u64,
+    /// Key of the next row.
+    next: u64,
 }
 
 impl std::fmt::Debug for RedbStorage {
@@ -75,19 +105,21 @@ impl RedbStorage {
         if !path.exists() {
             create_in_place(&url, &path)?;
         }
-        let storage = Self {
+        let mut storage = Self {
             db: open_database(&url, &path)?,
             path,
             durability,
+            journal: JournalLength::default(),
         };
-        storage
+        storage.journal = storage
             .prepare_tables()
             .map_err(|error| open_failure(&url, error))?;
         Ok(storage)
     }
 
-    /// Creates the tables of a new file and checks the layout version of an existing one.
-    fn prepare_tables(&self) -> Result<(), StorageError> {
+    /// Creates the tables of a new file and checks the layout version of an existing one;
+    /// returns what its journal holds.
+    fn prepare_tables(&self) -> Result<JournalLength, StorageError> {
         let txn = self
             .db
             .begin_write()
@@ -104,25 +136,88 @@ impl RedbStorage {
                 .map_err(|e| to_storage_error("read the layout version", e))?
                 .map(|guard| guard.value());
             match found {
-                Some(LAYOUT_VERSION) => {}
+                Some(LAYOUT_VERSION_REDB) => {}
+                None | Some(LAYOUT_VERSION_WITHOUT_JOURNAL) => {
+                    meta.insert(LAYOUT_VERSION_KEY, LAYOUT_VERSION_REDB)
+                        .map_err(|e| to_storage_error("write the layout version", e))?;
+                }
                 Some(other) => {
                     return Err(StorageError::Corrupt(format!(
-                        "the file has layout version {other}, this build reads version \
-                         {LAYOUT_VERSION}"
+                        "the file has layout version {other}, this build reads versions \
+                         {LAYOUT_VERSION_WITHOUT_JOURNAL} and {LAYOUT_VERSION_REDB}"
                     )))
-                }
-                None => {
-                    meta.insert(LAYOUT_VERSION_KEY, LAYOUT_VERSION)
-                        .map_err(|e| to_storage_error("write the layout version", e))?;
                 }
             }
         }
+        let journal = journal_length(&txn)?;
         txn.commit()
-            .map_err(|e| to_storage_error("commit its tables", e))
+            .map_err(|e| to_storage_error("commit its tables", e))?;
+        Ok(journal)
     }
 
-    /// Rows held across the queue, message, message-state and dedup tables: what is live, so
-    /// it stays flat however many messages pass through.
+    fn begin_write(&self) -> Result<redb::WriteTransaction, StorageError> {
+        let mut txn = self
+            .db
+            .begin_write()
+            .map_err(|e| to_storage_error("begin a write transaction", e))?;
+        txn.set_durability(match self.durability {
+            Durability::Immediate => redb::Durability::Immediate,
+            Durability::NoSync => redb::Durability::Eventual,
+        });
+        Ok(txn)
+    }
+
+    /// Appends `entry` (a batch's records) to the journal as one row.
+    fn append_to_journal(&mut self, entry: &[u8]) -> Result<(), StorageError> {
+        let txn = self.begin_write()?;
+        txn.open_table(JOURNAL)
+            .map_err(|e| to_storage_error("open the journal", e))?
+            .insert(self.journal.next, entry)
+            .map_err(|e| to_storage_error("append to the journal", e))?;
+        txn.commit()
+            .map_err(|e| to_storage_error("commit the batch", e))?;
+        self.journal.rows += 1;
+        self.journal.bytes += entry.len() as u64;
+        self.journal.next += 1;
+        Ok(())
+    }
+
+    /// Folds the journal and then `batch` into the tables and empties the journal, all in one
+    /// transaction.
+    fn fold_journal_and(&mut self, batch: &[Record]) -> Result<(), StorageError> {
+        let txn = self.begin_write()?;
+        let mut records = Vec::new();
+        {
+            let mut journal = txn
+                .open_table(JOURNAL)
+                .map_err(|e| to_storage_error("open the journal", e))?;
+            for row in journal
+                .iter()
+                .map_err(|e| to_storage_error("read the journal", e))?
+            {
+                let (_, entry) = row.map_err(|e| to_storage_error("read the journal", e))?;
+                decode_journal_entry(entry.value(), &mut records)?;
+            }
+            journal
+                .retain(|_, _| false)
+                .map_err(|e| to_storage_error("empty the journal", e))?;
+        }
+        let changes = if records.is_empty() {
+            write_changes(&txn, batch)
+        } else {
+            records.extend_from_slice(batch);
+            write_changes(&txn, &records)
+        };
+        changes?;
+        txn.commit()
+            .map_err(|e| to_storage_error("commit the batch", e))?;
+        self.journal = JournalLength::default();
+        Ok(())
+    }
+
+    /// Rows held across the queue, message, message-state, dedup and journal tables: what is
+    /// live (plus batches not yet folded), so it stays flat however many messages pass
+    /// through.
     pub fn entry_count(&self) -> Result<u64, StorageError> {
         let txn = self
             .db
@@ -131,12 +226,29 @@ impl RedbStorage {
         Ok(rows(&txn, QUEUES)?
             + rows(&txn, MESSAGES)?
             + rows(&txn, MESSAGE_STATE)?
-            + rows(&txn, DEDUP)?)
+            + rows(&txn, DEDUP)?
+            + rows(&txn, JOURNAL)?)
+    }
+}
+
+impl Drop for RedbStorage {
+    /// A clean stop folds the journal, so the file holds only what is live and the next open
+    /// has nothing to replay. (A failure here loses nothing: recovery folds it instead.)
+    fn drop(&mut self) {
+        if self.journal.rows > 0 {
+            if let Err(error) = self.fold_journal_and(&[]) {
+                tracing::warn!(path = %self.path.display(), %error,
+                    "could not fold the journal at close; the next open will");
+            }
+        }
     }
 }
 
 impl Storage for RedbStorage {
     fn recover(&mut self) -> Result<Snapshot, StorageError> {
+        if self.journal.rows > 0 {
+            self.fold_journal_and(&[])?;
+        }
         let txn = self
             .db
             .begin_read()
@@ -198,64 +310,14 @@ impl Storage for RedbStorage {
     }
 
     fn commit(&mut self, batch: &[Record]) -> Result<(), StorageError> {
-        let mut txn = self
-            .db
-            .begin_write()
-            .map_err(|e| to_storage_error("begin a write transaction", e))?;
-        txn.set_durability(match self.durability {
-            Durability::Immediate => redb::Durability::Immediate,
-            Durability::NoSync => redb::Durability::Eventual,
-        });
-        let open_error = |e| to_storage_error("open its tables", e);
-        let write_error = |e| to_storage_error("write a row", e);
-        {
-            let mut state_table = txn.open_table(MESSAGE_STATE).map_err(open_error)?;
-            let changes = BatchChanges::plan(batch, |id| {
-                let stored = state_table
-                    .get(id.0)
-                    .map_err(|e| to_storage_error("read a message's state", e))?;
-                stored
-                    .map(|guard| decode_value(guard.value(), "message state"))
-                    .transpose()
-            })?;
-            for (id, fields) in &changes.fields {
-                match fields {
-                    Some(fields) => state_table.insert(id.0, wal::encode(fields).as_slice()),
-                    None => state_table.remove(id.0),
-                }
-                .map_err(write_error)?;
-            }
-            drop(state_table);
-
-            let mut bodies = txn.open_table(MESSAGES).map_err(open_error)?;
-            for (id, body) in &changes.bodies {
-                match body {
-                    Some(body) => bodies.insert(id.0, wal::encode(*body).as_slice()),
-                    None => bodies.remove(id.0),
-                }
-                .map_err(write_error)?;
-            }
-            drop(bodies);
-
-            let mut queues = txn.open_table(QUEUES).map_err(open_error)?;
-            for (name, config) in &changes.queues {
-                queues
-                    .insert(*name, wal::encode(*config).as_slice())
-                    .map_err(write_error)?;
-            }
-            drop(queues);
-
-            let mut dedup = txn.open_table(DEDUP).map_err(open_error)?;
-            for (key, entry) in &changes.dedup {
-                match entry {
-                    Some(entry) => dedup.insert(*key, wal::encode(entry).as_slice()),
-                    None => dedup.remove(*key),
-                }
-                .map_err(write_error)?;
+        let room = JOURNAL_BYTES_MAX.saturating_sub(self.journal.bytes);
+        if self.journal.rows < JOURNAL_BATCHES_MAX && journal_bytes_estimate(batch) <= room {
+            let entry = encode_journal_entry(batch);
+            if entry.len() as u64 <= room {
+                return self.append_to_journal(&entry);
             }
         }
-        txn.commit()
-            .map_err(|e| to_storage_error("commit the batch", e))
+        self.fold_journal_and(batch)
     }
 
     fn ping(&mut self) -> Result<(), StorageError> {
@@ -268,6 +330,111 @@ impl Storage for RedbStorage {
     fn describe(&self) -> String {
         url_of(&self.path, self.durability)
     }
+}
+
+/// Writes the net key changes of `batch` to the tables.
+fn write_changes(txn: &redb::WriteTransaction, batch: &[Record]) -> Result<(), StorageError> {
+    let open_error = |e| to_storage_error("open its tables", e);
+    let write_error = |e| to_storage_error("write a row", e);
+    let mut state_table = txn.open_table(MESSAGE_STATE).map_err(open_error)?;
+    let changes = BatchChanges::plan(batch, |id| {
+        let stored = state_table
+            .get(id.0)
+            .map_err(|e| to_storage_error("read a message's state", e))?;
+        stored
+            .map(|guard| decode_value(guard.value(), "message state"))
+            .transpose()
+    })?;
+    for (id, fields) in &changes.fields {
+        match fields {
+            Some(fields) => state_table.insert(id.0, wal::encode(fields).as_slice()),
+            None => state_table.remove(id.0),
+        }
+        .map_err(write_error)?;
+    }
+    drop(state_table);
+
+    let mut bodies = txn.open_table(MESSAGES).map_err(open_error)?;
+    for (id, body) in &changes.bodies {
+        match body {
+            Some(body) => bodies.insert(id.0, wal::encode(*body).as_slice()),
+            None => bodies.remove(id.0),
+        }
+        .map_err(write_error)?;
+    }
+    drop(bodies);
+
+    let mut queues = txn.open_table(QUEUES).map_err(open_error)?;
+    for (name, config) in &changes.queues {
+        queues
+            .insert(*name, wal::encode(*config).as_slice())
+            .map_err(write_error)?;
+    }
+    drop(queues);
+
+    let mut dedup = txn.open_table(DEDUP).map_err(open_error)?;
+    for (key, entry) in &changes.dedup {
+        match entry {
+            Some(entry) => dedup.insert(*key, wal::encode(entry).as_slice()),
+            None => dedup.remove(*key),
+        }
+        .map_err(write_error)?;
+    }
+    Ok(())
+}
+
+/// A batch as one journal row: its records' WAL frames, back to back (one frame per record,
+/// so no frame outgrows the codec's limit however large the batch).
+fn encode_journal_entry(batch: &[Record]) -> Vec<u8> {
+    let mut entry = Vec::new();
+    for record in batch {
+        entry.extend_from_slice(&wal::encode_record(record));
+    }
+    entry
+}
+
+/// Appends the records of one journal row to `records`.
+fn decode_journal_entry(mut entry: &[u8], records: &mut Vec<Record>) -> Result<(), StorageError> {
+    while !entry.is_empty() {
+        let (record, used) = wal::decode_prefix::<Record>(entry).map_err(|error| {
+            StorageError::Corrupt(format!("a journal row does not decode: {error}"))
+        })?;
+        records.push(record);
+        entry = &entry[used..];
+    }
+    Ok(())
+}
+
+/// A cheap upper estimate of a batch's journal row size, so a large batch is not encoded
+/// only to find it does not fit.
+fn journal_bytes_estimate(batch: &[Record]) -> u64 {
+    batch
+        .iter()
+        .map(|record| match record {
+            Record::Enqueued { message, .. } => {
+                RECORD_BYTES_ESTIMATE + message.payload.len() as u64
+            }
+            _ => RECORD_BYTES_ESTIMATE,
+        })
+        .sum()
+}
+
+/// Rows, bytes and next key of the journal.
+fn journal_length(txn: &redb::WriteTransaction) -> Result<JournalLength, StorageError> {
+    let journal = txn
+        .open_table(JOURNAL)
+        .map_err(|e| to_storage_error("open the journal", e))?;
+    let mut length = JournalLength::default();
+    for row in journal
+        .iter()
+        .map_err(|e| to_storage_error("read the journal", e))?
+    {
+        let (key, entry) = row.map_err(|e| to_storage_error("read the journal", e))?;
+        length.rows += 1;
+        length.bytes += entry.value().len() as u64;
+        length.next = key.value() + 1;
+    }
+    Ok(length)
 }
 
 /// Opens (or creates) the redb file, naming a lock held by another handle as such.
@@ -300,6 +467,7 @@ fn create_in_place(url: &str, path: &Path) -> Result<(), OpenError> {
         db: open_database(url, &staging)?,
         path: staging.clone(),
         durability: Durability::Immediate,
+        journal: JournalLength::default(),
     };
     fresh
         .prepare_tables()
@@ -380,11 +548,86 @@ mod tests {
         let storage = RedbStorage::open(&path, Durability::Immediate)?;
         let txn = storage.db.begin_write()?;
         txn.open_table(META)?
-            .insert(LAYOUT_VERSION_KEY, LAYOUT_VERSION + 1)?;
+            .insert(LAYOUT_VERSION_KEY, LAYOUT_VERSION_REDB + 1)?;
         txn.commit()?;
         drop(storage);
         let error = RedbStorage::open(&path, Durability::Immediate).expect_err("future layout");
         assert!(matches!(error, OpenError::Corrupt { .. }), "{error:?}");
+        Ok(())
+    }
+
+    fn enqueued(id: u128) -> Record {
+        Record::Enqueued {
+            message: StoredMessage {
+                id: switchboard_engine::MessageId(id),
+                queue: Arc::from("q"),
+                seq: id as u64,
+                priority: 0,
+                payload: Arc::from(&b"body"[..]),
+                headers: Default::default(),
+                enqueued_at: 1,
+                not_before: 1,
+                expires_at: None,
+                max_attempts: 3,
+                attempts: 0,
+                dedup_key: None,
+                dead: None,
+            },
+            dedup_until: None,
+        }
+    }
+
+    #[test]
+    fn batches_go_to_the_journal_and_are_folded_when_it_fills_and_on_recovery(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("store.redb");
+        let mut storage = RedbStorage::open(&path, Durability::Immediate)?;
+        storage.commit(&[enqueued(1)])?;
+        storage.commit(&[enqueued(2)])?;
+        assert_eq!(storage.journal.rows, 2);
+        assert_eq!(
+            storage.entry_count()?,
+            2,
+            "two journal rows, no table rows yet"
+        );
+        let recovered = storage.recover()?;
+        assert_eq!(recovered.messages.len(), 2);
+        assert_eq!(storage.journal.rows, 0);
+        assert_eq!(
+            storage.entry_count()?,
+            4,
+            "a body and a state row per message"
+        );
+
+        for id in 0..JOURNAL_BATCHES_MAX {
+            storage.commit(&[Record::Removed {
+                queue: Arc::from("q"),
+                id: switchboard_engine::MessageId(u128::from(id) + 10),
+            }])?;
+        }
+        assert_eq!(storage.journal.rows, JOURNAL_BATCHES_MAX);
+        storage.commit(&[Record::Removed {
+            queue: Arc::from("q"),
+            id: switchboard_engine::MessageId(1),
+        }])?;
+        assert_eq!(storage.journal.rows, 0, "the full journal was folded");
+        assert_eq!(storage.recover()?.messages.len(), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn a_journal_left_by_a_crash_is_replayed_on_open() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("store.redb");
+        let mut storage = RedbStorage::open(&path, Durability::Immediate)?;
+        storage.commit(&[enqueued(1), enqueued(2)])?;
+        // A crash skips the fold a clean stop does.
+        storage.journal = JournalLength::default();
+        drop(storage);
+        let mut reopened = RedbStorage::open(&path, Durability::Immediate)?;
+        assert_eq!(reopened.journal.rows, 1);
+        assert_eq!(reopened.recover()?.messages.len(), 2);
         Ok(())
     }
 

@@ -24,6 +24,9 @@ struct Args {
     /// Payload bytes per message.
     #[arg(long, default_value_t = 128)]
     payload_bytes: usize,
+    /// Make every lease wait for its commit too (`EngineOptions::durable_leases`).
+    #[arg(long)]
+    durable_leases: bool,
 }
 
 struct Row {
@@ -31,12 +34,17 @@ struct Row {
     messages_per_second: f64,
     commits_per_second: f64,
     operations_per_commit: f64,
+    commit_micros_mean: f64,
 }
 
 async fn measure(url: &str, label: &str, args: &Args) -> Result<Row, String> {
     let storage = switchboard_storage::open(url).map_err(|e| e.to_string())?;
-    let engine = Engine::open(storage, Arc::new(SystemClock), EngineOptions::default())
-        .map_err(|e| e.to_string())?;
+    let options = EngineOptions {
+        durable_leases: args.durable_leases,
+        ..EngineOptions::default()
+    };
+    let engine =
+        Engine::open(storage, Arc::new(SystemClock), options).map_err(|e| e.to_string())?;
     let config = QueueConfig {
         max_size: 10_000_000,
         ..QueueConfig::default()
@@ -97,6 +105,8 @@ async fn measure(url: &str, label: &str, args: &Args) -> Result<Row, String> {
         messages_per_second: completed as f64 / elapsed,
         commits_per_second: commits / elapsed,
         operations_per_commit: operations / commits.max(1.0),
+        commit_micros_mean: (after.commit_micros_total - before.commit_micros_total) as f64
+            / commits.max(1.0),
     })
 }
 
@@ -135,12 +145,18 @@ fn main() {
         "{} clients × {} messages, enqueue → lease → ack, {}-byte payloads",
         args.clients, args.messages_per_client, args.payload_bytes
     );
-    println!("| backend | messages/s | storage commits/s | operations per commit |");
-    println!("|---|---:|---:|---:|");
+    println!(
+        "| backend | messages/s | storage commits/s | operations per commit | mean commit µs |"
+    );
+    println!("|---|---:|---:|---:|---:|");
     for row in rows {
         println!(
-            "| {} | {:.0} | {:.0} | {:.1} |",
-            row.backend, row.messages_per_second, row.commits_per_second, row.operations_per_commit
+            "| {} | {:.0} | {:.0} | {:.1} | {:.0} |",
+            row.backend,
+            row.messages_per_second,
+            row.commits_per_second,
+            row.operations_per_commit,
+            row.commit_micros_mean
         );
     }
 }

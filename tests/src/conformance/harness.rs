@@ -36,6 +36,7 @@ impl<F: Fn() -> Box<dyn Storage>> Harness<F> {
         let options = EngineOptions {
             tick_interval: None,
             token_seed: TOKEN_SEED,
+            durable_leases: false,
         };
         let engine = Engine::open(storage, self.clock.clone(), options)
             .unwrap_or_else(|error| panic!("engine does not open on the store: {error}"));
