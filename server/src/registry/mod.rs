@@ -21,6 +21,7 @@ use switchboard_engine::{Engine, EngineError, UnixMillis};
 use tokio::sync::Notify;
 
 use crate::api::wire::{AgentStatus, Metadata, RegisterRequest};
+use crate::auth::{Caller, TokenHash};
 use crate::error::{ApiError, ApiResult};
 use crate::limits;
 
@@ -48,6 +49,11 @@ pub struct AgentRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     /// Boxed: most agents are never discovered, and records are moved around a lot.
     pub discovery: Option<Box<discovery::Discovered>>,
+    /// SHA-256 of the agent's token (hex), in `--auth token` mode: set when the name is first
+    /// registered and when the admin re-issues it. Persisted with the record so tokens survive
+    /// restarts on every backend; the token itself is never stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_sha256: Option<String>,
 }
 
 impl AgentRecord {
@@ -66,6 +72,11 @@ impl AgentRecord {
         }
     }
 
+    /// The stored token hash, if the agent has a token.
+    pub fn token_hash(&self) -> Option<TokenHash> {
+        self.token_sha256.as_deref().and_then(TokenHash::from_hex)
+    }
+
     /// True when discovery found the agent and its worktree has since disappeared.
     pub fn is_gone(&self) -> bool {
         self.discovery
@@ -77,6 +88,35 @@ impl AgentRecord {
 /// The engine queue holding the inbox of agent `id`.
 pub fn inbox_queue(id: &str) -> String {
     format!("inbox:{id}")
+}
+
+/// Who registers, in `--auth token` mode, and the token to install when one is issued.
+#[derive(Debug, Clone)]
+pub struct TokenClaim {
+    /// The caller, as the auth guard found it.
+    pub caller: Caller,
+    /// The hash of a freshly made token, installed for a new name or by the admin.
+    pub fresh: TokenHash,
+}
+
+impl TokenClaim {
+    /// The token hash `existing` gets from a re-registration by this caller, or the refusal.
+    fn token_for_existing(&self, existing: &AgentRecord) -> ApiResult<Option<String>> {
+        let name = &existing.name;
+        match &self.caller {
+            Caller::AuthOff => Ok(existing.token_sha256.clone()),
+            Caller::Admin => Ok(Some(self.fresh.to_hex())),
+            Caller::Agent { id, .. } if *id == existing.id => Ok(existing.token_sha256.clone()),
+            Caller::Agent { name: other, .. } => Err(ApiError::Forbidden(format!(
+                "agent {name:?} is registered already; the token of agent {other:?} cannot \
+                 re-register it (use {name:?}'s own token, or the admin token to issue a new one)"
+            ))),
+            Caller::Anonymous => Err(ApiError::Unauthorized(format!(
+                "agent {name:?} is registered already; re-registering it needs its token (sent \
+                 as `Authorization: Bearer TOKEN`), or the admin token to issue a new one"
+            ))),
+        }
+    }
 }
 
 /// Presence of one agent, kept in memory only.
@@ -98,6 +138,8 @@ struct Entry {
 struct Agents {
     by_id: HashMap<String, Entry>,
     id_by_name: HashMap<String, String>,
+    /// Agent id by token hash, to learn whose token a request presents.
+    id_by_token: HashMap<TokenHash, String>,
     /// Last version handed out; versions order persisted changes (see [`persist`]).
     version: u64,
 }
@@ -135,6 +177,9 @@ impl Registry {
             agents
                 .id_by_name
                 .insert(record.name.clone(), record.id.clone());
+            if let Some(hash) = record.token_hash() {
+                agents.id_by_token.insert(hash, record.id.clone());
+            }
             agents.by_id.insert(
                 record.id.clone(),
                 Entry {
@@ -159,12 +204,27 @@ impl Registry {
         &self.arrivals
     }
 
-    /// Registers `request.name`, or updates it when the name exists (same id). Returns the
-    /// record and whether it was new.
+    /// Registers `request.name`, or updates it when the name exists (same id), without token
+    /// checks (`--auth none`, and the server's own registrations). Returns the record and
+    /// whether it was new.
     pub async fn register(&self, request: RegisterRequest) -> ApiResult<(Arc<AgentRecord>, bool)> {
+        let (record, created, _) = self.register_as(request, None).await?;
+        Ok((record, created))
+    }
+
+    /// Like [`Registry::register`], checking `claim` in `--auth token` mode: a new name gets
+    /// the claim's fresh token; an existing name needs its own token (kept) or the admin token
+    /// (which installs the fresh one: rotation); anyone else is refused (401 without a token,
+    /// 403 with another agent's). Returns the record, whether it was new, and whether the fresh
+    /// token was installed (and must be handed to the caller).
+    pub async fn register_as(
+        &self,
+        request: RegisterRequest,
+        claim: Option<TokenClaim>,
+    ) -> ApiResult<(Arc<AgentRecord>, bool, bool)> {
         validate_registration(&request)?;
         let now = self.engine.now_ms();
-        let (record, created, changed) = {
+        let (record, created, issued, changed) = {
             let mut agents = self.agents.write();
             let existing = agents.id_by_name.get(&request.name).cloned();
             if existing.is_none() && agents.by_id.len() >= limits::AGENTS_MAX {
@@ -173,40 +233,60 @@ impl Registry {
                     limits::AGENTS_MAX
                 )));
             }
-            agents.version += 1;
-            let version = agents.version;
             let presence = Presence {
                 last_seen: now,
                 reported: None,
             };
-            match existing.and_then(|id| agents.by_id.get_mut(&id)) {
-                Some(entry) => {
+            match existing {
+                Some(id) => {
+                    let Some(entry) = agents.by_id.get(&id) else {
+                        unreachable!("every name maps to a registered id");
+                    };
+                    let old = entry.record.clone();
+                    let token = match &claim {
+                        None => old.token_sha256.clone(),
+                        Some(claim) => claim.token_for_existing(&old)?,
+                    };
+                    let issued = token != old.token_sha256;
                     // A discovered agent keeps its discovered capabilities beside the declared.
-                    let registered = entry
-                        .record
+                    let registered = old
                         .discovery
                         .is_some()
                         .then(|| request.capabilities.clone());
                     let capabilities = discovery::effective_capabilities(
                         &request.capabilities,
-                        entry.record.discovery.as_deref(),
+                        old.discovery.as_deref(),
                     );
                     let updated = AgentRecord {
                         capabilities,
                         registered_capabilities: registered,
                         endpoint: request.endpoint,
                         metadata: request.metadata,
-                        ..(*entry.record).clone()
+                        token_sha256: token,
+                        ..(*old).clone()
                     };
-                    let changed = updated != *entry.record;
+                    let changed = updated != *old;
+                    agents.version += 1;
+                    let version = agents.version;
+                    if issued {
+                        if let Some(hash) = old.token_hash() {
+                            agents.id_by_token.remove(&hash);
+                        }
+                        if let Some(hash) = updated.token_hash() {
+                            agents.id_by_token.insert(hash, id.clone());
+                        }
+                    }
+                    let entry = agents.by_id.get_mut(&id).expect("looked up above");
                     if changed {
                         entry.record = Arc::new(updated);
                         entry.version = version;
                     }
                     entry.presence = presence;
-                    (entry.record.clone(), false, changed.then_some(version))
+                    (entry.record.clone(), false, issued, changed.then_some(version))
                 }
                 None => {
+                    agents.version += 1;
+                    let version = agents.version;
                     let record = Arc::new(AgentRecord {
                         id: uuid::Uuid::new_v4().to_string(),
                         name: request.name,
@@ -216,10 +296,14 @@ impl Registry {
                         registered_at: now,
                         registered_capabilities: None,
                         discovery: None,
+                        token_sha256: claim.as_ref().map(|claim| claim.fresh.to_hex()),
                     });
                     agents
                         .id_by_name
                         .insert(record.name.clone(), record.id.clone());
+                    if let Some(hash) = record.token_hash() {
+                        agents.id_by_token.insert(hash, record.id.clone());
+                    }
                     agents.by_id.insert(
                         record.id.clone(),
                         Entry {
@@ -228,7 +312,7 @@ impl Registry {
                             presence,
                         },
                     );
-                    (record, true, Some(version))
+                    (record, true, claim.is_some(), Some(version))
                 }
             }
         };
@@ -236,7 +320,19 @@ impl Registry {
             persist::put(&self.engine, version, &record).await?;
         }
         self.arrivals.notify_one();
-        Ok((record, created))
+        Ok((record, created, issued))
+    }
+
+    /// The agent whose current token has hash `hash`. The index finds the candidate; the
+    /// stored hash is then compared in constant time.
+    pub fn agent_by_token(&self, hash: &TokenHash) -> Option<Arc<AgentRecord>> {
+        let agents = self.agents.read();
+        let id = agents.id_by_token.get(hash)?;
+        let record = &agents.by_id.get(id)?.record;
+        record
+            .token_hash()
+            .is_some_and(|stored| stored.matches(hash))
+            .then(|| record.clone())
     }
 
     /// The agent named `key`, else the agent whose id is `key` (names first, as the original).
@@ -289,6 +385,9 @@ impl Registry {
                 return Err(ApiError::NotFound(format!("Agent not found: {key}")));
             };
             agents.id_by_name.remove(&entry.record.name);
+            if let Some(hash) = entry.record.token_hash() {
+                agents.id_by_token.remove(&hash);
+            }
             agents.version += 1;
             (entry.record, agents.version)
         };
