@@ -118,7 +118,9 @@ async fn authorize(state: &AppState, request: Request) -> ApiResult<Request> {
                     .then(|| query.get("token").map(String::as_str))
                     .flatten();
                 let caller = identify(state, presented(&parts.headers, query_token))?;
-                let params = RawPathParams::from_request_parts(&mut parts, &()).await.ok();
+                let params = RawPathParams::from_request_parts(&mut parts, &())
+                    .await
+                    .ok();
                 let agent_param = params.as_ref().and_then(|params| {
                     params
                         .iter()
@@ -140,9 +142,9 @@ async fn authorize(state: &AppState, request: Request) -> ApiResult<Request> {
 fn identify(state: &AppState, presented: Presented) -> ApiResult<Caller> {
     match presented {
         Presented::Nothing => Ok(Caller::Anonymous),
-        Presented::Malformed(reason) => Err(ApiError::Unauthorized(format!(
-            "{reason}; {SEND_A_TOKEN}"
-        ))),
+        Presented::Malformed(reason) => {
+            Err(ApiError::Unauthorized(format!("{reason}; {SEND_A_TOKEN}")))
+        }
         Presented::Token(hash) => {
             if let Some(admin) = &state.settings.auth.admin {
                 if admin.matches(&hash) {

@@ -47,7 +47,10 @@ pub fn rule(method: &Method, path: &str) -> Rule {
 /// `EventSource`, which cannot carry an `Authorization` header. Elsewhere a token in a URL
 /// would only end up in logs and histories.
 pub fn accepts_query_token(path: &str) -> bool {
-    matches!(path, "/ws/{agent}" | "/api/v1/monitor/events" | "/api/v1/feed")
+    matches!(
+        path,
+        "/ws/{agent}" | "/api/v1/monitor/events" | "/api/v1/feed"
+    )
 }
 
 fn explicit_rule(method: &Method, path: &str) -> Option<Rule> {
@@ -139,7 +142,10 @@ mod tests {
 
     #[test]
     fn system_operations_need_the_admin_token() {
-        assert_eq!(rule(&Method::POST, "/api/v1/queues/{queue}/lease"), Rule::Admin);
+        assert_eq!(
+            rule(&Method::POST, "/api/v1/queues/{queue}/lease"),
+            Rule::Admin
+        );
         assert_eq!(rule(&Method::PUT, "/api/v1/routing/rules"), Rule::Admin);
         assert_eq!(rule(&Method::POST, "/api/v1/agents/discover"), Rule::Admin);
         assert_eq!(rule(&Method::POST, "/api/v1/migration/start"), Rule::Admin);

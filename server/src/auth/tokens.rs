@@ -98,9 +98,7 @@ pub fn presented(headers: &HeaderMap, query_token: Option<&str>) -> Presented {
                 );
             };
             if !scheme.eq_ignore_ascii_case("bearer") {
-                return Presented::Malformed(
-                    "the Authorization header's scheme must be `Bearer`",
-                );
+                return Presented::Malformed("the Authorization header's scheme must be `Bearer`");
             }
             checked(token.trim())
         }

@@ -282,7 +282,12 @@ impl Registry {
                         entry.version = version;
                     }
                     entry.presence = presence;
-                    (entry.record.clone(), false, issued, changed.then_some(version))
+                    (
+                        entry.record.clone(),
+                        false,
+                        issued,
+                        changed.then_some(version),
+                    )
                 }
                 None => {
                     agents.version += 1;

@@ -114,7 +114,10 @@ mod tests {
             tls_key: None,
         };
         let refusal = args.server_config().unwrap_err();
-        assert!(refusal.contains("both --tls-cert and --tls-key"), "{refusal}");
+        assert!(
+            refusal.contains("both --tls-cert and --tls-key"),
+            "{refusal}"
+        );
     }
 
     #[test]
