@@ -98,3 +98,6 @@ pub fn prepare(args: &AuthArgs, workdir: &Path) -> Result<AuthSettings, String> 
         admin: Some(hash),
     })
 }
+
+#[cfg(test)]
+mod tests;
