@@ -76,5 +76,16 @@ async fn open_routes_answer_without_a_token() {
         let request = Request::get(path).body(Body::empty()).unwrap();
         let response = router.clone().oneshot(request).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{path}");
+        // A stale token does not make an open route refuse.
+        let request = Request::get(path)
+            .header("authorization", "Bearer sb_stale")
+            .body(Body::empty())
+            .unwrap();
+        let response = router.clone().oneshot(request).await.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "{path} with a stale token"
+        );
     }
 }
