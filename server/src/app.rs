@@ -67,6 +67,11 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::api::routing::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // Every route's rule is checked here, before its handler (see `auth::rules`).
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::guard,
+        ))
         .layer(DefaultBodyLimit::max(limits::BODY_BYTES_MAX))
         .layer(middleware::from_fn(time_limit))
         .layer(ConcurrencyLimitLayer::new(limits::REQUESTS_IN_FLIGHT_MAX))

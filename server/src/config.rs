@@ -59,6 +59,12 @@ pub struct ServeArgs {
     /// Messages one sender may send in a burst.
     #[arg(long, default_value_t = limits::RATE_BURST_PER_SENDER_DEFAULT)]
     pub rate_burst: u32,
+    /// Authentication: `--auth`, `--admin-token`, `--insecure` (see [`crate::auth`]).
+    #[command(flatten)]
+    pub auth: crate::auth::AuthArgs,
+    /// TLS for the API: `--tls-cert`, `--tls-key` (see [`crate::tls`]).
+    #[command(flatten)]
+    pub tls: crate::tls::TlsArgs,
 }
 
 impl ServeArgs {
@@ -100,6 +106,9 @@ pub struct Settings {
     pub discovery: crate::registry::discovery::DiscoveryConfig,
     /// `--routing-rules FILE`: where rules set over the API are kept (else in storage).
     pub routing_rules: Option<PathBuf>,
+    /// Authentication mode and the admin token's hash (see [`crate::auth`]); `serve` fills it
+    /// in, since the admin token may need a file read or written.
+    pub auth: crate::auth::AuthSettings,
 }
 
 impl Default for Settings {
@@ -110,6 +119,7 @@ impl Default for Settings {
             rate_burst: limits::RATE_BURST_PER_SENDER_DEFAULT,
             discovery: crate::registry::discovery::DiscoveryConfig::disabled(),
             routing_rules: None,
+            auth: crate::auth::AuthSettings::default(),
         }
     }
 }
@@ -124,6 +134,7 @@ impl From<&ServeArgs> for Settings {
             rate_burst: args.rate_burst.max(1),
             discovery: args.discovery.config(&args.workdir),
             routing_rules: args.routing.routing_rules.clone(),
+            auth: crate::auth::AuthSettings::default(),
         }
     }
 }

@@ -27,7 +27,12 @@ pub enum ApiError {
     /// The request conflicts with the current state (e.g. the lease ran out).
     #[error("{0}")]
     Conflict(String),
-    /// The name is reserved for the server's own use.
+    /// No usable token was presented (`--auth token`): answered 401 with
+    /// `WWW-Authenticate: Bearer`; the text says what to send.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The caller may not do this: a reserved name, or a valid token acting on another
+    /// agent's resources.
     #[error("{0}")]
     Forbidden(String),
     /// The sender's token bucket is empty.
@@ -67,6 +72,7 @@ impl ApiError {
             ApiError::Invalid { status, .. } => *status,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::QueueFull(_) => StatusCode::INSUFFICIENT_STORAGE,
@@ -110,6 +116,12 @@ impl IntoResponse for ApiError {
         }
         let body = Json(serde_json::json!({ "detail": self.detail() }));
         let mut response = (status, body).into_response();
+        if let ApiError::Unauthorized(_) = &self {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"switchboard\""),
+            );
+        }
         if let ApiError::RateLimited { retry_after, .. } = &self {
             let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
             if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {

@@ -27,6 +27,9 @@
 //!   live dashboard at `/`.
 //! - [`migrate`]: zero-disruption migration from tmux (tmux adapter, dual mode, batches,
 //!   validation, rollback, persisted state, report, cleanup).
+//! - [`auth`]: `--auth token`: tokens and their hashes, the admin token, the table of who may
+//!   call each route, and the guard middleware applying it; the non-loopback rule.
+//! - [`tls`]: `--tls-cert`/`--tls-key`: HTTPS and WSS on the API port (rustls).
 //! - [`error`]: [`error::ApiError`], the one error type → status + `{"detail": "..."}`.
 //! - `extract`: extractors turning axum's rejections into JSON 4xx answers.
 //! - `lease_book`: tokens of REST leases, so acks by id go straight to the engine.
@@ -36,6 +39,7 @@
 
 pub mod api;
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;
@@ -55,6 +59,7 @@ mod shutdown;
 mod state;
 mod storage;
 mod time;
+pub mod tls;
 mod ws;
 
 pub use app::app;

@@ -73,12 +73,15 @@ pub struct ServerProcess {
     extra: Vec<String>,
     child: Option<Child>,
     address: SocketAddr,
+    /// `http` or `https`, as the server reported it.
+    scheme: String,
     stderr: std::sync::Arc<Mutex<String>>,
 }
 
 impl ServerProcess {
-    /// Starts `switchboard serve --storage <storage> --api-port 0 <extra...>` and waits until it
-    /// listens; panics with the server's stderr when it exits instead.
+    /// Starts `switchboard serve --storage <storage> --api-port 0 <extra...>` (on 127.0.0.1
+    /// unless `extra` holds `--api-host`) and waits until it listens; panics with the server's
+    /// stderr when it exits instead.
     pub fn start(storage: &str, extra: &[&str]) -> Self {
         Self::try_start(storage, extra)
             .unwrap_or_else(|stderr| panic!("switchboard exited at start; stderr:\n{stderr}"))
@@ -92,6 +95,7 @@ impl ServerProcess {
             extra: extra.iter().map(|s| s.to_string()).collect(),
             child: None,
             address: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            scheme: "http".into(),
             stderr: Default::default(),
         };
         server.spawn()?;
@@ -99,16 +103,15 @@ impl ServerProcess {
     }
 
     fn spawn(&mut self) -> Result<(), String> {
-        let mut child = Command::new(binary())
-            .args([
-                "serve",
-                "--storage",
-                &self.storage,
-                "--api-port",
-                "0",
-                "--api-host",
-                "127.0.0.1",
-            ])
+        // Each process's stderr on its own: a restarted server starts with none.
+        self.stderr.lock().unwrap().clear();
+        let mut command = Command::new(binary());
+        command.args(["serve", "--storage", &self.storage, "--api-port", "0"]);
+        // Loopback unless the test names its own address.
+        if !self.extra.iter().any(|arg| arg == "--api-host") {
+            command.args(["--api-host", "127.0.0.1"]);
+        }
+        let mut child = command
             .args(&self.extra)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
@@ -122,8 +125,8 @@ impl ServerProcess {
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
             while let Some(Ok(line)) = lines.next() {
-                if let Some(address) = line.strip_prefix("switchboard listening on http://") {
-                    let _ = sender.send(address.trim().to_string());
+                if let Some(url) = line.strip_prefix("switchboard listening on ") {
+                    let _ = sender.send(url.trim().to_string());
                 }
             }
         });
@@ -141,9 +144,9 @@ impl ServerProcess {
             }
         });
         let started = Instant::now();
-        let address = loop {
-            if let Ok(address) = receiver.recv_timeout(Duration::from_millis(50)) {
-                break address;
+        let url = loop {
+            if let Ok(url) = receiver.recv_timeout(Duration::from_millis(50)) {
+                break url;
             }
             if let Ok(Some(status)) = child.try_wait() {
                 // Let the reader thread collect the last of stderr.
@@ -155,7 +158,13 @@ impl ServerProcess {
                 "switchboard did not report its address in {START_TIMEOUT:?}"
             );
         };
+        let (scheme, address) = url.split_once("://").expect("a URL: scheme://address");
+        self.scheme = scheme.to_string();
         self.address = address.parse().expect("a socket address");
+        if self.address.ip().is_unspecified() {
+            // Listening on every address: talk to it over loopback.
+            self.address.set_ip(Ipv4Addr::LOCALHOST.into());
+        }
         self.child = Some(child);
         assert!(
             TcpStream::connect_timeout(&self.address, Duration::from_secs(5)).is_ok(),
@@ -165,19 +174,25 @@ impl ServerProcess {
         Ok(())
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` when the server serves TLS).
     pub fn base(&self) -> String {
-        format!("http://{}", self.address)
+        format!("{}://{}", self.scheme, self.address)
     }
 
-    /// `http://127.0.0.1:PORT{path}`.
+    /// `http://127.0.0.1:PORT{path}` (`https://` when the server serves TLS).
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.address)
+        format!("{}{path}", self.base())
     }
 
-    /// `ws://127.0.0.1:PORT{path}`.
+    /// `ws://127.0.0.1:PORT{path}` (`wss://` when the server serves TLS).
     pub fn ws_url(&self, path: &str) -> String {
-        format!("ws://{}{path}", self.address)
+        let scheme = if self.scheme == "https" { "wss" } else { "ws" };
+        format!("{scheme}://{}{path}", self.address)
+    }
+
+    /// The address the server listens on.
+    pub fn address(&self) -> SocketAddr {
+        self.address
     }
 
     /// The OS process id.

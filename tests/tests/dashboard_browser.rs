@@ -201,3 +201,32 @@ async fn dashboard_shows_live_numbers_that_change_after_traffic() {
         std::panic::resume_unwind(failure.into_panic());
     }
 }
+
+/// With `--auth token`, the page opened as `/#token=TOKEN` passes the token to its data
+/// requests and live feed, and shows live numbers.
+#[tokio::test]
+async fn dashboard_in_token_mode_uses_the_token_from_the_fragment() {
+    const ADMIN: &str = "dashboard-admin-token-0123456789";
+    let server = ServerProcess::start("memory:", &["--auth", "token", "--admin-token", ADMIN]);
+    let driver = Driver::start();
+    let profile = tempfile::tempdir().unwrap();
+    let browser = open_browser(&driver, profile.path()).await;
+    let page = browser.clone();
+    let url = format!("{}/#token={ADMIN}", server.base());
+    let checks = tokio::spawn(async move {
+        let browser = page;
+        browser.goto(&url).await.expect("the dashboard loads");
+        wait_for_text(&browser, "connection-state", |t| t == "live").await;
+        wait_for_text(&browser, "health-score", is_number).await;
+        let shown = browser.current_url().await.unwrap();
+        assert!(
+            !shown.as_str().contains(ADMIN),
+            "the token leaves the address bar: {shown}"
+        );
+    })
+    .await;
+    let _ = browser.close().await;
+    if let Err(failure) = checks {
+        std::panic::resume_unwind(failure.into_panic());
+    }
+}

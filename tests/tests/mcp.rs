@@ -25,7 +25,10 @@ struct McpClient {
 
 impl McpClient {
     async fn start(bus: &Bus, agent: &str) -> Self {
-        let mut command = bus.command(&["mcp", "--agent", agent]);
+        Self::start_command(bus.command(&["mcp", "--agent", agent]), agent).await
+    }
+
+    async fn start_command(mut command: tokio::process::Command, agent: &str) -> Self {
         command.stdin(Stdio::piped());
         let mut child = command.spawn().expect("start switchboard mcp");
         let stdin = child.stdin.take().unwrap();
@@ -289,4 +292,43 @@ async fn mcp_needs_an_agent_name() {
     let run = bus.run(&["mcp"]).await;
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("--agent NAME"), "{}", run.stderr);
+}
+
+/// Against a server in token mode, the tools act with the token given in SWITCHBOARD_TOKEN.
+#[tokio::test]
+async fn tools_send_the_token_from_the_environment() {
+    let bus = Bus::start_with(
+        &[],
+        &[
+            "--auth",
+            "token",
+            "--admin-token",
+            "mcp-admin-token-0123456789",
+        ],
+    )
+    .await;
+    let (status, registered) = bus
+        .post("/api/v1/agents/register", json!({ "name": "alice" }))
+        .await;
+    assert_eq!(status, 200, "{registered}");
+    let token = registered["token"].as_str().unwrap();
+    let mut command = bus.command(&["mcp", "--agent", "alice"]);
+    command.env("SWITCHBOARD_TOKEN", token);
+    let mut alice = McpClient::start_command(command, "alice").await;
+    let sent = alice
+        .call_ok("send_message", json!({ "to": "alice", "text": "note" }))
+        .await;
+    assert_eq!(sent["recipient"], "alice", "{sent}");
+    let inbox = alice.call_ok("check_inbox", json!({})).await;
+    assert_eq!(inbox["messages"][0]["content"], "note", "{inbox}");
+    alice.stop().await;
+
+    // Without the token the same call is refused, saying what to pass.
+    let mut anonymous = McpClient::start(&bus, "alice").await;
+    let (failed, text) = anonymous
+        .call("send_message", json!({ "to": "alice", "text": "note" }))
+        .await;
+    assert!(failed, "{text}");
+    assert!(text.contains("SWITCHBOARD_TOKEN"), "{text}");
+    anonymous.stop().await;
 }

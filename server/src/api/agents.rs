@@ -7,25 +7,47 @@ use super::wire::{
     AgentFilter, AgentInfo, AgentStatus, DeadLetterInfo, RedriveRequest, RedriveResponse,
     RegisterRequest, RegisterResponse, StatusResponse,
 };
+use crate::auth::tokens::{self, TokenHash};
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson};
 use crate::inbox;
-use crate::registry::AgentView;
+use crate::registry::{AgentView, TokenClaim};
 use crate::state::AppState;
 use crate::time::iso8601;
 
 /// Most dead letters listed at once.
 const DEAD_LETTERS_LISTED_MAX: usize = 1000;
 
-/// Registers an agent; an existing name keeps its id and is updated.
+/// Registers an agent; an existing name keeps its id and is updated. With `--auth token` a
+/// new name is open and answered with the agent's `token`; re-registering needs the agent's
+/// token (kept, `token` absent) or the admin token (a new token is issued and returned).
 #[utoipa::path(post, path = "/api/v1/agents/register", tag = "agents",
     request_body = RegisterRequest,
-    responses((status = 200, body = RegisterResponse), (status = 422, description = "Invalid body")))]
+    responses((status = 200, body = RegisterResponse),
+              (status = 401, description = "The name exists and no token (or an invalid one) was sent"),
+              (status = 403, description = "The name exists and another agent's token was sent"),
+              (status = 422, description = "Invalid body")))]
 pub async fn register(
     State(state): State<AppState>,
+    caller: Caller,
     ApiJson(request): ApiJson<RegisterRequest>,
 ) -> ApiResult<Json<RegisterResponse>> {
-    let (record, created) = state.registry.register(request).await?;
+    let (record, created, token) = if caller == Caller::AuthOff {
+        let (record, created) = state.registry.register(request).await?;
+        (record, created, None)
+    } else {
+        let token = tokens::generate();
+        let claim = TokenClaim {
+            caller,
+            fresh: TokenHash::of(&token),
+        };
+        let (record, created, issued) = state.registry.register_as(request, Some(claim)).await?;
+        if issued && !created {
+            tracing::info!(agent = %record.name, "agent token re-issued by the admin");
+        }
+        (record, created, issued.then_some(token))
+    };
     if created {
         tracing::info!(agent = %record.name, id = %record.id, "agent registered");
     }
@@ -33,6 +55,7 @@ pub async fn register(
         agent_id: record.id.clone(),
         status: "registered".into(),
         name: record.name.clone(),
+        token,
     }))
 }
 

@@ -8,6 +8,7 @@ use super::wire::{
     AckResponse, AgentQuery, BatchAckRequest, BatchAckResponse, InboxMessage, InboxQuery,
     SendMessageRequest, SendMessageResponse, SenderQuery,
 };
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::inbox::{self, Settle};
@@ -142,6 +143,7 @@ pub async fn extend(
     responses((status = 200, body = BatchAckResponse), (status = 404, description = "Agent not found")))]
 pub async fn ack_batch(
     State(state): State<AppState>,
+    caller: Caller,
     ApiJson(request): ApiJson<BatchAckRequest>,
 ) -> ApiResult<Json<BatchAckResponse>> {
     if request.message_ids.len() > limits::BATCH_ACK_IDS_MAX {
@@ -151,6 +153,8 @@ pub async fn ack_batch(
             limits::BATCH_ACK_IDS_MAX
         )));
     }
+    // The guard cannot read bodies; the agent named here is checked against the token here.
+    caller.may_act_as(&state, &request.agent_id)?;
     let agent = state.registry.require(&request.agent_id)?;
     let inbox = agent.inbox();
     let now = state.engine.now_ms();

@@ -63,6 +63,7 @@ use super::{agents, broadcast, health, messages, queues, stats};
         super::migration::proceed,
         super::migration::rollback,
     ),
+    modifiers(&BearerSecurity),
     tags(
         (name = "agents", description = "Registry and presence"),
         (name = "messages", description = "Agent inboxes"),
@@ -74,6 +75,36 @@ use super::{agents, broadcast, health, messages, queues, stats};
     )
 )]
 pub struct ApiDoc;
+
+/// Declares the bearer token scheme of `--auth token`. Security is optional at the document
+/// level (`{}` or `bearer`) because a server in `--auth none` mode checks nothing; which token
+/// each route needs is in `docs/security.md` and `server/src/auth/rules.rs`.
+struct BearerSecurity;
+
+impl utoipa::Modify for BearerSecurity {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "With `serve --auth token`: an agent's token (returned by registering \
+                         a new name) or the admin token.",
+                    ))
+                    .build(),
+            ),
+        );
+        openapi.security = Some(vec![
+            SecurityRequirement::default(),
+            SecurityRequirement::new("bearer", Vec::<String>::new()),
+        ]);
+    }
+}
 
 /// Serves this document.
 #[utoipa::path(get, path = "/openapi.json", tag = "health",

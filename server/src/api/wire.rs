@@ -292,6 +292,11 @@ pub struct RegisterResponse {
     pub status: String,
     /// The name.
     pub name: String,
+    /// With `--auth token`: the agent's secret token, returned when the name is first
+    /// registered and when the admin re-issues it (absent otherwise). Keep it: the server
+    /// stores only its hash and cannot show it again. Send it as `Authorization: Bearer TOKEN`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 /// An agent as listed.

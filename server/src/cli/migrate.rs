@@ -32,6 +32,9 @@ pub struct MigrateArgs {
     /// Base URL of the running server (started with --enable-migration).
     #[arg(long, env = "SWITCHBOARD_URL", default_value = SERVER_URL_DEFAULT)]
     pub server: String,
+    /// `--token` (the admin token) and `--ca-cert`.
+    #[command(flatten)]
+    pub credentials: crate::cli::client::credentials::Credentials,
     /// tmux server socket name (`tmux -L NAME`); default: the server's --tmux-socket.
     #[arg(long, env = TMUX_SOCKET_ENV, value_name = "NAME")]
     pub tmux_socket: Option<String>,
@@ -81,7 +84,7 @@ pub fn run(args: MigrateArgs) -> ExitCode {
 }
 
 async fn migrate(args: &MigrateArgs) -> Result<ExitCode, String> {
-    let server = Server::new(&args.server)?;
+    let server = Server::new(&args.server, &args.credentials)?;
     if args.rollback {
         let body = json!({ "reason": args.reason });
         server.post("/api/v1/migration/rollback", body).await?;
@@ -218,9 +221,13 @@ pub(crate) struct Server {
 }
 
 impl Server {
-    pub(crate) fn new(base: &str) -> Result<Server, String> {
-        let client = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
+    pub(crate) fn new(
+        base: &str,
+        credentials: &crate::cli::client::credentials::Credentials,
+    ) -> Result<Server, String> {
+        let client = credentials
+            .apply(reqwest::Client::builder().timeout(REQUEST_TIMEOUT))
+            .map_err(|error| format!("switchboard: {error}"))?
             .build()
             .map_err(|error| format!("switchboard: cannot build an HTTP client: {error}"))?;
         Ok(Server {

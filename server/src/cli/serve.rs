@@ -1,5 +1,9 @@
 //! `switchboard serve`: open storage, load the registry, listen, and shut down gracefully.
 //!
+//! Before anything is opened, `serve` refuses a non-loopback address without authentication
+//! (see [`crate::auth::exposure`]), bad TLS files, and a bad admin token. With `--tls-cert` and
+//! `--tls-key` the same port serves HTTPS and WSS.
+//!
 //! Start-up failures (storage unreachable, port taken) print one paragraph on stderr saying
 //! what failed and what to do, and exit with code 1. On SIGTERM or Ctrl-C the server stops
 //! accepting, finishes in-flight requests, closes sockets (their leases go back to the
@@ -18,6 +22,7 @@ use crate::limits;
 use crate::listener::LimitedListener;
 use crate::registry::Registry;
 use crate::state::AppState;
+use crate::tls::listener::TlsListener;
 
 /// Runs the server until it is told to stop.
 pub fn run(args: ServeArgs) -> ExitCode {
@@ -84,6 +89,10 @@ fn storage_paragraph(url: &str, error: &str) -> String {
 async fn serve(args: ServeArgs) -> Result<(), String> {
     let url = args.storage_url(|name| std::env::var(name).ok());
     let address = args.listen_address();
+    // Refusals that need no storage come first: exposure without auth, TLS files, admin token.
+    crate::auth::exposure::check(&address, args.auth.auth, args.auth.insecure).await?;
+    let tls = args.tls.server_config()?;
+    let auth = crate::auth::prepare(&args.auth, &args.workdir)?;
     let storage =
         crate::storage::open_backend(&url).map_err(|error| storage_paragraph(&url, &error))?;
     let engine = Engine::open(storage, Arc::new(SystemClock), EngineOptions::default())
@@ -102,7 +111,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .local_addr()
         .map_err(|error| format!("switchboard: cannot read the listening address: {error}"))?;
     let (stop, stopped) = watch::channel(false);
-    let state = AppState::new(engine.clone(), registry, Settings::from(&args), stopped);
+    let settings = Settings {
+        auth,
+        ..Settings::from(&args)
+    };
+    let state = AppState::new(engine.clone(), registry, settings, stopped);
     // Routing rules (`--routing-rules` or kept in storage), then a first discovery scan so
     // that found agents exist before the first request; then the background work.
     state.routing.load(&engine).await.map_err(|error| {
@@ -125,19 +138,31 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     .await?;
     // Monitoring is always on (see `crate::monitor`); --enable-monitoring changes nothing.
     let sampler = crate::monitor::sampler::spawn(state.clone(), state.shutdown.clone());
-    tracing::info!(%local, storage = %url, workdir = %args.workdir.display(), "switchboard listening");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let auth_mode = format!("{:?}", args.auth.auth).to_lowercase();
+    tracing::info!(%local, storage = %url, workdir = %args.workdir.display(), auth = %auth_mode, %scheme, "switchboard listening");
     // One line on stdout, so scripts and tests can learn the port when they asked for port 0.
-    println!("switchboard listening on http://{local}");
-    let router = app(state.clone());
-    let served = axum::serve(
-        LimitedListener::new(listener, limits::CONNECTIONS_MAX),
-        router.into_make_service(),
-    )
-    .with_graceful_shutdown(async move {
+    println!("switchboard listening on {scheme}://{local}");
+    let router = app(state.clone()).into_make_service();
+    let limited = LimitedListener::new(listener, limits::CONNECTIONS_MAX);
+    let stopping = async move {
         crate::shutdown::signal().await;
         let _ = stop.send(true);
-    })
-    .await;
+    };
+    let served = match tls {
+        None => {
+            axum::serve(limited, router)
+                .with_graceful_shutdown(stopping)
+                .await
+        }
+        Some(config) => {
+            let listener = TlsListener::new(limited, config)
+                .map_err(|error| format!("switchboard: cannot set up TLS: {error}"))?;
+            axum::serve(listener, router)
+                .with_graceful_shutdown(stopping)
+                .await
+        }
+    };
     if let Err(error) = served {
         tracing::error!(%error, "server failed");
     }

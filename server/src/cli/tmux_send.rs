@@ -28,6 +28,9 @@ pub struct TmuxSendArgs {
     /// Base URL of the running server.
     #[arg(long, env = "SWITCHBOARD_URL", default_value = SERVER_URL_DEFAULT)]
     pub server: String,
+    /// `--token` (the sender's token) and `--ca-cert`.
+    #[command(flatten)]
+    pub credentials: crate::cli::client::credentials::Credentials,
     /// Who is sending (shown to the recipient).
     #[arg(long, env = "SWITCHBOARD_AGENT", default_value = SENDER_DEFAULT)]
     pub sender: String,
@@ -81,7 +84,7 @@ async fn send(args: &TmuxSendArgs) -> Result<String, String> {
         Ok(panes) => target.resolve(&panes).ok().cloned(),
         Err(_) => None,
     };
-    let server = Server::new(&args.server)?;
+    let server = Server::new(&args.server, &args.credentials)?;
     let queue_error = match agent_for(&server, &args.target, pane.as_ref()).await {
         Ok(Some((name, typed_too))) => {
             match send_to_queue(&server, &args.sender, &name, &message).await {

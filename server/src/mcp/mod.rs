@@ -15,7 +15,6 @@ use std::process::ExitCode;
 use clap::Args;
 use rmcp::ServiceExt;
 
-use crate::cli::client::api::Client;
 use crate::cli::client::identity::Connection;
 
 /// Flags of `switchboard mcp`.
@@ -34,7 +33,7 @@ pub fn run(args: McpArgs) -> ExitCode {
         );
         return ExitCode::from(1);
     };
-    let client = match Client::new(&args.connection.server) {
+    let client = match args.connection.client() {
         Ok(client) => client,
         Err(error) => {
             eprintln!("switchboard mcp: {error}");

@@ -23,6 +23,9 @@ pub struct StatsArgs {
     /// Base URL of the running server.
     #[arg(long, env = "SWITCHBOARD_URL", default_value = SERVER_URL_DEFAULT)]
     pub server: String,
+    /// `--token` (the admin token, or an agent's) and `--ca-cert`.
+    #[command(flatten)]
+    pub credentials: crate::cli::client::credentials::Credentials,
     /// Print the metrics history as JSON instead of a summary.
     #[arg(long)]
     pub export: bool,
@@ -64,6 +67,7 @@ async fn stats(args: &StatsArgs) -> Result<(), String> {
     let base = args.server.trim_end_matches('/');
     if args.export {
         let body = get(
+            args,
             base,
             &format!("/api/v1/metrics/export?hours={}", args.hours),
         )
@@ -78,7 +82,7 @@ async fn stats(args: &StatsArgs) -> Result<(), String> {
             }
         };
     }
-    let snapshot = get(base, "/api/v1/metrics/current").await?;
+    let snapshot = get(args, base, "/api/v1/metrics/current").await?;
     if args.json {
         let text = serde_json::to_string_pretty(&snapshot).expect("JSON values always serialize");
         println!("{text}");
@@ -88,10 +92,12 @@ async fn stats(args: &StatsArgs) -> Result<(), String> {
     Ok(())
 }
 
-async fn get(base: &str, path: &str) -> Result<Value, String> {
+async fn get(args: &StatsArgs, base: &str, path: &str) -> Result<Value, String> {
     let url = format!("{base}{path}");
-    let client = reqwest::Client::builder()
-        .timeout(REQUEST_TIMEOUT)
+    let client = args
+        .credentials
+        .apply(reqwest::Client::builder().timeout(REQUEST_TIMEOUT))
+        .map_err(|error| format!("switchboard: {error}"))?
         .build()
         .map_err(|error| format!("switchboard: cannot make an HTTP client: {error}"))?;
     let response = client.get(&url).send().await.map_err(|error| {

@@ -11,6 +11,9 @@
 
 pub mod discovery;
 mod persist;
+mod register;
+
+pub use register::TokenClaim;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -21,6 +24,7 @@ use switchboard_engine::{Engine, EngineError, UnixMillis};
 use tokio::sync::Notify;
 
 use crate::api::wire::{AgentStatus, Metadata, RegisterRequest};
+use crate::auth::TokenHash;
 use crate::error::{ApiError, ApiResult};
 use crate::limits;
 
@@ -48,6 +52,11 @@ pub struct AgentRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     /// Boxed: most agents are never discovered, and records are moved around a lot.
     pub discovery: Option<Box<discovery::Discovered>>,
+    /// SHA-256 of the agent's token (hex), in `--auth token` mode: set when the name is first
+    /// registered and when the admin re-issues it. Persisted with the record so tokens survive
+    /// restarts on every backend; the token itself is never stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_sha256: Option<String>,
 }
 
 impl AgentRecord {
@@ -64,6 +73,11 @@ impl AgentRecord {
             (None, None) => &self.capabilities,
             (None, Some(_)) => &[],
         }
+    }
+
+    /// The stored token hash, if the agent has a token.
+    pub fn token_hash(&self) -> Option<TokenHash> {
+        self.token_sha256.as_deref().and_then(TokenHash::from_hex)
     }
 
     /// True when discovery found the agent and its worktree has since disappeared.
@@ -98,6 +112,8 @@ struct Entry {
 struct Agents {
     by_id: HashMap<String, Entry>,
     id_by_name: HashMap<String, String>,
+    /// Agent id by token hash, to learn whose token a request presents.
+    id_by_token: HashMap<TokenHash, String>,
     /// Last version handed out; versions order persisted changes (see [`persist`]).
     version: u64,
 }
@@ -135,6 +151,9 @@ impl Registry {
             agents
                 .id_by_name
                 .insert(record.name.clone(), record.id.clone());
+            if let Some(hash) = record.token_hash() {
+                agents.id_by_token.insert(hash, record.id.clone());
+            }
             agents.by_id.insert(
                 record.id.clone(),
                 Entry {
@@ -159,84 +178,16 @@ impl Registry {
         &self.arrivals
     }
 
-    /// Registers `request.name`, or updates it when the name exists (same id). Returns the
-    /// record and whether it was new.
-    pub async fn register(&self, request: RegisterRequest) -> ApiResult<(Arc<AgentRecord>, bool)> {
-        validate_registration(&request)?;
-        let now = self.engine.now_ms();
-        let (record, created, changed) = {
-            let mut agents = self.agents.write();
-            let existing = agents.id_by_name.get(&request.name).cloned();
-            if existing.is_none() && agents.by_id.len() >= limits::AGENTS_MAX {
-                return Err(ApiError::invalid(format!(
-                    "the registry holds its limit of {} agents; delete some first",
-                    limits::AGENTS_MAX
-                )));
-            }
-            agents.version += 1;
-            let version = agents.version;
-            let presence = Presence {
-                last_seen: now,
-                reported: None,
-            };
-            match existing.and_then(|id| agents.by_id.get_mut(&id)) {
-                Some(entry) => {
-                    // A discovered agent keeps its discovered capabilities beside the declared.
-                    let registered = entry
-                        .record
-                        .discovery
-                        .is_some()
-                        .then(|| request.capabilities.clone());
-                    let capabilities = discovery::effective_capabilities(
-                        &request.capabilities,
-                        entry.record.discovery.as_deref(),
-                    );
-                    let updated = AgentRecord {
-                        capabilities,
-                        registered_capabilities: registered,
-                        endpoint: request.endpoint,
-                        metadata: request.metadata,
-                        ..(*entry.record).clone()
-                    };
-                    let changed = updated != *entry.record;
-                    if changed {
-                        entry.record = Arc::new(updated);
-                        entry.version = version;
-                    }
-                    entry.presence = presence;
-                    (entry.record.clone(), false, changed.then_some(version))
-                }
-                None => {
-                    let record = Arc::new(AgentRecord {
-                        id: uuid::Uuid::new_v4().to_string(),
-                        name: request.name,
-                        capabilities: request.capabilities,
-                        endpoint: request.endpoint,
-                        metadata: request.metadata,
-                        registered_at: now,
-                        registered_capabilities: None,
-                        discovery: None,
-                    });
-                    agents
-                        .id_by_name
-                        .insert(record.name.clone(), record.id.clone());
-                    agents.by_id.insert(
-                        record.id.clone(),
-                        Entry {
-                            record: record.clone(),
-                            version,
-                            presence,
-                        },
-                    );
-                    (record, true, Some(version))
-                }
-            }
-        };
-        if let Some(version) = changed {
-            persist::put(&self.engine, version, &record).await?;
-        }
-        self.arrivals.notify_one();
-        Ok((record, created))
+    /// The agent whose current token has hash `hash`. The index finds the candidate; the
+    /// stored hash is then compared in constant time.
+    pub fn agent_by_token(&self, hash: &TokenHash) -> Option<Arc<AgentRecord>> {
+        let agents = self.agents.read();
+        let id = agents.id_by_token.get(hash)?;
+        let record = &agents.by_id.get(id)?.record;
+        record
+            .token_hash()
+            .is_some_and(|stored| stored.matches(hash))
+            .then(|| record.clone())
     }
 
     /// The agent named `key`, else the agent whose id is `key` (names first, as the original).
@@ -289,6 +240,9 @@ impl Registry {
                 return Err(ApiError::NotFound(format!("Agent not found: {key}")));
             };
             agents.id_by_name.remove(&entry.record.name);
+            if let Some(hash) = entry.record.token_hash() {
+                agents.id_by_token.remove(&hash);
+            }
             agents.version += 1;
             (entry.record, agents.version)
         };

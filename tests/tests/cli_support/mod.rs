@@ -62,8 +62,14 @@ pub struct Bus {
 impl Bus {
     /// Starts a server on memory storage and registers `agents`.
     pub async fn start(agents: &[&str]) -> Self {
+        Self::start_with(agents, &[]).await
+    }
+
+    /// Like [`Bus::start`], with extra `serve` flags (`agents` are registered without a
+    /// token, so in token mode pass none and register with tokens yourself).
+    pub async fn start_with(agents: &[&str], serve_flags: &[&str]) -> Self {
         let bus = Self {
-            server: ServerProcess::start("memory:", &[]),
+            server: ServerProcess::start("memory:", serve_flags),
             http: reqwest::Client::new(),
             scratch: tempfile::tempdir().expect("a temporary directory"),
         };

@@ -2,7 +2,6 @@
 
 use clap::Args;
 
-use super::api::Client;
 use super::identity::Connection;
 use super::output::{print_json, table};
 use super::{checked, Failure};
@@ -20,7 +19,7 @@ pub struct AgentsArgs {
 
 /// Runs `switchboard agents`.
 pub async fn run(args: AgentsArgs) -> Result<(), Failure> {
-    let client = Client::new(&args.connection.server)?;
+    let client = args.connection.client()?;
     let mut agents = checked(&client, client.agents()).await?;
     agents.sort_by(|a, b| a.name.cmp(&b.name));
     if args.json {

@@ -8,9 +8,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::credentials::Credentials;
 use crate::api::receipts::{CancelAnswer, ReplyAnswer};
-use crate::api::wire::SendMessageResponse;
 use crate::api::wire::{AckResponse, AgentInfo, BatchAckResponse, InboxMessage, Priority};
+use crate::api::wire::{RegisterResponse, SendMessageResponse};
 
 /// Server used when neither `--server` nor `SWITCHBOARD_URL` names one.
 pub const SERVER_URL_DEFAULT: &str = "http://127.0.0.1:8080";
@@ -32,6 +33,15 @@ pub enum ClientError {
         /// The innermost cause ("Connection refused").
         cause: String,
     },
+    /// The server wants a token (401).
+    #[error("{detail} (give your agent's token with --token TOKEN or SWITCHBOARD_TOKEN; `switchboard register` prints it when it registers a new name)")]
+    Unauthorized {
+        /// The server's detail.
+        detail: String,
+    },
+    /// The client could not be set up (token, CA certificate).
+    #[error("{0}")]
+    Setup(String),
     /// The server answered 404.
     #[error("{detail}")]
     NotFound {
@@ -73,16 +83,21 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client of the server at `base` (e.g. `http://127.0.0.1:8080`).
+    /// A client of the server at `base` (e.g. `http://127.0.0.1:8080`), with no token.
     pub fn new(base: &str) -> Result<Self, ClientError> {
+        Self::with_credentials(base, &Credentials::default())
+    }
+
+    /// A client of the server at `base` (`http://` or `https://`) presenting `credentials`.
+    pub fn with_credentials(base: &str, credentials: &Credentials) -> Result<Self, ClientError> {
         let base = base.trim().trim_end_matches('/').to_string();
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .build()
-            .map_err(|error| ClientError::Unreachable {
-                url: base.clone(),
-                cause: innermost(&error),
-            })?;
+        let builder = credentials
+            .apply(reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT))
+            .map_err(ClientError::Setup)?;
+        let http = builder.build().map_err(|error| ClientError::Unreachable {
+            url: base.clone(),
+            cause: innermost(&error),
+        })?;
         Ok(Self { base, http })
     }
 
@@ -124,11 +139,7 @@ impl Client {
                 .ok()
                 .and_then(|body| body["detail"].as_str().map(str::to_string))
                 .unwrap_or_else(|| text.chars().take(300).collect());
-            return Err(if status == StatusCode::NOT_FOUND {
-                ClientError::NotFound { detail }
-            } else {
-                ClientError::Refused { status, detail }
-            });
+            return Err(refusal(status, detail));
         }
         serde_json::from_str(&text).map_err(|error| ClientError::Garbled {
             url,
@@ -279,11 +290,34 @@ impl Client {
         }
         let body: Value = response.json().await.unwrap_or(Value::Null);
         let detail = body["detail"].as_str().unwrap_or("no detail").to_string();
-        Err(if status == StatusCode::NOT_FOUND {
-            ClientError::NotFound { detail }
-        } else {
-            ClientError::Refused { status, detail }
-        })
+        Err(refusal(status, detail))
+    }
+
+    /// `POST /api/v1/agents/register`: registers `name` (or updates it); with `--auth token`
+    /// the answer carries the agent's new token.
+    pub async fn register(
+        &self,
+        name: &str,
+        capabilities: &[String],
+    ) -> Result<RegisterResponse, ClientError> {
+        let body = json!({ "name": name, "capabilities": capabilities });
+        self.call(
+            Method::POST,
+            "/api/v1/agents/register",
+            &[],
+            Some(&body),
+            REQUEST_TIMEOUT,
+        )
+        .await
+    }
+}
+
+/// The error for a refusal with `status` and the server's `detail`.
+fn refusal(status: StatusCode, detail: String) -> ClientError {
+    match status {
+        StatusCode::NOT_FOUND => ClientError::NotFound { detail },
+        StatusCode::UNAUTHORIZED => ClientError::Unauthorized { detail },
+        _ => ClientError::Refused { status, detail },
     }
 }
 

@@ -87,7 +87,7 @@ pub async fn ask_and_wait(
 /// Runs `switchboard ask`: exit 0 with the reply, 2 when none came in time.
 pub async fn ask(args: AskArgs) -> Result<(), Failure> {
     let asker = args.connection.require_identity()?;
-    let client = Client::new(&args.connection.server)?;
+    let client = args.connection.client()?;
     // Replies are kept for registered agents only: check first, with suggestions.
     checked(&client, client.agent(&asker)).await?;
     let mut question = Outgoing::new(&args.to, &message_text(&args.text)?);
@@ -160,7 +160,7 @@ pub async fn send_reply(
 /// Runs `switchboard reply`.
 pub async fn reply(args: ReplyArgs) -> Result<(), Failure> {
     let replier = args.connection.require_identity()?;
-    let client = Client::new(&args.connection.server)?;
+    let client = args.connection.client()?;
     let mut answer = Outgoing::new("", &message_text(&args.text)?);
     answer.priority = args.priority.into();
     let sent = send_reply(&client, &replier, &args.id, answer).await?;

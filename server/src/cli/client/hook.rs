@@ -16,7 +16,6 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use serde_json::{json, Value};
 
-use super::api::Client;
 use super::identity::{worktree_agent, Connection};
 use super::output::message_block;
 use crate::api::wire::InboxMessage;
@@ -125,7 +124,7 @@ pub fn run(args: HookArgs) -> ExitCode {
             return ExitCode::SUCCESS;
         }
     };
-    let delivery = deliver(&args.connection.server, &agent, args.limit, event);
+    let delivery = deliver(&args.connection, &agent, args.limit, event);
     match runtime.block_on(async { tokio::time::timeout(HOOK_DEADLINE, delivery).await }) {
         Ok(Ok(())) => {}
         Ok(Err(note)) => eprintln!("switchboard hook: {note}; nothing delivered"),
@@ -135,8 +134,13 @@ pub fn run(args: HookArgs) -> ExitCode {
 }
 
 /// Leases, prints, acks. Printing comes before the ack, so a message is never acked unseen.
-async fn deliver(server: &str, agent: &str, limit: usize, event: HookEvent) -> Result<(), String> {
-    let client = Client::new(server).map_err(|error| error.to_string())?;
+async fn deliver(
+    connection: &Connection,
+    agent: &str,
+    limit: usize,
+    event: HookEvent,
+) -> Result<(), String> {
+    let client = connection.client().map_err(|error| error.to_string())?;
     let messages = client
         .lease(agent, limit.max(1), 0)
         .await

@@ -7,7 +7,8 @@ use std::path::Path;
 
 use clap::Args;
 
-use super::api::SERVER_URL_DEFAULT;
+use super::api::{Client, ClientError, SERVER_URL_DEFAULT};
+use super::credentials::Credentials;
 use super::Failure;
 
 /// Files that mark a directory as an agent's worktree (as agent discovery reads them).
@@ -25,9 +26,17 @@ pub struct Connection {
     /// directory upwards holding CLAUDE.md or AGENTS.md).
     #[arg(long, env = "SWITCHBOARD_AGENT", value_name = "NAME")]
     pub agent: Option<String>,
+    /// `--token` and `--ca-cert`.
+    #[command(flatten)]
+    pub credentials: Credentials,
 }
 
 impl Connection {
+    /// A client of the server, presenting the token.
+    pub fn client(&self) -> Result<Client, ClientError> {
+        Client::with_credentials(&self.server, &self.credentials)
+    }
+
     /// The caller's agent name, if it can be told.
     pub fn identity(&self) -> Option<String> {
         let named = self

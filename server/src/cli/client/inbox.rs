@@ -3,7 +3,6 @@
 
 use clap::Args;
 
-use super::api::Client;
 use super::identity::Connection;
 use super::output::{message_block, print_json};
 use super::{checked, Failure};
@@ -34,7 +33,7 @@ pub struct InboxArgs {
 /// Runs `switchboard inbox`.
 pub async fn run(args: InboxArgs) -> Result<(), Failure> {
     let agent = args.connection.require_identity()?;
-    let client = Client::new(&args.connection.server)?;
+    let client = args.connection.client()?;
     let messages = checked(&client, client.lease(&agent, args.limit, args.wait)).await?;
     if args.json {
         print_json(&messages);
@@ -92,7 +91,7 @@ pub struct AckArgs {
 /// Runs `switchboard ack`: exit 1 when any id was not acked.
 pub async fn ack(args: AckArgs) -> Result<(), Failure> {
     let agent = args.connection.require_identity()?;
-    let client = Client::new(&args.connection.server)?;
+    let client = args.connection.client()?;
     let answer = checked(&client, client.ack(&agent, &args.ids)).await?;
     if args.json {
         print_json(&answer);
@@ -129,7 +128,7 @@ pub struct NackArgs {
 /// Runs `switchboard nack`.
 pub async fn nack(args: NackArgs) -> Result<(), Failure> {
     let agent = args.connection.require_identity()?;
-    let client = Client::new(&args.connection.server)?;
+    let client = args.connection.client()?;
     let answer = checked(&client, client.nack(&agent, &args.id, Some(args.delay))).await?;
     if args.json {
         print_json(&answer);

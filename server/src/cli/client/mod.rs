@@ -4,6 +4,7 @@
 //! - `inbox`: `inbox`, `ack ID...`, `nack ID`;
 //! - `wait`: block until a message arrives (exit 2 on timeout);
 //! - `ask`: `ask TO TEXT` (send and wait for the correlated reply) and `reply ID TEXT`;
+//! - `register`: register (or update) the caller's agent, printing its token in token mode;
 //! - `agents`, `status` (a message's delivery receipt), `tail` (live traffic);
 //! - `hook`: pending messages for an agent's context at a turn boundary (never fails);
 //! - [`api`]: the HTTP client they share with the MCP server; [`identity`]: server URL and
@@ -15,10 +16,12 @@
 mod agents;
 pub mod api;
 mod ask;
+pub mod credentials;
 mod hook;
 pub mod identity;
 mod inbox;
 mod output;
+mod register;
 mod send;
 mod status;
 mod suggest;
@@ -58,6 +61,8 @@ pub enum ClientCommand {
     Ask(ask::AskArgs),
     /// Answer a message (its sender gets your reply, correlated by id).
     Reply(ask::ReplyArgs),
+    /// Register your agent (or update it); with a server in token mode, print its token.
+    Register(register::RegisterArgs),
     /// List the registered agents.
     Agents(agents::AgentsArgs),
     /// Show a message's delivery receipt: queued, delivered, acked, dead-lettered, expired.
@@ -83,6 +88,7 @@ pub fn run(command: ClientCommand) -> ExitCode {
         ClientCommand::Wait(args) => block_on(wait::run(args)),
         ClientCommand::Ask(args) => block_on(ask::ask(args)),
         ClientCommand::Reply(args) => block_on(ask::reply(args)),
+        ClientCommand::Register(args) => block_on(register::run(args)),
         ClientCommand::Agents(args) => block_on(agents::run(args)),
         ClientCommand::Status(args) => block_on(status::run(args)),
         ClientCommand::Tail(args) => block_on(tail::run(args)),

@@ -78,7 +78,7 @@ pub fn message_text(text: &str) -> Result<String, Failure> {
 
 /// Runs `switchboard send`.
 pub async fn run(args: SendArgs) -> Result<(), Failure> {
-    let client = Client::new(&args.connection.server)?;
+    let client = args.connection.client()?;
     let sender = args
         .connection
         .identity()

@@ -5,7 +5,6 @@
 use clap::Args;
 use serde_json::Value;
 
-use super::api::Client;
 use super::identity::Connection;
 use super::output::{print_json, table};
 use super::{checked, Failure};
@@ -25,7 +24,7 @@ pub struct StatusArgs {
 
 /// Runs `switchboard status`.
 pub async fn run(args: StatusArgs) -> Result<(), Failure> {
-    let client = Client::new(&args.connection.server)?;
+    let client = args.connection.client()?;
     let receipt = checked(&client, client.status(&args.id)).await?;
     if args.json {
         print_json(&receipt);

@@ -5,7 +5,6 @@
 use clap::Args;
 use serde_json::Value;
 
-use super::api::Client;
 use super::identity::Connection;
 use super::output::clock;
 use super::status::details;
@@ -60,7 +59,7 @@ fn take_events(buffer: &mut String) -> Vec<SseEvent> {
 
 /// Runs `switchboard tail`.
 pub async fn run(args: TailArgs) -> Result<(), Failure> {
-    let client = Client::new(&args.connection.server)?;
+    let client = args.connection.client()?;
     let mut response = checked(&client, client.feed(args.only.as_deref())).await?;
     let mut buffer = String::new();
     let mut shown = 0usize;

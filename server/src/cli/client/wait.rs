@@ -34,7 +34,7 @@ pub struct WaitArgs {
 /// Runs `switchboard wait`.
 pub async fn run(args: WaitArgs) -> Result<(), Failure> {
     let agent = args.connection.require_identity()?;
-    let client = Client::new(&args.connection.server)?;
+    let client = args.connection.client()?;
     let timeout = args.timeout.map(Duration::from_secs);
     let Some(message) = next_message(&client, &agent, timeout).await? else {
         return Err(Failure::timeout(format!(

@@ -1,6 +1,20 @@
 // The dashboard: fills the cards from each snapshot the server streams (server-sent events
 // at /api/v1/monitor/events, one a second) and keeps the charts' last 10 minutes. On load the
 // charts are seeded from the history export so they are not empty.
+//
+// A server in `--auth token` mode wants a token: open the page as `/#token=TOKEN`. The token
+// stays in the URL fragment (never sent to the server with the page), then moves to session
+// storage and off the address bar; it is sent as a header to fetch and as `?token=` to the
+// event stream, since EventSource cannot set headers.
+const token = (() => {
+  const match = /(?:^|[#&])token=([^&]+)/.exec(location.hash);
+  if (match) {
+    sessionStorage.setItem("switchboard-token", decodeURIComponent(match[1]));
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  return sessionStorage.getItem("switchboard-token");
+})();
+const authHeaders = token ? { Authorization: `Bearer ${token}` } : {};
 
 const $ = (id) => document.getElementById(id);
 
@@ -276,7 +290,7 @@ function setConnection(state) {
 
 async function seedCharts() {
   try {
-    const response = await fetch("/api/v1/metrics/export?hours=1");
+    const response = await fetch("/api/v1/metrics/export?hours=1", { headers: authHeaders });
     if (!response.ok) return;
     const history = await response.json();
     for (const point of history.points) {
@@ -296,7 +310,8 @@ async function seedCharts() {
 }
 
 function connect() {
-  const source = new EventSource("/api/v1/monitor/events");
+  const query = token ? `?token=${encodeURIComponent(token)}` : "";
+  const source = new EventSource(`/api/v1/monitor/events${query}`);
   source.addEventListener("open", () => setConnection("live"));
   source.addEventListener("snapshot", (event) => {
     setConnection("live");

@@ -96,6 +96,7 @@ impl Registry {
                             registered_at: now,
                             registered_capabilities: None,
                             discovery: Some(Box::new(discovered)),
+                            token_sha256: None,
                         });
                         agents
                             .id_by_name

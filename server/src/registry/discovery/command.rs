@@ -18,6 +18,9 @@ pub struct DiscoverArgs {
     /// Base URL of the running server.
     #[arg(long, env = "SWITCHBOARD_URL", default_value = SERVER_URL_DEFAULT)]
     pub server: String,
+    /// `--token` (the admin token) and `--ca-cert`.
+    #[command(flatten)]
+    pub credentials: crate::cli::client::credentials::Credentials,
     /// Print the server's whole report as JSON instead of a summary.
     #[arg(long)]
     pub json: bool,
@@ -59,8 +62,10 @@ async fn discover(args: &DiscoverArgs) -> Result<Value, String> {
         "{}/api/v1/agents/discover",
         args.server.trim_end_matches('/')
     );
-    let client = reqwest::Client::builder()
-        .timeout(REQUEST_TIMEOUT)
+    let client = args
+        .credentials
+        .apply(reqwest::Client::builder().timeout(REQUEST_TIMEOUT))
+        .map_err(|error| format!("switchboard: {error}"))?
         .build()
         .map_err(|error| format!("switchboard: cannot build an HTTP client: {error}"))?;
     let response = client.post(&url).send().await.map_err(|error| {
