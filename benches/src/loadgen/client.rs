@@ -108,7 +108,13 @@ impl Http {
 
     pub async fn connect_ws(&self, agent: &Agent) -> Result<WsStream, String> {
         let url = format!("{}/ws/{}", self.base.replacen("http", "ws", 1), agent.id);
-        let (socket, _) = tokio_tungstenite::connect_async(&url)
+        // Small frames (acks, sends) must leave at once, not wait for Nagle's algorithm.
+        let disable_nagle = true;
+        // The default 128 KiB read chunk is zeroed before every read: costly for small frames.
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .read_buffer_size(8 * 1024);
+        let (socket, _) =
+            tokio_tungstenite::connect_async_with_config(&url, Some(config), disable_nagle)
             .await
             .map_err(|e| format!("connect {url}: {e}"))?;
         Ok(socket)

@@ -68,6 +68,7 @@ pub async fn handler(
     })?;
     Ok(upgrade
         .max_message_size(limits::WS_FRAME_BYTES_MAX)
+        .read_buffer_size(limits::WS_READ_CHUNK_BYTES)
         .on_upgrade(move |socket| async move {
             let session = Arc::new(Session {
                 state,
