@@ -432,7 +432,9 @@ async fn send(outbox: &Outbox, frame: Value) -> Result<(), ()> {
 }
 
 /// Owns the socket's sending half. Frames queued together are written together and flushed
-/// once, so a burst of pushes costs one system call rather than one each.
+/// once, so a burst of pushes costs one system call rather than one each. Before flushing it
+/// yields once, so that frames other tasks are about to queue (replies to a burst of client
+/// frames, the rest of a lease's pushes) join the same write.
 async fn write_frames(
     mut sink: SplitSink<WebSocket, Message>,
     mut outbox: mpsc::Receiver<Message>,
@@ -440,6 +442,7 @@ async fn write_frames(
     'frames: while let Some(first) = outbox.recv().await {
         let mut next = Some(first);
         let mut closing = false;
+        let mut yielded = false;
         while let Some(message) = next.take() {
             closing |= matches!(message, Message::Close(_));
             if sink.feed(message).await.is_err() {
@@ -447,6 +450,11 @@ async fn write_frames(
             }
             if !closing {
                 next = outbox.try_recv().ok();
+                if next.is_none() && !yielded {
+                    yielded = true;
+                    tokio::task::yield_now().await;
+                    next = outbox.try_recv().ok();
+                }
             }
         }
         if sink.flush().await.is_err() || closing {
