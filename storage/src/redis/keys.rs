@@ -85,7 +85,13 @@ impl Keys {
     }
 
     fn queue_key(&self, queue: &str, suffix: &str) -> String {
-        format!("{}{{{queue}}}:{suffix}", self.prefix)
+        let mut key = String::with_capacity(self.prefix.len() + queue.len() + 3 + suffix.len());
+        key.push_str(&self.prefix);
+        key.push('{');
+        key.push_str(queue);
+        key.push_str("}:");
+        key.push_str(suffix);
+        key
     }
 
     pub(crate) fn index(&self, queue: &str, index: Index) -> String {
@@ -104,7 +110,13 @@ impl Keys {
 
     /// One message's hash.
     pub(crate) fn message(&self, queue: &str, id: MessageId) -> String {
-        self.queue_key(queue, &format!("msg:{id}"))
+        let mut suffix = [0u8; 40];
+        suffix[..4].copy_from_slice(b"msg:");
+        suffix[4..].copy_from_slice(&id.to_ascii());
+        self.queue_key(
+            queue,
+            std::str::from_utf8(&suffix).expect("an id's text is ASCII"),
+        )
     }
 }
 
