@@ -306,6 +306,9 @@ mod tests {
             MessageId(1).to_string(),
             "00000000-0000-0000-0000-000000000001"
         );
-        assert_eq!(MessageId(u128::MAX).to_string().parse(), Ok(MessageId(u128::MAX)));
+        assert_eq!(
+            MessageId(u128::MAX).to_string().parse(),
+            Ok(MessageId(u128::MAX))
+        );
     }
 }

@@ -115,8 +115,8 @@ impl Http {
             .read_buffer_size(8 * 1024);
         let (socket, _) =
             tokio_tungstenite::connect_async_with_config(&url, Some(config), disable_nagle)
-            .await
-            .map_err(|e| format!("connect {url}: {e}"))?;
+                .await
+                .map_err(|e| format!("connect {url}: {e}"))?;
         Ok(socket)
     }
 }
