@@ -76,6 +76,9 @@ async fn agent(
 async fn memory_stays_flat_with_many_websocket_agents() {
     let agents = env_or("WS_AGENTS", 200) as usize;
     let seconds = env_or("WS_SOAK_SECONDS", 20);
+    // Pause between two sends of the producer; ~5 ms gives ~140 messages/s on the test
+    // machine. A shorter pause fills the receipts book sooner in long runs.
+    let send_pause_ms = env_or("WS_SOAK_SEND_PAUSE_MS", 5);
     let server = ServerProcess::start("memory:", &[]);
     let http = reqwest::Client::new();
     for n in 0..agents {
@@ -114,7 +117,7 @@ async fn memory_stays_flat_with_many_websocket_agents() {
                 let response = http.post(&url).json(&body).send().await.unwrap();
                 assert_eq!(response.status(), 200);
                 n += 1;
-                tokio::time::sleep(Duration::from_millis(5)).await;
+                tokio::time::sleep(Duration::from_millis(send_pause_ms)).await;
             }
             n
         })
