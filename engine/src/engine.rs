@@ -4,7 +4,7 @@
 //! before the records it depends on are durable: a lease's records always commit in a batch at
 //! or after the batch of the enqueue it delivers.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -35,8 +35,9 @@ pub struct EngineOptions {
     /// Period of the background timer; `None` runs no timer (tests call [`Engine::tick`]).
     pub tick_interval: Option<Duration>,
     /// When true, [`Engine::lease`] and [`Engine::lease_wait`] return only once the lease is
-    /// durable. Off by default: a lease is handed out as soon as it is decided and written
-    /// behind, in order, with the next group commit. An ack always waits for its own commit,
+    /// durable. Off by default: a lease is handed out as soon as the leased messages' enqueues
+    /// are durable, and its own record is written behind, in order, with the next group
+    /// commit. An ack always waits for its own commit,
     /// which includes the lease's, so nothing acknowledged depends on this. What a crash
     /// between the two loses is the lease itself: the message is ready again after restart
     /// with that delivery not counted in its attempts. Waiting adds one commit round trip to
@@ -69,6 +70,11 @@ pub(crate) struct Inner {
     pub filling: u64,
     pub status: Status,
     pub shutdown: bool,
+    /// For each batch not yet known durable that holds enqueues: its number and the first
+    /// message id enqueued in it, oldest first. Ids are minted in increasing order, so a
+    /// message's enqueue is durable once no entry here has a first id at or below its id;
+    /// leases use it to hand out only messages whose enqueue is durable.
+    pub enqueue_batches: VecDeque<(u64, MessageId)>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -156,6 +162,7 @@ impl Engine {
                 filling: 1,
                 status: Status::Running,
                 shutdown: false,
+                enqueue_batches: VecDeque::new(),
             }),
             wake_committer: Condvar::new(),
             progress,
@@ -250,6 +257,27 @@ impl Engine {
         // A refused operation may still have settled due work first: commit that too.
         let wrote = inner.pending.len() > before;
         if wrote {
+            let filling = inner.filling;
+            if inner.enqueue_batches.back().map(|(batch, _)| *batch) != Some(filling) {
+                let first_enqueued =
+                    inner.pending[before..]
+                        .iter()
+                        .find_map(|record| match record {
+                            Record::Enqueued { message, .. } => Some(message.id),
+                            _ => None,
+                        });
+                if let Some(id) = first_enqueued {
+                    let durable = progress.borrow().durable;
+                    while inner
+                        .enqueue_batches
+                        .front()
+                        .is_some_and(|(batch, _)| *batch <= durable)
+                    {
+                        inner.enqueue_batches.pop_front();
+                    }
+                    inner.enqueue_batches.push_back((filling, id));
+                }
+            }
             self.shared.wake_committer.notify_one();
         }
         Ok((result?, wrote.then_some(inner.filling)))
@@ -271,7 +299,12 @@ impl Engine {
                 state.lease(queue, max, lease_ms, now, out)
             })
             .await?;
-        let Some(batch) = batch.filter(|_| self.shared.durable_leases) else {
+        let wait_for = if self.shared.durable_leases {
+            batch
+        } else {
+            self.enqueue_durable_batch(&deliveries, &progress)
+        };
+        let Some(batch) = wait_for else {
             return Ok(deliveries);
         };
         let mut guard = ReleaseOnDrop {
@@ -282,6 +315,24 @@ impl Engine {
         wait_durable(&mut progress, batch).await?;
         guard.leases.clear();
         Ok(deliveries)
+    }
+
+    /// The batch to wait for before `deliveries` may be handed out: the newest batch not yet
+    /// durable that enqueued one of them (a consumer never sees a message whose enqueue a
+    /// crash could still undo). `None` when every one of them is durable already.
+    fn enqueue_durable_batch(
+        &self,
+        deliveries: &[Delivery],
+        progress: &watch::Receiver<Progress>,
+    ) -> Option<u64> {
+        let newest = deliveries.iter().map(|d| d.message.id).max()?;
+        let inner = self.shared.inner.lock();
+        let (batch, _) = inner
+            .enqueue_batches
+            .iter()
+            .rev()
+            .find(|(_, first)| *first <= newest)?;
+        (*batch > progress.borrow().durable).then_some(*batch)
     }
 
     /// Reads the state under the lock, after everything written before is durable (so a read

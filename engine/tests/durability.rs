@@ -357,3 +357,83 @@ async fn with_durable_leases_a_lease_whose_commit_fails_is_refused() {
         "{leased:?}"
     );
 }
+
+/// Memory storage whose commits wait while the gate is closed: a slow disk.
+#[derive(Debug)]
+struct GatedStorage {
+    inner: MemoryStorage,
+    open: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+}
+
+impl switchboard_engine::Storage for GatedStorage {
+    fn recover(
+        &mut self,
+    ) -> Result<switchboard_engine::Snapshot, switchboard_engine::StorageError> {
+        self.inner.recover()
+    }
+
+    fn commit(
+        &mut self,
+        batch: &[switchboard_engine::Record],
+    ) -> Result<(), switchboard_engine::StorageError> {
+        let (open, opened) = &*self.open;
+        let mut guard = open.lock().unwrap();
+        while !*guard {
+            guard = opened.wait(guard).unwrap();
+        }
+        drop(guard);
+        self.inner.commit(batch)
+    }
+
+    fn describe(&self) -> String {
+        "gated memory".into()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_is_handed_out_only_once_its_enqueue_is_durable() {
+    let gate = Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+    let storage = GatedStorage {
+        inner: MemoryStorage::new(),
+        open: gate.clone(),
+    };
+    let clock = Arc::new(ManualClock::new(common::START_MS));
+    let engine = common::open_on(Box::new(storage), clock);
+    let producer = {
+        let engine = engine.clone();
+        tokio::spawn(async move { engine.enqueue("q", NewMessage::new("x")).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let early = tokio::time::timeout(
+        std::time::Duration::from_millis(100),
+        engine.lease("q", 1, Some(60_000)),
+    )
+    .await;
+    assert!(
+        early.is_err(),
+        "a lease handed out a message whose enqueue is not durable: {early:?}"
+    );
+    *gate.0.lock().unwrap() = true;
+    gate.1.notify_all();
+    producer.await.unwrap().unwrap();
+    let leased = engine.lease("q", 1, Some(60_000)).await.unwrap();
+    assert_eq!(leased.len(), 1, "the abandoned lease released the message");
+    assert_eq!(
+        leased[0].message.attempts, 1,
+        "and did not count an attempt"
+    );
+    // A message whose enqueue is durable is handed out without waiting for the lease's own
+    // record, even while that commit is stuck.
+    let id = engine.enqueue("q", NewMessage::new("y")).await.unwrap().id;
+    *gate.0.lock().unwrap() = false;
+    let prompt = tokio::time::timeout(
+        std::time::Duration::from_millis(500),
+        engine.lease("q", 1, Some(60_000)),
+    )
+    .await
+    .expect("a message whose enqueue is durable is handed out at once")
+    .unwrap();
+    assert_eq!(prompt[0].message.id, id);
+    *gate.0.lock().unwrap() = true;
+    gate.1.notify_all();
+}
