@@ -141,12 +141,13 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let scheme = if tls.is_some() { "https" } else { "http" };
     let auth_mode = format!("{:?}", args.auth.auth).to_lowercase();
     tracing::info!(%local, storage = %url, workdir = %args.workdir.display(), auth = %auth_mode, %scheme, "switchboard listening");
+    let signals = crate::shutdown::StopSignals::install();
     // One line on stdout, so scripts and tests can learn the port when they asked for port 0.
     println!("switchboard listening on {scheme}://{local}");
     let router = app(state.clone()).into_make_service();
     let limited = LimitedListener::new(listener, limits::CONNECTIONS_MAX);
     let stopping = async move {
-        crate::shutdown::signal().await;
+        signals.recv().await;
         let _ = stop.send(true);
     };
     let served = match tls {
