@@ -20,7 +20,7 @@ const GATHER_RECORDS_MIN: usize = 8;
 /// their next operations before it starts the next commit, in microseconds. Without it, the
 /// next commit starts with the few callers that were quickest, and the rest wait a whole
 /// extra commit (most of a commit is the fsync, whatever its size).
-const GATHER_WAIT_MICROS: u64 = 250;
+const GATHER_WAIT_MICROS: u64 = 100;
 /// How often the committer looks at what gathered meanwhile, in microseconds.
 const GATHER_POLL_MICROS: u64 = 50;
 
