@@ -97,29 +97,39 @@ fn explicit_rule(method: &Method, path: &str) -> Option<Rule> {
     Some(rule)
 }
 
+/// Every method and path the OpenAPI document lists (the routes the tests hold to the rules).
+#[cfg(test)]
+pub(super) fn documented_routes() -> Vec<(Method, String)> {
+    use utoipa::OpenApi;
+    let document = crate::api::openapi::ApiDoc::openapi();
+    let mut routes = Vec::new();
+    for (path, item) in &document.paths.paths {
+        let methods = [
+            (Method::GET, item.get.is_some()),
+            (Method::POST, item.post.is_some()),
+            (Method::PUT, item.put.is_some()),
+            (Method::DELETE, item.delete.is_some()),
+        ];
+        for (method, present) in methods {
+            if present {
+                routes.push((method, path.clone()));
+            }
+        }
+    }
+    routes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use utoipa::OpenApi;
 
     #[test]
     fn every_documented_route_has_an_explicit_rule() {
-        let document = crate::api::openapi::ApiDoc::openapi();
-        for (path, item) in &document.paths.paths {
-            let methods = [
-                (Method::GET, item.get.is_some()),
-                (Method::POST, item.post.is_some()),
-                (Method::PUT, item.put.is_some()),
-                (Method::DELETE, item.delete.is_some()),
-            ];
-            for (method, present) in methods {
-                if present {
-                    assert!(
-                        explicit_rule(&method, path).is_some(),
-                        "{method} {path} has no rule in auth/rules.rs"
-                    );
-                }
-            }
+        for (method, path) in documented_routes() {
+            assert!(
+                explicit_rule(&method, &path).is_some(),
+                "{method} {path} has no rule in auth/rules.rs"
+            );
         }
     }
 

@@ -118,6 +118,25 @@ struct Agents {
     version: u64,
 }
 
+impl Agents {
+    /// Adds a new agent under its id, its name and (if it has one) its token hash.
+    fn index(&mut self, record: Arc<AgentRecord>, version: u64, presence: Presence) {
+        self.id_by_name
+            .insert(record.name.clone(), record.id.clone());
+        if let Some(hash) = record.token_hash() {
+            self.id_by_token.insert(hash, record.id.clone());
+        }
+        self.by_id.insert(
+            record.id.clone(),
+            Entry {
+                record,
+                version,
+                presence,
+            },
+        );
+    }
+}
+
 /// An agent as seen now: its record and its presence.
 #[derive(Debug, Clone)]
 pub struct AgentView {
@@ -148,23 +167,11 @@ impl Registry {
             ..Agents::default()
         };
         for (version, record) in records {
-            agents
-                .id_by_name
-                .insert(record.name.clone(), record.id.clone());
-            if let Some(hash) = record.token_hash() {
-                agents.id_by_token.insert(hash, record.id.clone());
-            }
-            agents.by_id.insert(
-                record.id.clone(),
-                Entry {
-                    record: Arc::new(record),
-                    version,
-                    presence: Presence {
-                        last_seen: now,
-                        reported: Some(AgentStatus::Offline),
-                    },
-                },
-            );
+            let presence = Presence {
+                last_seen: now,
+                reported: Some(AgentStatus::Offline),
+            };
+            agents.index(Arc::new(record), version, presence);
         }
         Ok(Registry {
             engine,

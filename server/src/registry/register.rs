@@ -4,9 +4,7 @@
 
 use std::sync::Arc;
 
-use super::{
-    discovery, persist, validate_registration, AgentRecord, Agents, Entry, Presence, Registry,
-};
+use super::{discovery, persist, validate_registration, AgentRecord, Agents, Presence, Registry};
 use crate::api::wire::RegisterRequest;
 use crate::auth::{Caller, TokenHash};
 use crate::error::{ApiError, ApiResult};
@@ -171,19 +169,6 @@ fn insert(
         discovery: None,
         token_sha256: claim.map(|claim| claim.fresh.to_hex()),
     });
-    agents
-        .id_by_name
-        .insert(record.name.clone(), record.id.clone());
-    if let Some(hash) = record.token_hash() {
-        agents.id_by_token.insert(hash, record.id.clone());
-    }
-    agents.by_id.insert(
-        record.id.clone(),
-        Entry {
-            record: record.clone(),
-            version,
-            presence,
-        },
-    );
+    agents.index(record.clone(), version, presence);
     Ok((record, version))
 }
