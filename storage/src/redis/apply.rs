@@ -1,15 +1,16 @@
 //! What each WAL record does to the Redis keys (the meaning is `SnapshotFold`'s).
 //!
-//! A batch is first folded into its net change per key: one HSET (or HDEL) per message it
-//! touches, its final index, the dedup keys and queue configs it leaves. Index moves of all
-//! messages are then grouped into multi-member ZREM/SREM/ZADD/SADD/DEL commands, so a batch of
-//! thousands of records costs the commit script few calls.
+//! A batch is first folded into its net change per message: whether it is created (its three
+//! fields written), its final state field, its final index, or its deletion; and the dedup keys
+//! and queue configs it leaves. The changes of all messages are then grouped into
+//! multi-member commands (one HSET per message hash, one ZREM/SREM/ZADD/SADD per index, one
+//! HDEL per hash), so a batch of thousands of records costs the commit script few calls.
 //!
-//! Every command sets final values (HSET, ZADD, SADD, DEL, never HINCRBY), planned from the
+//! Every command sets final values (HSET, ZADD, SADD, HDEL, never HINCRBY), planned from the
 //! placements of the last successful commit, so a retry after a lost reply plans and does the
-//! same again. A message the batch removes gets only its DEL and index removals, never an HSET
-//! that a retry could turn into a half-written hash. Records about a message that does not
-//! exist are skipped (the fold's no-op).
+//! same again. A message the batch removes gets only its deletions, never a write that a retry
+//! could turn into a half-written message. Records about a message that does not exist are
+//! skipped (the fold's no-op).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -18,31 +19,44 @@ use switchboard_engine::{MessageId, QueueConfig, Record, StorageError, StoredMes
 
 use super::encode::{ChunkEncoder, EncodedBatch};
 use super::groups::{write_dedup, Groups};
-use super::keys::{ready_score, Index, Keys, READY_SEQ_LIMIT};
-use super::message_hash::{self, FieldOverrides};
-use super::placement::{Placements, Places};
+use super::keys::{ready_score, Index, Keys, MessageHash, READY_SEQ_LIMIT};
+use super::message_fields::{meta_json, State};
+use super::placement::{Placed, Placements, Places};
 
-/// A batch's commands, and the placements they leave once applied.
+/// A batch's commands, and the placements they leave once applied (`None`: deleted).
 pub(crate) struct Plan {
     pub encoded: EncodedBatch,
-    pub changes: HashMap<MessageId, Places>,
+    pub changes: HashMap<MessageId, Option<Placed>>,
 }
 
 /// The net change a batch makes to one message.
 struct MessageChange<'a> {
     queue: Arc<str>,
-    /// Indexes listing it before the batch.
-    before: Places,
-    /// Enqueued by this batch: its hash is written whole.
+    /// What Redis held of it before the batch.
+    before: Option<Placed>,
+    /// Enqueued by this batch: its payload and meta are written.
     created: Option<&'a StoredMessage>,
-    /// Fields set (`Some`) or deleted (`None`) after its enqueue.
-    fields: FieldOverrides,
+    /// Its state as the batch leaves it.
+    state: State,
+    /// The state differs from what Redis holds.
+    state_changed: bool,
     /// The index it ends in, with its score for a sorted set; `None`: it does not move.
     target: Option<(Index, Option<u64>)>,
     /// A move whose target reads the clock (a retry may choose differently): leave it in no
     /// index but the target, whatever the placements say.
     clear_other_indexes: bool,
     deleted: bool,
+}
+
+impl MessageChange<'_> {
+    fn exists(&self) -> bool {
+        !self.deleted && (self.created.is_some() || self.before.is_some())
+    }
+
+    fn update(&mut self, change: impl FnOnce(&mut State)) {
+        change(&mut self.state);
+        self.state_changed = true;
+    }
 }
 
 /// Plans `batch` as the commands the commit script runs. `wall_now_ms` only decides whether a
@@ -95,6 +109,9 @@ impl<'a> Fold<'a> {
                 let target = enqueued_target(message)?;
                 let change = self.change(&message.queue, message.id);
                 change.created = Some(message);
+                change.deleted = false;
+                change.state = State::of(message);
+                change.state_changed = true;
                 change.target = Some(target);
             }
             Record::Delivered {
@@ -103,7 +120,7 @@ impl<'a> Fold<'a> {
                 attempts,
             } => {
                 if let Some(change) = self.existing(queue, *id) {
-                    set_number(change, message_hash::ATTEMPTS, u64::from(*attempts));
+                    change.update(|state| state.attempts = *attempts);
                     change.target = Some((Index::Leased, None));
                 }
             }
@@ -120,7 +137,7 @@ impl<'a> Fold<'a> {
                     (Index::Ready, Some(score(*priority, *seq, *id)?))
                 };
                 if let Some(change) = self.existing(queue, *id) {
-                    set_number(change, message_hash::NOT_BEFORE, *not_before);
+                    change.update(|state| state.not_before = *not_before);
                     change.target = Some(target);
                     change.clear_other_indexes = true;
                 }
@@ -132,11 +149,7 @@ impl<'a> Fold<'a> {
                 at,
             } => {
                 if let Some(change) = self.existing(queue, *id) {
-                    let reason = reason.as_str().as_bytes().to_vec();
-                    change
-                        .fields
-                        .insert(message_hash::DEAD_REASON, Some(reason));
-                    set_number(change, message_hash::DIED_AT, *at);
+                    change.update(|state| state.set_dead(Some((*reason, *at))));
                     change.target = Some((Index::Dead, Some(*at)));
                 }
             }
@@ -150,13 +163,13 @@ impl<'a> Fold<'a> {
             } => {
                 let score = score(*priority, *seq, *id)?;
                 if let Some(change) = self.existing(queue, *id) {
-                    set_number(change, message_hash::ATTEMPTS, 0);
-                    set_number(change, message_hash::SEQ, *seq);
-                    set_number(change, message_hash::NOT_BEFORE, *now);
-                    let expiry = expires_at.map(|at| at.to_string().into_bytes());
-                    change.fields.insert(message_hash::EXPIRES_AT, expiry);
-                    change.fields.insert(message_hash::DEAD_REASON, None);
-                    change.fields.insert(message_hash::DIED_AT, None);
+                    change.update(|state| {
+                        state.attempts = 0;
+                        state.seq = *seq;
+                        state.not_before = *now;
+                        state.expires_at = *expires_at;
+                        state.set_dead(None);
+                    });
                     change.target = Some((Index::Ready, Some(score)));
                 }
             }
@@ -172,16 +185,29 @@ impl<'a> Fold<'a> {
         Ok(())
     }
 
-    /// The change of a message the batch has seen or the placements know.
+    /// The change of a message the batch has seen or the placements know (a placeholder state
+    /// for an unknown one, which only an enqueue turns into a message).
     fn change(&mut self, queue: &Arc<str>, id: MessageId) -> &mut MessageChange<'a> {
         let placements = self.placements;
         self.messages.entry(id).or_insert_with(|| {
             self.order.push(id);
+            let before = placements.get(id);
             MessageChange {
                 queue: queue.clone(),
-                before: placements.get(id),
+                before,
                 created: None,
-                fields: FieldOverrides::new(),
+                state: before.map_or(
+                    State {
+                        attempts: 0,
+                        seq: 0,
+                        not_before: 0,
+                        expires_at: None,
+                        dead_reason: None,
+                        died_at: None,
+                    },
+                    |placed| placed.state,
+                ),
+                state_changed: false,
                 target: None,
                 clear_other_indexes: false,
                 deleted: false,
@@ -192,10 +218,8 @@ impl<'a> Fold<'a> {
     /// The change of `id` if the message exists at this point of the batch.
     fn existing(&mut self, queue: &Arc<str>, id: MessageId) -> Option<&mut MessageChange<'a>> {
         let exists = match self.messages.get(&id) {
-            Some(change) => {
-                !change.deleted && (change.created.is_some() || !change.before.is_none())
-            }
-            None => !self.placements.get(id).is_none(),
+            Some(change) => change.exists(),
+            None => self.placements.get(id).is_some(),
         };
         exists.then(|| self.change(queue, id))
     }
@@ -215,34 +239,55 @@ impl<'a> Fold<'a> {
             let change = &self.messages[id];
             let queue = &change.queue;
             let member = id.to_string();
-            let key = keys.message(queue, *id);
+            let before_places = change.before.map_or(Places::NONE, |placed| placed.places);
             if change.deleted {
-                if change.created.is_none() {
-                    for index in change.before.indexes() {
+                if change.before.is_some() {
+                    for index in before_places.indexes() {
                         groups.remove(queue, index, &member);
                     }
-                    groups.deletes.entry(queue.clone()).or_default().push(key);
+                    groups.forget(queue, member);
                 }
-                changes.insert(*id, Places::NONE);
+                changes.insert(*id, None);
                 continue;
             }
-            match change.created {
-                Some(message) => message_hash::write_hset(&mut out, &key, message, &change.fields),
-                None => message_hash::write_updates(&mut out, &key, &change.fields),
+            if !change.exists() {
+                continue;
             }
+            if let Some(message) = change.created {
+                groups.set(
+                    queue,
+                    MessageHash::Payload,
+                    &member,
+                    message.payload.clone(),
+                );
+                groups.set(queue, MessageHash::Meta, &member, meta_json(message).into());
+            }
+            if change.state_changed {
+                groups.set(
+                    queue,
+                    MessageHash::State,
+                    &member,
+                    change.state.to_json().into(),
+                );
+            }
+            let mut places = before_places;
             if let Some((target, score)) = change.target {
                 let from = if change.clear_other_indexes {
                     Index::ALL.into_iter().fold(Places::NONE, Places::with)
                 } else {
-                    change.before
+                    before_places
                 };
                 for index in from.indexes().filter(|index| *index != target) {
                     groups.remove(queue, index, &member);
                 }
-                let additions = groups.additions.entry((queue.clone(), target)).or_default();
-                additions.push((score, member));
-                changes.insert(*id, Places::only(target));
+                groups.add(queue, target, score, member);
+                places = Places::only(target);
             }
+            let placed = Placed {
+                places,
+                state: change.state,
+            };
+            changes.insert(*id, Some(placed));
         }
         groups.write(&mut out, keys);
         write_dedup(&mut out, keys, &self.dedup);
@@ -251,12 +296,6 @@ impl<'a> Fold<'a> {
             changes,
         }
     }
-}
-
-fn set_number(change: &mut MessageChange<'_>, field: &'static str, value: u64) {
-    change
-        .fields
-        .insert(field, Some(value.to_string().into_bytes()));
 }
 
 /// Where an enqueued message is listed: dead, delayed until its `not_before`, or ready.
@@ -309,6 +348,12 @@ mod tests {
         }
     }
 
+    fn placed(id: u128, index: Index) -> (MessageId, Placed) {
+        let places = Places::only(index);
+        let state = State::of(&message(id));
+        (MessageId(id), Placed { places, state })
+    }
+
     fn plan(placements: &Placements, batch: &[Record]) -> (Vec<String>, Plan) {
         let plan = plan_batch(&Keys::new("p:"), placements, batch, 0).unwrap();
         let commands = decode_commands(&plan.encoded)
@@ -319,53 +364,83 @@ mod tests {
     }
 
     #[test]
-    fn an_ack_of_a_leased_message_is_one_srem_and_one_del() {
-        let id = MessageId(1);
-        let placements = Placements::from_map(HashMap::from([(id, Places::only(Index::Leased))]));
+    fn an_ack_of_a_leased_message_is_one_srem_and_an_hdel_per_hash() {
+        let (id, leased) = placed(1, Index::Leased);
+        let placements = Placements::from_map(HashMap::from([(id, leased)]));
         let q: Arc<str> = Arc::from("q");
         let (commands, plan) = plan(&placements, &[Record::Removed { queue: q, id }]);
         assert_eq!(
             commands,
             [
                 format!("SREM p:{{q}}:leased {id}"),
-                format!("DEL p:{{q}}:msg:{id}")
+                format!("HDEL p:{{q}}:payload {id}"),
+                format!("HDEL p:{{q}}:meta {id}"),
+                format!("HDEL p:{{q}}:state {id}"),
             ]
         );
-        assert_eq!(plan.changes[&id], Places::NONE);
+        assert_eq!(plan.changes[&id], None);
     }
 
     #[test]
-    fn many_deliveries_share_their_index_commands() {
-        let ids: Vec<MessageId> = (1..=3).map(MessageId).collect();
-        let ready = ids
-            .iter()
-            .map(|id| (*id, Places::only(Index::Ready)))
+    fn a_batch_of_enqueues_writes_each_hash_once() {
+        let batch: Vec<Record> = (1..=3)
+            .map(|id| Record::Enqueued {
+                message: message(id),
+                dedup_until: None,
+            })
             .collect();
+        let (commands, plan) = plan(&Placements::default(), &batch);
+        assert_eq!(
+            commands.len(),
+            4,
+            "ZADD ready, HSET payload, meta, state: {commands:?}"
+        );
+        let ids: Vec<String> = (1..=3).map(|id| MessageId(id).to_string()).collect();
+        assert_eq!(
+            commands[1],
+            format!(
+                "HSET p:{{q}}:payload {} body {} body {} body",
+                ids[0], ids[1], ids[2]
+            )
+        );
+        assert!(commands[2].starts_with("HSET p:{q}:meta "));
+        assert!(commands[3].contains(r#"{"attempts":0,"seq":2,"not_before":5}"#));
+        assert_eq!(plan.changes.len(), 3);
+    }
+
+    #[test]
+    fn many_deliveries_share_their_commands() {
+        let placements = Placements::from_map((1..=3).map(|id| placed(id, Index::Ready)).collect());
         let q: Arc<str> = Arc::from("q");
-        let batch: Vec<Record> = ids
-            .iter()
+        let batch: Vec<Record> = (1..=3)
             .map(|id| Record::Delivered {
                 queue: q.clone(),
-                id: *id,
+                id: MessageId(id),
                 attempts: 1,
             })
             .collect();
-        let (commands, _) = plan(&Placements::from_map(ready), &batch);
-        let members = ids
-            .iter()
-            .map(ToString::to_string)
+        let (commands, plan) = plan(&placements, &batch);
+        let members = (1..=3)
+            .map(|id| MessageId(id).to_string())
             .collect::<Vec<_>>()
             .join(" ");
-        assert_eq!(commands.len(), 3 + 2, "one HSET each, one ZREM, one SADD");
+        assert_eq!(
+            commands.len(),
+            3,
+            "one ZREM, one SADD, one HSET: {commands:?}"
+        );
         assert!(commands.contains(&format!("ZREM p:{{q}}:ready {members}")));
         assert!(commands.contains(&format!("SADD p:{{q}}:leased {members}")));
+        let state = plan.changes[&MessageId(2)].unwrap();
+        assert_eq!(state.state.attempts, 1);
+        assert_eq!(state.state.seq, 2, "the rest of the state is kept");
+        assert_eq!(state.places, Places::only(Index::Leased));
     }
 
     #[test]
-    fn a_message_removed_in_its_batch_gets_no_hset() {
-        let existing = MessageId(1);
-        let placements =
-            Placements::from_map(HashMap::from([(existing, Places::only(Index::Ready))]));
+    fn a_message_removed_in_its_batch_gets_no_write() {
+        let (existing, ready) = placed(1, Index::Ready);
+        let placements = Placements::from_map(HashMap::from([(existing, ready)]));
         let q: Arc<str> = Arc::from("q");
         let batch = [
             Record::Delivered {
@@ -398,10 +473,34 @@ mod tests {
             commands,
             [
                 format!("ZREM p:{{q}}:ready {existing}"),
-                format!("DEL p:{{q}}:msg:{existing}")
+                format!("HDEL p:{{q}}:payload {existing}"),
+                format!("HDEL p:{{q}}:meta {existing}"),
+                format!("HDEL p:{{q}}:state {existing}"),
             ],
             "no write for the message enqueued and removed, none for the unknown one"
         );
         assert_eq!(plan.changes.len(), 2);
+    }
+
+    #[test]
+    fn large_payloads_split_the_hset() {
+        let batch: Vec<Record> = (1..=5)
+            .map(|id| Record::Enqueued {
+                message: StoredMessage {
+                    payload: vec![b'x'; 400 * 1024].into(),
+                    ..message(id)
+                },
+                dedup_until: None,
+            })
+            .collect();
+        let (commands, _) = plan(&Placements::default(), &batch);
+        let payload_commands = commands
+            .iter()
+            .filter(|command| command.starts_with("HSET p:{q}:payload"))
+            .count();
+        assert_eq!(
+            payload_commands, 2,
+            "1 MiB per HSET: three, then two payloads"
+        );
     }
 }

@@ -1,17 +1,24 @@
-//! Index, key and dedup changes of many messages written as few multi-member commands
-//! (ZREM, SREM, DEL, ZADD, SADD, HSET, HDEL), each within the commit script's word limit.
+//! Index, message and dedup changes of many messages written as few multi-member commands
+//! (ZREM, SREM, ZADD, SADD, HSET, HDEL), each within the commit script's word limit.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::encode::ChunkEncoder;
-use super::keys::{Index, Keys};
+use super::keys::{Index, Keys, MessageHash};
 
-/// Members (or keys) per grouped command: well inside the script's word limit.
+/// Members (or fields) per grouped command: well inside the script's word limit.
 const MEMBERS_PER_COMMAND: usize = 1_000;
+/// A grouped HSET is closed once its values hold this many bytes, so that large payloads do
+/// not make one command (and the script's copy of it) as large as the whole batch.
+const HSET_BYTES_TARGET: usize = 1024 * 1024;
 
 /// One index of one queue.
 pub(crate) type IndexOf = (Arc<str>, Index);
+/// One message hash of one queue.
+pub(crate) type HashOf = (Arc<str>, MessageHash);
+/// A message's field in a message hash: its id and the value.
+pub(crate) type Field = (String, Arc<[u8]>);
 /// A member joining a sorted set (with its score) or a set (score `None`).
 pub(crate) type Addition = (Option<u64>, String);
 
@@ -22,10 +29,12 @@ pub(crate) struct Groups {
     pub registry: Vec<String>,
     /// Members leaving an index.
     pub removals: BTreeMap<IndexOf, Vec<String>>,
-    /// Message hashes to delete, per queue.
-    pub deletes: BTreeMap<Arc<str>, Vec<String>>,
+    /// Messages whose fields to delete from every message hash, per queue.
+    pub forgets: BTreeMap<Arc<str>, Vec<String>>,
     /// Members joining an index.
     pub additions: BTreeMap<IndexOf, Vec<Addition>>,
+    /// Message fields to write: id and value, per queue and hash.
+    pub fields: BTreeMap<HashOf, Vec<Field>>,
 }
 
 impl Groups {
@@ -34,7 +43,35 @@ impl Groups {
         members.push(member.to_string());
     }
 
-    /// Removals come before additions: a message never leaves and joins the same index.
+    pub(crate) fn add(
+        &mut self,
+        queue: &Arc<str>,
+        index: Index,
+        score: Option<u64>,
+        member: String,
+    ) {
+        let members = self.additions.entry((queue.clone(), index)).or_default();
+        members.push((score, member));
+    }
+
+    /// Deletes the message's fields from every message hash.
+    pub(crate) fn forget(&mut self, queue: &Arc<str>, member: String) {
+        self.forgets.entry(queue.clone()).or_default().push(member);
+    }
+
+    pub(crate) fn set(
+        &mut self,
+        queue: &Arc<str>,
+        hash: MessageHash,
+        member: &str,
+        value: Arc<[u8]>,
+    ) {
+        let fields = self.fields.entry((queue.clone(), hash)).or_default();
+        fields.push((member.to_string(), value));
+    }
+
+    /// Removals come before additions: a message never leaves and joins the same index. A
+    /// message's fields are either deleted or written, never both.
     pub(crate) fn write(&self, out: &mut ChunkEncoder, keys: &Keys) {
         let registry = keys.queues();
         for names in self.registry.chunks(MEMBERS_PER_COMMAND) {
@@ -53,11 +90,15 @@ impl Groups {
                     .end();
             }
         }
-        for message_keys in self.deletes.values() {
-            for part in message_keys.chunks(MEMBERS_PER_COMMAND) {
-                out.begin("DEL")
-                    .texts(part.iter().map(String::as_str))
-                    .end();
+        for (queue, members) in &self.forgets {
+            for hash in MessageHash::ALL {
+                let key = keys.messages(queue, hash);
+                for part in members.chunks(MEMBERS_PER_COMMAND) {
+                    out.begin("HDEL")
+                        .text(&key)
+                        .texts(part.iter().map(String::as_str))
+                        .end();
+                }
             }
         }
         for ((queue, index), members) in &self.additions {
@@ -72,6 +113,28 @@ impl Groups {
                     let members = part.iter().map(|(_, member)| member.as_str());
                     out.begin("SADD").text(&key).texts(members);
                 }
+                out.end();
+            }
+        }
+        for ((queue, hash), fields) in &self.fields {
+            let key = keys.messages(queue, *hash);
+            let mut open = None::<(usize, usize)>;
+            for (member, value) in fields {
+                if let Some((pairs, bytes)) = open {
+                    if pairs >= MEMBERS_PER_COMMAND || bytes >= HSET_BYTES_TARGET {
+                        out.end();
+                        open = None;
+                    }
+                }
+                let (pairs, bytes) = open.get_or_insert_with(|| {
+                    out.begin("HSET").text(&key);
+                    (0, 0)
+                });
+                out.text(member).word(value);
+                *pairs += 1;
+                *bytes += value.len();
+            }
+            if open.is_some() {
                 out.end();
             }
         }

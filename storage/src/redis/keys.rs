@@ -5,8 +5,6 @@
 //! between the first `{` after the prefix and the last `}`: two queues can never share a key,
 //! whatever characters their names hold.
 
-use switchboard_engine::MessageId;
-
 /// Prefix used when none is configured.
 pub const PREFIX_DEFAULT: &str = "switchboard:";
 
@@ -50,6 +48,32 @@ impl Index {
     /// True for the sorted sets (every index but `leased`, which is a plain set).
     pub(crate) fn is_sorted(self) -> bool {
         self != Index::Leased
+    }
+}
+
+/// The per-queue hashes that hold messages, each mapping a message id to one field of it (see
+/// `message_fields.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum MessageHash {
+    /// `{queue}:payload`: the payload bytes.
+    Payload,
+    /// `{queue}:meta`: JSON of what the message keeps from its enqueue.
+    Meta,
+    /// `{queue}:state`: JSON of what changes (attempts, due time, dead letter).
+    State,
+}
+
+impl MessageHash {
+    /// Every message hash.
+    pub(crate) const ALL: [MessageHash; 3] =
+        [MessageHash::Payload, MessageHash::Meta, MessageHash::State];
+
+    fn suffix(self) -> &'static str {
+        match self {
+            MessageHash::Payload => "payload",
+            MessageHash::Meta => "meta",
+            MessageHash::State => "state",
+        }
     }
 }
 
@@ -108,15 +132,14 @@ impl Keys {
         self.queue_key(queue, "dedup")
     }
 
-    /// One message's hash.
-    pub(crate) fn message(&self, queue: &str, id: MessageId) -> String {
-        let mut suffix = [0u8; 40];
-        suffix[..4].copy_from_slice(b"msg:");
-        suffix[4..].copy_from_slice(&id.to_ascii());
-        self.queue_key(
-            queue,
-            std::str::from_utf8(&suffix).expect("an id's text is ASCII"),
-        )
+    /// One of the queue's three message hashes (id → field).
+    pub(crate) fn messages(&self, queue: &str, hash: MessageHash) -> String {
+        self.queue_key(queue, hash.suffix())
+    }
+
+    /// The layout version of the data under the prefix.
+    pub(crate) fn layout(&self) -> String {
+        format!("{}layout", self.prefix)
     }
 }
 
@@ -135,8 +158,8 @@ mod tests {
         let keys = Keys::new(PREFIX_DEFAULT);
         assert_eq!(keys.index("jobs", Index::Ready), "switchboard:{jobs}:ready");
         assert_eq!(
-            keys.message("jobs", MessageId(1)),
-            "switchboard:{jobs}:msg:00000000-0000-0000-0000-000000000001"
+            keys.messages("jobs", MessageHash::Payload),
+            "switchboard:{jobs}:payload"
         );
         assert_eq!(keys.queues(), "switchboard:queues");
     }

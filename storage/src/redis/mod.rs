@@ -13,15 +13,20 @@
 //! | `switchboard:{jobs}:delayed` | sorted set | ids not ready before their score (ms since the epoch) |
 //! | `switchboard:{jobs}:leased` | set | ids out with a consumer (leases are not durable: after a restart these are ready, though listed here until delivered again) |
 //! | `switchboard:{jobs}:dead` | sorted set | dead letters by death time (ms) |
-//! | `switchboard:{jobs}:msg:<id>` | hash | `payload`, `headers` (JSON), `priority`, `seq`, `attempts`, `max_attempts`, `enqueued_at`, `not_before`, and when set `expires_at`, `dedup_key`, `dead_reason`, `died_at` |
+//! | `switchboard:{jobs}:payload` | hash | message id → payload (raw bytes) |
+//! | `switchboard:{jobs}:meta` | hash | message id → JSON of what the message keeps from its enqueue: `priority`, `max_attempts`, `enqueued_at`, and when set `headers`, `dedup_key` |
+//! | `switchboard:{jobs}:state` | hash | message id → JSON of what changes: `attempts`, `seq`, `not_before`, and when set `expires_at`, `dead_reason`, `died_at` |
 //! | `switchboard:{jobs}:dedup` | hash | dedup key → `<message id> <until ms>` |
 //! | `switchboard:owner` | string with TTL | the owning server's id (`host:pid:random`) |
 //! | `switchboard:fence` | counter | the fencing token of the latest owner |
+//! | `switchboard:layout` | string | the layout version of the data under the prefix ([`LAYOUT_VERSION`]) |
 //!
-//! `ZRANGE switchboard:{jobs}:ready 0 -1` lists ready ids in the order they will be delivered.
-//! A delayed message stays listed in `delayed` until it is delivered, even once due. Acked,
-//! purged and dropped messages are deleted (hash and index entries), so memory follows the
-//! live messages, never the history.
+//! `ZRANGE switchboard:{jobs}:ready 0 -1` lists ready ids in the order they will be delivered;
+//! `HGET switchboard:{jobs}:payload <id>` shows one message's payload. A delayed message stays
+//! listed in `delayed` until it is delivered, even once due. Acked, purged and dropped messages
+//! are deleted (hash fields and index entries), so memory follows the live messages, never the
+//! history. A queue's messages share three hashes instead of having a key each so that a
+//! commit writes a whole batch of them with one command per hash.
 //!
 //! # Commits
 //! One commit batch is one `EVALSHA` of the commit script (one round trip), which Redis runs
@@ -64,7 +69,7 @@ mod encode;
 mod groups;
 mod keys;
 mod link;
-mod message_hash;
+mod message_fields;
 mod ownership;
 mod persistence;
 mod placement;
@@ -85,6 +90,9 @@ use ownership::{commit_invocation, staging_key, Ownership};
 use placement::Placements;
 use recover::RecoverFailure;
 
+/// The key layout this build reads and writes. Version 1 (one hash per message, before
+/// 2026-12) is refused with a message saying how to move on.
+pub const LAYOUT_VERSION: u32 = 2;
 /// How long an owner lease lasts without renewal by default.
 pub const OWNER_LEASE_DEFAULT: Duration = Duration::from_secs(10);
 /// Batches that encode to more bytes than this are staged in a list before the commit script
@@ -152,7 +160,11 @@ impl RedisStorage {
             .map_err(|error| link.open_error(&error))?;
         persistence.log(link.shown_url());
         let keys = Keys::new(&options.prefix);
-        let ownership = Ownership::acquire(&mut link, &keys, options.owner_lease)?;
+        let mut ownership = Ownership::acquire(&mut link, &keys, options.owner_lease)?;
+        if let Err(error) = check_layout(&mut link, &keys) {
+            ownership.release(&mut link, &keys);
+            return Err(error);
+        }
         Ok(RedisStorage {
             link,
             keys,
@@ -292,15 +304,16 @@ impl Storage for RedisStorage {
 }
 
 impl RedisStorage {
-    /// Reads the placements from the indexes, unless recovery already did.
+    /// Reads the placements, unless recovery already did (the engine always recovers first;
+    /// a commit without recovery reads everything once).
     fn load_placements(&mut self) -> Result<(), StorageError> {
         if self.placements.is_none() {
             let keys = &self.keys;
             let result = self
                 .link
-                .call(|connection| flatten(recover::read_placements(connection, keys)));
-            let placements = result
-                .map_err(|error| self.link.run_error("reading the queue indexes", &error))??;
+                .call(|connection| flatten(recover::read_snapshot(connection, keys)));
+            let (_, placements) =
+                result.map_err(|error| self.link.run_error("reading the queues", &error))??;
             tracing::debug!(messages = placements.len(), "read the Redis queue indexes");
             self.placements = Some(Placements::from_map(placements));
         }
@@ -324,6 +337,49 @@ impl Drop for RedisStorage {
     fn drop(&mut self) {
         self.ownership.release(&mut self.link, &self.keys);
     }
+}
+
+/// Marks an empty prefix with [`LAYOUT_VERSION`], accepts one already marked with it, and
+/// refuses data written in another layout (reading it as this one would lose messages).
+fn check_layout(link: &mut Link, keys: &Keys) -> Result<(), StorageError> {
+    let (layout_key, queues_key) = (keys.layout(), keys.queues());
+    let (layout, queues): (Option<String>, u64) = link
+        .call(|connection| {
+            redis::pipe()
+                .cmd("GET")
+                .arg(&layout_key)
+                .cmd("SCARD")
+                .arg(&queues_key)
+                .query(connection)
+        })
+        .map_err(|error| link.open_error(&error))?;
+    let version = match layout {
+        None if queues > 0 => 1,
+        None => {
+            link.call(|connection| {
+                redis::cmd("SET")
+                    .arg(&layout_key)
+                    .arg(LAYOUT_VERSION)
+                    .query::<()>(connection)
+            })
+            .map_err(|error| link.open_error(&error))?;
+            return Ok(());
+        }
+        Some(text) => text.parse::<u32>().map_err(|_| {
+            StorageError::Corrupt(format!(
+                "{layout_key} on Redis at {} holds {text:?}, not a layout version",
+                link.shown_url()
+            ))
+        })?,
+    };
+    if version == LAYOUT_VERSION {
+        return Ok(());
+    }
+    Err(StorageError::Failed(format!(
+        "the Redis prefix {:?} at {} holds queues in switchboard's key layout {version}, and          this build reads layout {LAYOUT_VERSION}. Drain those queues with the build that wrote          them, or start this one with another prefix (or on an empty Redis database).",
+        keys.prefix(),
+        link.shown_url(),
+    )))
 }
 
 fn validate_prefix(prefix: &str) -> Result<(), StorageError> {

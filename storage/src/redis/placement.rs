@@ -1,16 +1,19 @@
-//! Which index (ready, delayed, leased, dead) holds each live message, kept beside Redis.
+//! Which index (ready, delayed, leased, dead) holds each live message, and the message's stored
+//! state, kept beside Redis.
 //!
 //! It lets a commit remove an id from exactly the index that holds it (acks and leases are the
-//! hot path: one ZREM instead of one per index) and skip records about messages that do not
-//! exist, which the fold defines as no-ops and which would otherwise create a partial hash.
-//! It is loaded from the indexes at recovery (or before the first commit) and changed only
-//! once a commit succeeded, so a retried batch plans exactly the same commands.
+//! hot path: one ZREM instead of one per index), write a message's whole state field when a
+//! record changes part of it (a delivery knows only the attempts), and skip records about
+//! messages that do not exist, which the fold defines as no-ops and which would otherwise
+//! create partial entries. It is loaded at recovery (or before the first commit) and changed
+//! only once a commit succeeded, so a retried batch plans exactly the same commands.
 
 use std::collections::HashMap;
 
 use switchboard_engine::MessageId;
 
 use super::keys::Index;
+use super::message_fields::State;
 
 /// A set of indexes, one bit each (a message is in one index; more only if damaged).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -32,10 +35,6 @@ impl Places {
         self.0 & bit(index) != 0
     }
 
-    pub(crate) fn is_none(self) -> bool {
-        self.0 == 0
-    }
-
     /// The indexes in the set.
     pub(crate) fn indexes(self) -> impl Iterator<Item = Index> {
         Index::ALL
@@ -53,29 +52,37 @@ fn bit(index: Index) -> u8 {
     }
 }
 
-/// Every live message's places, as of the last successful commit.
+/// What Redis holds of one live message that a commit needs to know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Placed {
+    /// The indexes listing it.
+    pub places: Places,
+    /// Its state field.
+    pub state: State,
+}
+
+/// Every live message's places and state, as of the last successful commit.
 #[derive(Debug, Default)]
 pub(crate) struct Placements {
-    places: HashMap<MessageId, Places>,
+    messages: HashMap<MessageId, Placed>,
 }
 
 impl Placements {
-    pub(crate) fn from_map(places: HashMap<MessageId, Places>) -> Self {
-        Self { places }
+    pub(crate) fn from_map(messages: HashMap<MessageId, Placed>) -> Self {
+        Self { messages }
     }
 
-    pub(crate) fn get(&self, id: MessageId) -> Places {
-        self.places.get(&id).copied().unwrap_or(Places::NONE)
+    pub(crate) fn get(&self, id: MessageId) -> Option<Placed> {
+        self.messages.get(&id).copied()
     }
 
-    /// Applies the changes a successful commit made.
-    pub(crate) fn apply(&mut self, changes: HashMap<MessageId, Places>) {
-        for (id, places) in changes {
-            if places.is_none() {
-                self.places.remove(&id);
-            } else {
-                self.places.insert(id, places);
-            }
+    /// Applies the changes a successful commit made (`None`: the message is gone).
+    pub(crate) fn apply(&mut self, changes: HashMap<MessageId, Option<Placed>>) {
+        for (id, placed) in changes {
+            match placed {
+                Some(placed) => self.messages.insert(id, placed),
+                None => self.messages.remove(&id),
+            };
         }
     }
 }

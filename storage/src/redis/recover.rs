@@ -1,6 +1,6 @@
 //! Reading every queue and message back into a `Snapshot`: the queue registry first, then each
-//! queue's indexes page by page, then the message hashes in pipelined chunks. Nothing else
-//! writes under the prefix meanwhile: we own it.
+//! queue's indexes page by page, then the listed messages' fields from the message hashes in
+//! pipelined chunks. Nothing else writes under the prefix meanwhile: we own it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,14 +8,14 @@ use std::sync::Arc;
 use redis::{Connection, RedisError};
 use switchboard_engine::{DedupEntry, MessageId, QueueConfig, Snapshot, StorageError};
 
-use super::keys::{Index, Keys};
-use super::message_hash;
-use super::placement::Places;
+use super::keys::{Index, Keys, MessageHash};
+use super::message_fields::{self, Fields, State};
+use super::placement::{Placed, Places};
 
 /// Ids read per `ZRANGE` / `SSCAN` page.
 const PAGE_IDS: usize = 10_000;
-/// Message hashes fetched per pipelined round trip.
-const HASHES_PER_ROUND_TRIP: usize = 1_000;
+/// Messages whose fields are fetched per pipelined round trip (one HMGET per message hash).
+const MESSAGES_PER_ROUND_TRIP: usize = 1_000;
 
 /// Why recovery stopped: Redis failed (maybe transiently), or the data is malformed.
 pub(crate) enum RecoverFailure {
@@ -37,7 +37,7 @@ fn corrupt(text: String) -> RecoverFailure {
 pub(crate) fn read_snapshot(
     connection: &mut Connection,
     keys: &Keys,
-) -> Result<(Snapshot, HashMap<MessageId, Places>), RecoverFailure> {
+) -> Result<(Snapshot, HashMap<MessageId, Placed>), RecoverFailure> {
     let mut snapshot = Snapshot::default();
     let mut placements = HashMap::new();
     for name in queue_names(connection, keys)? {
@@ -46,44 +46,45 @@ pub(crate) fn read_snapshot(
             .queues
             .push((queue.clone(), read_config(connection, keys, &queue)?));
         snapshot.dedup.extend(read_dedup(connection, keys, &queue)?);
+        let hashes = MessageHash::ALL.map(|hash| keys.messages(&queue, hash));
         let ids = read_ids(connection, keys, &queue)?;
-        for chunk in ids.chunks(HASHES_PER_ROUND_TRIP) {
+        for chunk in ids.chunks(MESSAGES_PER_ROUND_TRIP) {
             let mut pipeline = redis::pipe();
-            let message_keys: Vec<String> = chunk
-                .iter()
-                .map(|(id, _)| keys.message(&queue, *id))
-                .collect();
-            for key in &message_keys {
-                pipeline.cmd("HGETALL").arg(key);
+            for hash in &hashes {
+                pipeline.cmd("HMGET").arg(hash);
+                for (id, _) in chunk {
+                    pipeline.arg(id.to_string());
+                }
             }
-            let hashes: Vec<HashMap<String, Vec<u8>>> = pipeline.query(connection)?;
-            for ((id, key), fields) in chunk
-                .iter()
-                .map(|(id, _)| id)
-                .zip(&message_keys)
-                .zip(hashes)
-            {
-                let message = message_hash::decode(key, &queue, *id, fields)
-                    .map_err(RecoverFailure::Corrupt)?;
+            let [payloads, metas, states]: [Vec<Option<Vec<u8>>>; 3] = pipeline
+                .query::<Vec<Vec<Option<Vec<u8>>>>>(connection)?
+                .try_into()
+                .map_err(|_| {
+                    corrupt("HMGET of three hashes gave other than three replies".into())
+                })?;
+            let fields = payloads.into_iter().zip(metas).zip(states);
+            for ((id, places), ((payload, meta), state)) in chunk.iter().zip(fields) {
+                let message = message_fields::decode(
+                    &queue,
+                    *id,
+                    Fields {
+                        payload: (&hashes[0], payload),
+                        meta: (&hashes[1], meta),
+                        state: (&hashes[2], state),
+                    },
+                )
+                .map_err(RecoverFailure::Corrupt)?;
+                let placed = Placed {
+                    places: *places,
+                    state: State::of(&message),
+                };
+                placements.insert(*id, placed);
                 snapshot.messages.push(message);
             }
         }
-        placements.extend(ids);
     }
     snapshot.messages.sort_by_key(|message| message.id);
     Ok((snapshot, placements))
-}
-
-/// Where each message is listed, without reading the messages (for a commit before recovery).
-pub(crate) fn read_placements(
-    connection: &mut Connection,
-    keys: &Keys,
-) -> Result<HashMap<MessageId, Places>, RecoverFailure> {
-    let mut placements = HashMap::new();
-    for queue in queue_names(connection, keys)? {
-        placements.extend(read_ids(connection, keys, &queue)?);
-    }
-    Ok(placements)
 }
 
 fn queue_names(connection: &mut Connection, keys: &Keys) -> Result<Vec<String>, RecoverFailure> {

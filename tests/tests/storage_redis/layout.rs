@@ -62,26 +62,31 @@ async fn keys_are_readable_with_redis_cli() {
         "switchboard:queues",
         "switchboard:owner",
         "switchboard:fence",
+        "switchboard:layout",
         "switchboard:{jobs}:config",
         "switchboard:{jobs}:ready",
         "switchboard:{jobs}:delayed",
         "switchboard:{jobs}:dedup",
+        "switchboard:{jobs}:payload",
+        "switchboard:{jobs}:meta",
+        "switchboard:{jobs}:state",
     ]
     .map(String::from)
-    .into_iter()
-    .chain(
-        ids.iter()
-            .chain([&delayed, &deduped])
-            .map(|id| format!("switchboard:{{jobs}}:msg:{id}")),
-    )
-    .collect();
+    .to_vec();
     expected.sort();
     assert_eq!(keys, expected);
+    assert_eq!(server.cli(&["GET", "switchboard:layout"]), "2");
+    assert_eq!(server.cli(&["HLEN", "switchboard:{jobs}:payload"]), "7");
 
-    let top = format!("switchboard:{{jobs}}:msg:{}", ids[3]);
-    assert_eq!(server.cli(&["HGET", &top, "payload"]), "p3");
-    assert_eq!(server.cli(&["HGET", &top, "priority"]), "9");
-    assert_eq!(server.cli(&["HGET", &top, "headers"]), "{}");
+    let top = ids[3].to_string();
+    assert_eq!(
+        server.cli(&["HGET", "switchboard:{jobs}:payload", &top]),
+        "p3"
+    );
+    let meta = server.cli(&["HGET", "switchboard:{jobs}:meta", &top]);
+    assert!(meta.contains("\"priority\":9"), "meta is JSON: {meta}");
+    let state = |id: &str| server.cli(&["HGET", "switchboard:{jobs}:state", id]);
+    assert!(state(&top).contains("\"attempts\":0"), "{}", state(&top));
     assert_eq!(server.cli(&["SMEMBERS", "switchboard:queues"]), "jobs");
     let config = server.cli(&["GET", "switchboard:{jobs}:config"]);
     assert!(
@@ -102,13 +107,16 @@ async fn keys_are_readable_with_redis_cli() {
     assert_eq!(delivery.message.id, ids[3]);
     let leased = server.cli_lines(&["SMEMBERS", "switchboard:{jobs}:leased"]);
     assert_eq!(leased, strings(&[ids[3]]));
-    assert_eq!(server.cli(&["HGET", &top, "attempts"]), "1");
+    assert!(state(&top).contains("\"attempts\":1"), "{}", state(&top));
     engine.ack(ids[3], delivery.token).await.unwrap();
-    assert_eq!(
-        server.cli(&["EXISTS", &top]),
-        "0",
-        "an acked message is deleted"
-    );
+    for hash in ["payload", "meta", "state"] {
+        let key = format!("switchboard:{{jobs}}:{hash}");
+        assert_eq!(
+            server.cli(&["HEXISTS", &key, &top]),
+            "0",
+            "an acked message is deleted from {key}"
+        );
+    }
     assert_eq!(server.cli(&["EXISTS", "switchboard:{jobs}:leased"]), "0");
 }
 
@@ -208,21 +216,47 @@ async fn a_malformed_hash_is_reported_as_corrupt_naming_the_key() {
         .unwrap()
         .id;
     drop(engine);
-    let key = format!("switchboard:{{jobs}}:msg:{id}");
-    server.cli(&["HSET", &key, "priority", "high"]);
+    let id = id.to_string();
+    let meta = "switchboard:{jobs}:meta";
+    server.cli(&["HSET", meta, &id, "{\"priority\":\"high\"}"]);
     let error = open_storage(&server).recover().unwrap_err();
     match error {
         StorageError::Corrupt(text) => {
-            assert!(text.contains(&key) && text.contains("priority"), "{text}")
+            assert!(text.contains(meta) && text.contains(&id), "{text}")
         }
         other => panic!("expected Corrupt, got {other:?}"),
     }
-    server.cli(&["DEL", &key]);
+    let state = "switchboard:{jobs}:state";
+    server.cli(&["HDEL", state, &id]);
     let error = open_storage(&server).recover().unwrap_err();
     assert!(
-        matches!(&error, StorageError::Corrupt(text) if text.contains(&key)),
-        "an indexed id without its hash: {error:?}"
+        matches!(&error, StorageError::Corrupt(text) if text.contains(state) && text.contains(&id)),
+        "an indexed id without its state: {error:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_in_another_layout_is_refused_with_what_to_do() {
+    let server = RedisServer::start(RedisMode::NoPersistence);
+    server.cli(&["SADD", "switchboard:queues", "jobs"]);
+    server.cli(&["HSET", "switchboard:{jobs}:msg:1", "payload", "x"]);
+    let error = RedisStorage::open(&server.url(), RedisOptions::default())
+        .err()
+        .expect("layout 1 data must be refused");
+    let text = error.to_string();
+    assert!(
+        text.contains("layout 1") && text.contains("another prefix"),
+        "{text}"
+    );
+    server.cli(&["SET", "switchboard:layout", "3"]);
+    let error = RedisStorage::open(&server.url(), RedisOptions::default())
+        .err()
+        .expect("a newer layout must be refused");
+    assert!(error.to_string().contains("layout 3"), "{error}");
+    server.cli(&["FLUSHALL"]);
+    let storage = open_storage(&server);
+    drop(storage);
+    assert_eq!(server.cli(&["GET", "switchboard:layout"]), "2");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
