@@ -2,10 +2,11 @@
 //! storage as one batch, and then tells the waiting callers. While a commit runs, new records
 //! gather for the next batch, so under load one storage commit serves many operations.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::engine::{Shared, Status};
+use crate::engine::{Inner, Shared, Status};
 use crate::storage::{Storage, StorageError};
 use crate::wal::Record;
 
@@ -21,64 +22,116 @@ const GATHER_RECORDS_MIN: usize = 8;
 /// next commit starts with the few callers that were quickest, and the rest wait a whole
 /// extra commit (most of a commit is the fsync, whatever its size).
 const GATHER_WAIT_MICROS: u64 = 100;
+/// With a batch in flight and nothing pending, how long the committer waits for records
+/// before it waits for the oldest reply instead, in microseconds (a reply takes longer).
+const PIPELINE_FILL_WAIT_MICROS: u64 = 100;
 /// How often the committer looks at what gathered meanwhile, in microseconds.
 const GATHER_POLL_MICROS: u64 = 50;
 
+/// A batch handed to storage and not yet durable.
+struct InFlight {
+    number: u64,
+    records: usize,
+    submitted: Instant,
+}
+
 /// Runs until shutdown is requested and everything pending is committed, or until storage
 /// fails for good (the engine is then poisoned).
+///
+/// With a storage that pipelines (depth above 1), the next batch is submitted while earlier
+/// ones are still on their way, so the storage never waits for this thread between batches;
+/// batches become durable, and are announced, in order.
 pub(crate) fn run(shared: Arc<Shared>, mut storage: Box<dyn Storage>) {
+    let depth = storage.pipeline_depth().max(1);
+    let mut in_flight: VecDeque<InFlight> = VecDeque::with_capacity(depth);
     let mut batch: Vec<Record> = Vec::new();
     let mut last_batch_records = 0;
     loop {
-        let number = {
+        let next = {
             let mut inner = shared.inner.lock();
-            while inner.pending.is_empty() && !inner.shutdown {
-                shared.wake_committer.wait(&mut inner);
+            if in_flight.is_empty() {
+                while inner.pending.is_empty() && !inner.shutdown {
+                    shared.wake_committer.wait(&mut inner);
+                }
+                if inner.pending.is_empty() {
+                    return;
+                }
+            } else if inner.pending.is_empty() && in_flight.len() < depth && !inner.shutdown {
+                // Waiting for the oldest reply would leave records that arrive meanwhile
+                // for after it: give them a moment to join the pipeline first.
+                let wait = Duration::from_micros(PIPELINE_FILL_WAIT_MICROS);
+                shared.wake_committer.wait_for(&mut inner, wait);
             }
-            if inner.pending.is_empty() {
+            if !inner.pending.is_empty() && in_flight.len() < depth {
+                if last_batch_records >= GATHER_RECORDS_MIN {
+                    gather(&mut inner, last_batch_records);
+                }
+                std::mem::swap(&mut inner.pending, &mut batch);
+                last_batch_records = batch.len();
+                inner.filling += 1;
+                Some(inner.filling - 1)
+            } else {
+                None
+            }
+        };
+        if let Some(number) = next {
+            let submitted = Instant::now();
+            if !with_retry(&shared, storage.as_mut(), |storage| storage.submit(&batch)) {
                 return;
             }
-            if last_batch_records >= GATHER_RECORDS_MIN {
-                // Polls rather than waiting on the condition variable: each caller's
-                // notification would otherwise wake this thread (a context switch per
-                // operation, on a machine whose cores the callers need).
-                let deadline = Instant::now() + Duration::from_micros(GATHER_WAIT_MICROS);
-                while inner.pending.len() < last_batch_records
-                    && !inner.shutdown
-                    && Instant::now() < deadline
-                {
-                    parking_lot::MutexGuard::unlocked(&mut inner, || {
-                        std::thread::sleep(Duration::from_micros(GATHER_POLL_MICROS));
-                    });
-                }
+            in_flight.push_back(InFlight {
+                number,
+                records: batch.len(),
+                submitted,
+            });
+            batch.clear();
+            if batch.capacity() > 4 * crate::config::PENDING_RECORDS_MAX {
+                batch.shrink_to(crate::config::PENDING_RECORDS_MAX);
             }
-            std::mem::swap(&mut inner.pending, &mut batch);
-            last_batch_records = batch.len();
-            inner.filling += 1;
-            inner.filling - 1
+            if depth > 1 && in_flight.len() < depth {
+                continue;
+            }
+        }
+        let Some(oldest) = in_flight.pop_front() else {
+            continue;
         };
-        if !commit_with_retry(&shared, storage.as_mut(), &batch) {
+        if depth > 1 && !with_retry(&shared, storage.as_mut(), |storage| storage.finish_oldest()) {
             return;
         }
-        batch.clear();
-        if batch.capacity() > 4 * crate::config::PENDING_RECORDS_MAX {
-            batch.shrink_to(crate::config::PENDING_RECORDS_MAX);
-        }
+        shared
+            .metrics
+            .record_commit(oldest.records, oldest.submitted.elapsed());
         shared
             .progress
-            .send_modify(|progress| progress.durable = number);
+            .send_modify(|progress| progress.durable = oldest.number);
     }
 }
 
-/// Commits `batch`, retrying while storage is unavailable. Returns false when the engine was
-/// poisoned instead.
-fn commit_with_retry(shared: &Shared, storage: &mut dyn Storage, batch: &[Record]) -> bool {
+/// Waits (at most [`GATHER_WAIT_MICROS`]) for the callers released by the last commit to add
+/// their next operations, so the next batch holds them all.
+fn gather(inner: &mut parking_lot::MutexGuard<'_, Inner>, last_batch_records: usize) {
+    // Polls rather than waiting on the condition variable: each caller's notification would
+    // otherwise wake this thread (a context switch per operation, on a machine whose cores
+    // the callers need).
+    let deadline = Instant::now() + Duration::from_micros(GATHER_WAIT_MICROS);
+    while inner.pending.len() < last_batch_records && !inner.shutdown && Instant::now() < deadline {
+        parking_lot::MutexGuard::unlocked(inner, || {
+            std::thread::sleep(Duration::from_micros(GATHER_POLL_MICROS));
+        });
+    }
+}
+
+/// Runs `attempt` (a submit or a finish), retrying while storage is unavailable. Returns false
+/// when the engine was poisoned instead.
+fn with_retry(
+    shared: &Shared,
+    storage: &mut dyn Storage,
+    mut attempt: impl FnMut(&mut dyn Storage) -> Result<(), StorageError>,
+) -> bool {
     let mut backoff_ms = RETRY_BACKOFF_MS_MIN;
     loop {
-        let started = Instant::now();
-        match storage.commit(batch) {
+        match attempt(storage) {
             Ok(()) => {
-                shared.metrics.record_commit(batch.len(), started.elapsed());
                 let mut inner = shared.inner.lock();
                 if let Status::Unavailable(_) = inner.status {
                     tracing::info!(storage = %storage.describe(), "storage is back; commits resumed");

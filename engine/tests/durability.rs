@@ -437,3 +437,120 @@ async fn a_message_is_handed_out_only_once_its_enqueue_is_durable() {
     *gate.0.lock().unwrap() = true;
     gate.1.notify_all();
 }
+
+/// A gate a test opens to let the committer thread on.
+#[derive(Clone, Default)]
+struct Gate(Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
+
+impl Gate {
+    fn pass(&self) {
+        let (open, opened) = &*self.0;
+        let mut guard = open.lock().unwrap();
+        while !*guard {
+            guard = opened.wait(guard).unwrap();
+        }
+    }
+
+    fn open(&self) {
+        *self.0 .0.lock().unwrap() = true;
+        self.0 .1.notify_all();
+    }
+}
+
+/// A storage that keeps two batches in flight: `submit` only queues (the first one waits for
+/// its gate), `finish_oldest` waits for its gate and then commits the oldest.
+struct PipelinedStorage {
+    inner: MemoryStorage,
+    in_flight: std::collections::VecDeque<Vec<switchboard_engine::Record>>,
+    submitted: Arc<std::sync::atomic::AtomicUsize>,
+    first_submit: Gate,
+    finish: Gate,
+}
+
+impl switchboard_engine::Storage for PipelinedStorage {
+    fn recover(
+        &mut self,
+    ) -> Result<switchboard_engine::Snapshot, switchboard_engine::StorageError> {
+        self.inner.recover()
+    }
+
+    fn commit(
+        &mut self,
+        _: &[switchboard_engine::Record],
+    ) -> Result<(), switchboard_engine::StorageError> {
+        unreachable!("a pipelined storage is driven by submit and finish_oldest")
+    }
+
+    fn pipeline_depth(&self) -> usize {
+        2
+    }
+
+    fn submit(
+        &mut self,
+        batch: &[switchboard_engine::Record],
+    ) -> Result<(), switchboard_engine::StorageError> {
+        self.first_submit.pass();
+        self.in_flight.push_back(batch.to_vec());
+        self.submitted
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn finish_oldest(&mut self) -> Result<(), switchboard_engine::StorageError> {
+        self.finish.pass();
+        let oldest = self.in_flight.pop_front().expect("a batch in flight");
+        self.inner.commit(&oldest)
+    }
+
+    fn describe(&self) -> String {
+        "pipelined memory".into()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipelining_storage_gets_the_next_batch_before_the_last_is_durable() {
+    let (first_submit, finish) = (Gate::default(), Gate::default());
+    let submitted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let inner = MemoryStorage::new();
+    let storage = PipelinedStorage {
+        inner: inner.clone(),
+        in_flight: Default::default(),
+        submitted: submitted.clone(),
+        first_submit: first_submit.clone(),
+        finish: finish.clone(),
+    };
+    let clock = Arc::new(ManualClock::new(common::START_MS));
+    let engine = common::open_on(Box::new(storage), clock.clone());
+    let enqueue = |payload: &'static str| {
+        let engine = engine.clone();
+        tokio::spawn(async move { engine.enqueue("q", NewMessage::new(payload)).await })
+    };
+    // The first batch is being handed over while the second one's record arrives.
+    let first = enqueue("a");
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let second = enqueue("b");
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    first_submit.open();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while submitted.load(std::sync::atomic::Ordering::SeqCst) < 2 {
+        if std::time::Instant::now() > deadline {
+            finish.open();
+            panic!("the second batch was not handed over while the first was in flight");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let early = !first.is_finished() && !second.is_finished();
+    finish.open();
+    assert!(
+        early,
+        "nothing is acknowledged before its batch is finished"
+    );
+    let a = first.await.unwrap().unwrap().id;
+    let b = second.await.unwrap().unwrap().id;
+    drop(engine);
+    let reopened = common::open_on(Box::new(inner), clock);
+    let leased = reopened.lease("q", 2, Some(60_000)).await.unwrap();
+    let ids: Vec<_> = leased.iter().map(|d| d.message.id).collect();
+    assert_eq!(ids, vec![a, b], "both batches were committed, in order");
+}

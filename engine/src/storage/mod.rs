@@ -69,6 +69,29 @@ pub trait Storage: Send + 'static {
     /// `Unavailable` error.
     fn commit(&mut self, batch: &[Record]) -> Result<(), StorageError>;
 
+    /// How many batches may be in flight at once: handed over with [`Storage::submit`] and not
+    /// yet finished. With 1 (the default) `submit` commits the batch itself. A backend behind
+    /// a network round trip (Redis) keeps more in flight, so that the next batch is on its way
+    /// while the last one is applied.
+    fn pipeline_depth(&self) -> usize {
+        1
+    }
+
+    /// Hands `batch` over to be made durable, atomically, after every batch submitted before
+    /// it. With a depth of 1 this is [`Storage::commit`]; otherwise the batch is durable once
+    /// the matching [`Storage::finish_oldest`] returns. An error means the batch was not taken:
+    /// after `Unavailable`, submit it again.
+    fn submit(&mut self, batch: &[Record]) -> Result<(), StorageError> {
+        self.commit(batch)
+    }
+
+    /// Waits until the oldest batch in flight is durable. After `Unavailable` it is not yet:
+    /// the storage keeps it and the later ones (sending them again as needed), and the caller
+    /// calls again after a pause. Called only while a batch is in flight.
+    fn finish_oldest(&mut self) -> Result<(), StorageError> {
+        Ok(())
+    }
+
     /// Checks that the backend is reachable now (for health reports).
     fn ping(&mut self) -> Result<(), StorageError> {
         Ok(())
@@ -84,6 +107,15 @@ impl<S: Storage + ?Sized> Storage for Box<S> {
     }
     fn commit(&mut self, batch: &[Record]) -> Result<(), StorageError> {
         (**self).commit(batch)
+    }
+    fn pipeline_depth(&self) -> usize {
+        (**self).pipeline_depth()
+    }
+    fn submit(&mut self, batch: &[Record]) -> Result<(), StorageError> {
+        (**self).submit(batch)
+    }
+    fn finish_oldest(&mut self) -> Result<(), StorageError> {
+        (**self).finish_oldest()
     }
     fn ping(&mut self) -> Result<(), StorageError> {
         (**self).ping()

@@ -103,6 +103,11 @@ impl Keys {
         format!("{}fence", self.prefix)
     }
 
+    /// `<fencing token> <batch number>` of the last batch applied (see the commit script).
+    pub(crate) fn applied(&self) -> String {
+        format!("{}applied", self.prefix)
+    }
+
     /// A list that holds a batch too large to send in one command until a script applies it.
     pub(crate) fn staging(&self) -> String {
         format!("{}staging", self.prefix)

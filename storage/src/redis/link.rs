@@ -20,6 +20,8 @@ const START_REDIS_HINT: &str = "Start it with `redis-server --appendonly yes --a
 pub(crate) struct Link {
     client: Client,
     connection: Option<Connection>,
+    /// Counts connections made: work sent on an earlier one must be sent again.
+    generation: u64,
     /// The URL with any password hidden, for messages.
     shown_url: String,
 }
@@ -42,6 +44,7 @@ impl Link {
         Ok(Self {
             client,
             connection: None,
+            generation: 0,
             shown_url,
         })
     }
@@ -56,6 +59,7 @@ impl Link {
         Self {
             client: self.client.clone(),
             connection: None,
+            generation: 0,
             shown_url: self.shown_url.clone(),
         }
     }
@@ -66,17 +70,36 @@ impl Link {
         &mut self,
         work: impl FnOnce(&mut Connection) -> Result<T, RedisError>,
     ) -> Result<T, RedisError> {
+        self.call_numbered(|connection, _| work(connection))
+    }
+
+    /// [`Link::call`], also telling `work` which connection it runs on (a number that grows
+    /// with every reconnect).
+    pub(crate) fn call_numbered<T>(
+        &mut self,
+        work: impl FnOnce(&mut Connection, u64) -> Result<T, RedisError>,
+    ) -> Result<T, RedisError> {
         let connection = match &mut self.connection {
             Some(connection) => connection,
-            slot => slot.insert(connect(&self.client)?),
+            slot => {
+                let connection = slot.insert(connect(&self.client)?);
+                self.generation += 1;
+                connection
+            }
         };
-        let result = work(connection);
+        let result = work(connection, self.generation);
         if let Err(error) = &result {
             if is_connection_problem(error) {
                 self.connection = None;
             }
         }
         result
+    }
+
+    /// Drops the connection: the next call reconnects (used when replies still due on it can
+    /// no longer be matched to their requests).
+    pub(crate) fn disconnect(&mut self) {
+        self.connection = None;
     }
 
     /// The error for a failure to reach Redis at open: names the URL and how to start Redis.

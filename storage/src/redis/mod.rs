@@ -72,6 +72,7 @@ mod link;
 mod message_fields;
 mod ownership;
 mod persistence;
+mod pipeline;
 mod placement;
 mod recover;
 mod scripts;
@@ -86,7 +87,8 @@ pub use persistence::RedisPersistence;
 
 use keys::Keys;
 use link::Link;
-use ownership::{commit_invocation, staging_key, Ownership};
+use ownership::{staging_key, Ownership};
+use pipeline::{Outcome, Pipeline};
 use placement::Placements;
 use recover::RecoverFailure;
 
@@ -98,9 +100,8 @@ pub const OWNER_LEASE_DEFAULT: Duration = Duration::from_secs(10);
 /// Batches that encode to more bytes than this are staged in a list before the commit script
 /// applies them, instead of being sent inside the script call (Redis limits one request).
 pub const INLINE_BATCH_BYTES_MAX_DEFAULT: usize = 64 * 1024 * 1024;
-/// A staged batch left behind by a server that died mid-commit is deleted after this long, in
-/// milliseconds.
-const STAGING_TTL_MS: u64 = 5 * 60 * 1000;
+/// Commit batches in flight at once by default (see [`RedisOptions::pipeline_depth`]).
+pub const PIPELINE_DEPTH_DEFAULT: usize = 2;
 
 /// Choices made when opening the Redis backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +114,9 @@ pub struct RedisOptions {
     /// Batches beyond this many encoded bytes are staged first (see
     /// [`INLINE_BATCH_BYTES_MAX_DEFAULT`]).
     pub inline_batch_bytes_max: usize,
+    /// Commit batches written to Redis before the oldest one's reply is awaited: with 2, the
+    /// next batch is on its way while Redis applies the last. 1 waits for each reply.
+    pub pipeline_depth: usize,
 }
 
 impl Default for RedisOptions {
@@ -121,13 +125,21 @@ impl Default for RedisOptions {
             prefix: PREFIX_DEFAULT.to_string(),
             owner_lease: OWNER_LEASE_DEFAULT,
             inline_batch_bytes_max: INLINE_BATCH_BYTES_MAX_DEFAULT,
+            pipeline_depth: PIPELINE_DEPTH_DEFAULT,
         }
     }
 }
 
 /// The engine's state in Redis. See the module doc for the layout and the ownership scheme.
 pub struct RedisStorage {
+    /// The connection commits (and recovery) use.
     link: Link,
+    /// A connection for health pings.
+    probe: Link,
+    /// Commits written and not yet answered.
+    pipeline: Pipeline,
+    /// The batch of a `commit` call that returned an error before it was known applied.
+    unfinished_commit: Option<Vec<Record>>,
     keys: Keys,
     options: RedisOptions,
     ownership: Ownership,
@@ -166,7 +178,10 @@ impl RedisStorage {
             return Err(error);
         }
         Ok(RedisStorage {
+            probe: link.fresh(),
             link,
+            pipeline: Pipeline::default(),
+            unfinished_commit: None,
             keys,
             options,
             ownership,
@@ -191,6 +206,13 @@ impl RedisStorage {
         self.ownership.owner_id()
     }
 
+    /// Drops the commit connection as a network failure would, losing the replies due on it
+    /// (fault injection for tests: the batches in flight must be sent again, and applied once).
+    #[doc(hidden)]
+    pub fn simulate_lost_connection(&mut self) {
+        self.link.disconnect();
+    }
+
     /// The fencing token taken at open: higher than any earlier owner's.
     pub fn fencing_token(&self) -> &str {
         self.ownership.fencing_token()
@@ -210,88 +232,100 @@ impl Storage for RedisStorage {
         Ok(snapshot)
     }
 
+    /// Commits one batch and waits for it (and anything in flight before it). After an
+    /// `Unavailable` error, calling again with the same batch finishes that batch rather than
+    /// sending it twice.
     fn commit(&mut self, batch: &[Record]) -> Result<(), StorageError> {
-        self.ownership.ensure_owned()?;
-        if batch.is_empty() {
-            return Ok(());
+        if self.unfinished_commit.as_deref() != Some(batch) {
+            self.submit(batch)?;
+            self.unfinished_commit = Some(batch.to_vec());
         }
-        self.load_placements()?;
-        let placements = self.placements.as_ref().expect("placements loaded");
-        let plan = apply::plan_batch(&self.keys, placements, batch, wall_now_ms())?;
-        let encoded = &plan.encoded;
-        let staged = encoded.bytes > self.options.inline_batch_bytes_max;
-        let keys = &self.keys;
-        let ownership = &self.ownership;
-        let renew = self
-            .renewed_at
-            .is_none_or(|at| at.elapsed() >= ownership.renewal_period());
-        let result = self.link.call(|connection| {
-            let owner_id = ownership.owner_id();
-            let mode = if staged { "staged" } else { "inline" };
-            let mut invocation = commit_invocation(
-                keys,
-                owner_id,
-                ownership.fencing_token(),
-                ownership.lease_ms(),
-                mode,
-                renew,
-            );
-            if staged {
-                let staging = staging_key(keys, owner_id);
-                let mut pipeline = redis::pipe();
-                pipeline.cmd("DEL").arg(&staging).ignore();
-                for chunk in &encoded.chunks {
-                    pipeline
-                        .cmd("RPUSH")
-                        .arg(&staging)
-                        .arg(chunk.as_slice())
-                        .ignore();
-                }
-                pipeline
-                    .cmd("PEXPIRE")
-                    .arg(&staging)
-                    .arg(STAGING_TTL_MS)
-                    .ignore();
-                pipeline.query::<()>(connection)?;
-            } else {
-                for chunk in &encoded.chunks {
-                    invocation.arg(chunk.as_slice());
-                }
-            }
-            invocation.invoke::<u64>(connection)
-        });
-        match result {
-            Ok(ran) if ran == encoded.commands as u64 => {
-                if renew {
-                    self.renewed_at = Some(Instant::now());
-                }
-                if let Some(placements) = &mut self.placements {
-                    placements.apply(plan.changes);
-                }
-                Ok(())
-            }
-            Ok(ran) => Err(StorageError::Failed(format!(
-                "the commit script on Redis at {} ran {ran} of the batch's {} commands \
-                 (was the staging list {} deleted?); the batch may be half applied",
-                self.link.shown_url(),
-                encoded.commands,
-                staging_key(&self.keys, self.ownership.owner_id()),
-            ))),
-            Err(error) => Err(match self.ownership.note_if_lost(&self.keys, &error) {
-                Some(lost) => lost,
-                None => self
-                    .link
-                    .run_error(&format!("commit of {} records", batch.len()), &error),
-            }),
+        while self.pipeline.len() > 0 {
+            self.finish_oldest()?;
         }
+        self.unfinished_commit = None;
+        Ok(())
     }
 
+    fn pipeline_depth(&self) -> usize {
+        self.options.pipeline_depth.max(1)
+    }
+
+    /// Plans the batch against the placements every batch before it leaves, and writes it to
+    /// the connection at once. A write that fails is retried by `finish_oldest`, so the batch
+    /// is taken whatever the connection does.
+    fn submit(&mut self, batch: &[Record]) -> Result<(), StorageError> {
+        self.ownership.ensure_owned()?;
+        self.load_placements()?;
+        let placements = self.placements.as_mut().expect("placements loaded");
+        let plan = apply::plan_batch(&self.keys, placements, batch, wall_now_ms())?;
+        let renew = self
+            .renewed_at
+            .is_none_or(|at| at.elapsed() >= self.ownership.renewal_period());
+        self.pipeline.push(&pipeline::Request {
+            keys: &self.keys,
+            ownership: &self.ownership,
+            batch: &plan.encoded,
+            staged: plan.encoded.bytes > self.options.inline_batch_bytes_max,
+            renew,
+        });
+        // Later batches are planned as if this one is applied: it will be, exactly once, or
+        // the engine stops.
+        placements.apply(plan.changes);
+        if renew {
+            self.renewed_at = Some(Instant::now());
+        }
+        let pipeline = &mut self.pipeline;
+        if let Err(error) = self
+            .link
+            .call_numbered(|connection, generation| pipeline.send(connection, generation))
+        {
+            tracing::debug!(%error, "sending a commit to Redis failed; it is sent again");
+        }
+        Ok(())
+    }
+
+    fn finish_oldest(&mut self) -> Result<(), StorageError> {
+        self.ownership.ensure_owned()?;
+        let pipeline = &mut self.pipeline;
+        let result = self
+            .link
+            .call_numbered(|connection, generation| pipeline.finish_oldest(connection, generation));
+        let problem = match result {
+            Ok(Outcome::Applied) => return Ok(()),
+            Ok(Outcome::Miscounted { ran, expected }) => format!(
+                "the commit script on Redis at {} ran {ran} of a batch's {expected} commands \
+                 (was the staging list {} deleted?); the batch may be half applied",
+                self.link.shown_url(),
+                staging_key(&self.keys, self.ownership.owner_id()),
+            ),
+            Ok(Outcome::Unexpected(reply)) => format!(
+                "the commit script on Redis at {} replied {reply}, which it never does",
+                self.link.shown_url()
+            ),
+            Err(error) => {
+                if let Some(lost) = self.ownership.note_if_lost(&self.keys, &error) {
+                    return Err(lost);
+                }
+                let error = self.link.run_error("a commit", &error);
+                if matches!(error, StorageError::Unavailable(_)) {
+                    // Replies still due on this connection can no longer be matched to their
+                    // batches: start over on a new one, sending every unanswered batch again.
+                    self.link.disconnect();
+                }
+                return Err(error);
+            }
+        };
+        Err(StorageError::Failed(problem))
+    }
+
+    /// Pings on a connection of its own: the commit connection may have replies due.
     fn ping(&mut self) -> Result<(), StorageError> {
         self.ownership.ensure_owned()?;
-        self.link
+        self.probe
             .call(|connection| redis::cmd("PING").query::<String>(connection))
             .map(|_| ())
-            .map_err(|error| self.link.run_error("PING", &error))
+            .map_err(|error| self.probe.run_error("PING", &error))
     }
 
     fn describe(&self) -> String {

@@ -133,7 +133,7 @@ impl Ownership {
                         Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
                     }
                     let result = link.call(|connection| {
-                        commit_invocation(&keys, &owner_id, &token, lease_ms, "inline", true)
+                        renew_invocation(&keys, &owner_id, &token, lease_ms)
                             .invoke::<i64>(connection)
                     });
                     match result {
@@ -189,25 +189,25 @@ impl Ownership {
     }
 }
 
-/// The commit script with its keys and fixed arguments; the caller adds any inline chunks.
-pub(crate) fn commit_invocation(
+/// The commit script called with no batch (number 0): it only checks and renews the lease.
+fn renew_invocation(
     keys: &Keys,
     owner_id: &str,
     fencing_token: &str,
     lease_ms: u64,
-    mode: &str,
-    renew: bool,
 ) -> redis::ScriptInvocation<'static> {
     let mut invocation = scripts::COMMIT.prepare_invoke();
     invocation
         .key(keys.owner())
         .key(keys.fence())
         .key(staging_key(keys, owner_id))
+        .key(keys.applied())
         .arg(owner_id)
         .arg(fencing_token)
         .arg(lease_ms)
-        .arg(mode)
-        .arg(if renew { "renew" } else { "keep" });
+        .arg("inline")
+        .arg("renew")
+        .arg(0);
     invocation
 }
 

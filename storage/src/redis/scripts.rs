@@ -36,20 +36,26 @@ return 0
     )
 });
 
-/// Checks ownership, renews the lease, then runs the batch's commands in order.
+/// Checks ownership, renews the lease, then runs the batch's commands in order, unless this
+/// owner applied the batch already.
 ///
 /// Ownership holds when the owner key holds our id. If the key is gone (its lease lapsed, say
 /// while Redis was down) but the fencing counter still holds our token, nobody took over in
 /// between, so the lease is taken back. Otherwise the reply is the error
 /// `SWITCHBOARD_LOST_OWNERSHIP <holder>` and nothing is written.
 ///
+/// Batches are numbered from 1 by each owner, and the applied key holds `<fencing token>
+/// <number>` of the last one applied. A batch at or below it was applied already (a batch
+/// sent again after a lost connection, possibly after later ones were applied): the script
+/// replies -1 and writes nothing, so every batch is applied exactly once and in order.
+///
 /// The commands come as MessagePack chunks (see `encode.rs`): inline in ARGV, or, for a batch
 /// too large for one command, staged beforehand in a list that this script pops and deletes.
-/// With no chunks the script only renews the lease.
+/// Batch number 0 has no commands: the script only renews the lease.
 ///
-/// KEYS: owner, fence, staging list. ARGV: owner id, fencing token, lease in ms,
-/// `inline` | `staged`, `renew` | `keep` (whether to renew a held lease), chunks... Replies the
-/// number of commands run.
+/// KEYS: owner, fence, staging list, applied. ARGV: owner id, fencing token, lease in ms,
+/// `inline` | `staged`, `renew` | `keep` (whether to renew a held lease), batch number,
+/// chunks... Replies the number of commands run, or -1.
 pub(crate) static COMMIT: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
@@ -64,6 +70,20 @@ else
   local fence = redis.call('GET', KEYS[2]) or 'none'
   return redis.error_reply('SWITCHBOARD_LOST_OWNERSHIP ' .. (holder or 'nobody') ..
     ' (fencing token now ' .. fence .. ', ours ' .. ARGV[2] .. ')')
+end
+local batch = tonumber(ARGV[6])
+if batch == 0 then
+  return 0
+end
+local applied = redis.call('GET', KEYS[4])
+if applied then
+  local token, number = string.match(applied, '^(%S+) (%d+)$')
+  if token == ARGV[2] and tonumber(number) >= batch then
+    if ARGV[4] == 'staged' then
+      redis.call('DEL', KEYS[3])
+    end
+    return -1
+  end
 end
 local commands = 0
 local function run(chunk)
@@ -83,10 +103,11 @@ if ARGV[4] == 'staged' then
     run(chunk)
   end
 else
-  for j = 6, #ARGV do
+  for j = 7, #ARGV do
     run(ARGV[j])
   end
 end
+redis.call('SET', KEYS[4], ARGV[2] .. ' ' .. ARGV[6])
 return commands
 ",
     )

@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use switchboard_engine::{EngineError, MessageId, NewMessage, QueueConfig, Storage, StorageError};
+use switchboard_engine::{
+    EngineError, MessageId, NewMessage, QueueConfig, Record, Storage, StorageError, StoredMessage,
+};
 use switchboard_storage::redis::{RedisOptions, RedisStorage};
 use switchboard_tests::redis_server::{free_port, RedisMode, RedisServer};
 
@@ -274,4 +276,74 @@ async fn tls_urls_work() {
         matches!(&refused, StorageError::Failed(text) if text.contains("certificate") && text.contains("#insecure")),
         "{refused}"
     );
+}
+
+/// Two batches written back to back, both applied by Redis, then the connection is lost
+/// before their replies are read: both are sent again on a new connection, and Redis skips
+/// them (the second deleted what the first created: applying the first again would bring the
+/// message back until the second ran again).
+#[test]
+fn batches_resent_after_a_lost_connection_are_applied_once() {
+    let server = RedisServer::start(RedisMode::NoPersistence);
+    let mut storage = open_storage(&server);
+    storage.recover().unwrap();
+    assert_eq!(storage.pipeline_depth(), 2);
+    let message = StoredMessage {
+        id: MessageId(7),
+        queue: Arc::from("jobs"),
+        seq: 1,
+        priority: 0,
+        payload: Arc::from(&b"once"[..]),
+        headers: Default::default(),
+        enqueued_at: 1,
+        not_before: 1,
+        expires_at: None,
+        max_attempts: 3,
+        attempts: 0,
+        dedup_key: None,
+        dead: None,
+    };
+    let queue = message.queue.clone();
+    storage
+        .submit(&[Record::Enqueued {
+            message,
+            dedup_until: None,
+        }])
+        .unwrap();
+    storage
+        .submit(&[Record::Removed {
+            queue,
+            id: MessageId(7),
+        }])
+        .unwrap();
+    let hset_calls = || {
+        let stats = server.cli(&["INFO", "commandstats"]);
+        let line = stats.lines().find(|line| line.starts_with("cmdstat_hset:"));
+        line.map(|line| line.split(['=', ',']).nth(1).unwrap().to_string())
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server
+        .cli(&["GET", "switchboard:applied"])
+        .split(' ')
+        .nth(1)
+        != Some("2")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "Redis did not apply both batches"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let hsets_applied = hset_calls();
+    storage.simulate_lost_connection();
+
+    storage.finish_oldest().unwrap();
+    storage.finish_oldest().unwrap();
+    assert_eq!(
+        hset_calls(),
+        hsets_applied,
+        "the resent batches wrote nothing"
+    );
+    assert_eq!(server.cli(&["HLEN", "switchboard:{jobs}:payload"]), "0");
+    assert!(storage.recover().unwrap().messages.is_empty());
 }

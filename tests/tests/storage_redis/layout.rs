@@ -63,6 +63,7 @@ async fn keys_are_readable_with_redis_cli() {
         "switchboard:owner",
         "switchboard:fence",
         "switchboard:layout",
+        "switchboard:applied",
         "switchboard:{jobs}:config",
         "switchboard:{jobs}:ready",
         "switchboard:{jobs}:delayed",
