@@ -1,12 +1,12 @@
 //! What each WAL record does to the Redis keys (the meaning is `SnapshotFold`'s).
 //!
-//! A batch is first folded into its net change per message: whether it is created (its three
-//! fields written), its final state field, its final index, or its deletion; and the dedup keys
-//! and queue configs it leaves. The changes of all messages are then grouped into
-//! multi-member commands (one HSET per message hash, one ZREM/SREM/ZADD/SADD per index, one
-//! HDEL per hash), so a batch of thousands of records costs the commit script few calls.
+//! A batch is first folded into its net change per message: whether it is created (its payload
+//! written), its final meta field, its final index, or its deletion; and the dedup keys and
+//! queue configs it leaves. The changes of all messages are then grouped into multi-member
+//! commands (one HSET per message hash, one ZREM/ZADD per index, one HDEL per hash), so a batch
+//! of thousands of records costs the commit script few calls.
 //!
-//! Every command sets final values (HSET, ZADD, SADD, HDEL, never HINCRBY), planned from the
+//! Every command sets final values (HSET, ZADD, HDEL, never HINCRBY), planned from the
 //! placements of the last successful commit, so a retry after a lost reply plans and does the
 //! same again. A message the batch removes gets only its deletions, never a write that a retry
 //! could turn into a half-written message. Records about a message that does not exist are
@@ -20,7 +20,7 @@ use switchboard_engine::{MessageId, QueueConfig, Record, StorageError, StoredMes
 use super::encode::{ChunkEncoder, EncodedBatch};
 use super::groups::{write_dedup, Groups};
 use super::keys::{ready_score, Index, Keys, MessageHash, READY_SEQ_LIMIT};
-use super::message_fields::{meta_json, State};
+use super::message_fields::Meta;
 use super::placement::{Placed, Placements, Places};
 
 /// A batch's commands, and the placements they leave once applied (`None`: deleted).
@@ -32,16 +32,17 @@ pub(crate) struct Plan {
 /// The net change a batch makes to one message.
 struct MessageChange<'a> {
     queue: Arc<str>,
-    /// What Redis held of it before the batch.
-    before: Option<Placed>,
-    /// Enqueued by this batch: its payload and meta are written.
+    /// The indexes listing it before the batch (`None`: Redis did not hold it).
+    before: Option<Places>,
+    /// Enqueued by this batch: its payload is written.
     created: Option<&'a StoredMessage>,
-    /// Its state as the batch leaves it.
-    state: State,
-    /// The state differs from what Redis holds.
-    state_changed: bool,
-    /// The index it ends in, with its score for a sorted set; `None`: it does not move.
-    target: Option<(Index, Option<u64>)>,
+    /// Its meta as the batch leaves it.
+    meta: Option<Meta>,
+    /// The meta differs from what Redis holds.
+    meta_changed: bool,
+    /// Where it ends: in an index (with its score), or (`Some(None)`) in none, leased;
+    /// `None`: it does not move.
+    target: Option<Option<(Index, u64)>>,
     /// A move whose target reads the clock (a retry may choose differently): leave it in no
     /// index but the target, whatever the placements say.
     clear_other_indexes: bool,
@@ -53,9 +54,13 @@ impl MessageChange<'_> {
         !self.deleted && (self.created.is_some() || self.before.is_some())
     }
 
-    fn update(&mut self, change: impl FnOnce(&mut State)) {
-        change(&mut self.state);
-        self.state_changed = true;
+    fn update(&mut self, change: impl FnOnce(&mut Meta)) {
+        change(
+            self.meta
+                .as_mut()
+                .expect("an existing message has its meta"),
+        );
+        self.meta_changed = true;
     }
 }
 
@@ -110,9 +115,9 @@ impl<'a> Fold<'a> {
                 let change = self.change(&message.queue, message.id);
                 change.created = Some(message);
                 change.deleted = false;
-                change.state = State::of(message);
-                change.state_changed = true;
-                change.target = Some(target);
+                change.meta = Some(Meta::of(message));
+                change.meta_changed = true;
+                change.target = Some(Some(target));
             }
             Record::Delivered {
                 queue,
@@ -120,8 +125,8 @@ impl<'a> Fold<'a> {
                 attempts,
             } => {
                 if let Some(change) = self.existing(queue, *id) {
-                    change.update(|state| state.attempts = *attempts);
-                    change.target = Some((Index::Leased, None));
+                    change.update(|meta| meta.attempts = *attempts);
+                    change.target = Some(None);
                 }
             }
             Record::Requeued {
@@ -132,13 +137,13 @@ impl<'a> Fold<'a> {
                 not_before,
             } => {
                 let target = if *not_before > self.wall_now_ms {
-                    (Index::Delayed, Some(*not_before))
+                    (Index::Delayed, *not_before)
                 } else {
-                    (Index::Ready, Some(score(*priority, *seq, *id)?))
+                    (Index::Ready, score(*priority, *seq, *id)?)
                 };
                 if let Some(change) = self.existing(queue, *id) {
-                    change.update(|state| state.not_before = *not_before);
-                    change.target = Some(target);
+                    change.update(|meta| meta.not_before = *not_before);
+                    change.target = Some(Some(target));
                     change.clear_other_indexes = true;
                 }
             }
@@ -149,8 +154,8 @@ impl<'a> Fold<'a> {
                 at,
             } => {
                 if let Some(change) = self.existing(queue, *id) {
-                    change.update(|state| state.set_dead(Some((*reason, *at))));
-                    change.target = Some((Index::Dead, Some(*at)));
+                    change.update(|meta| meta.dead = Some((*reason, *at)));
+                    change.target = Some(Some((Index::Dead, *at)));
                 }
             }
             Record::Redriven {
@@ -163,14 +168,14 @@ impl<'a> Fold<'a> {
             } => {
                 let score = score(*priority, *seq, *id)?;
                 if let Some(change) = self.existing(queue, *id) {
-                    change.update(|state| {
-                        state.attempts = 0;
-                        state.seq = *seq;
-                        state.not_before = *now;
-                        state.expires_at = *expires_at;
-                        state.set_dead(None);
+                    change.update(|meta| {
+                        meta.attempts = 0;
+                        meta.seq = *seq;
+                        meta.not_before = *now;
+                        meta.expires_at = *expires_at;
+                        meta.dead = None;
                     });
-                    change.target = Some((Index::Ready, Some(score)));
+                    change.target = Some(Some((Index::Ready, score)));
                 }
             }
             Record::Removed { queue, id } => {
@@ -185,8 +190,7 @@ impl<'a> Fold<'a> {
         Ok(())
     }
 
-    /// The change of a message the batch has seen or the placements know (a placeholder state
-    /// for an unknown one, which only an enqueue turns into a message).
+    /// The change of a message the batch has seen or the placements know.
     fn change(&mut self, queue: &Arc<str>, id: MessageId) -> &mut MessageChange<'a> {
         let placements = self.placements;
         self.messages.entry(id).or_insert_with(|| {
@@ -194,20 +198,10 @@ impl<'a> Fold<'a> {
             let before = placements.get(id);
             MessageChange {
                 queue: queue.clone(),
-                before,
+                before: before.map(|placed| placed.places),
                 created: None,
-                state: before.map_or(
-                    State {
-                        attempts: 0,
-                        seq: 0,
-                        not_before: 0,
-                        expires_at: None,
-                        dead_reason: None,
-                        died_at: None,
-                    },
-                    |placed| placed.state,
-                ),
-                state_changed: false,
+                meta: before.map(|placed| placed.meta.clone()),
+                meta_changed: false,
                 target: None,
                 clear_other_indexes: false,
                 deleted: false,
@@ -239,7 +233,7 @@ impl<'a> Fold<'a> {
             let change = &self.messages[id];
             let queue = &change.queue;
             let member = id.to_string();
-            let before_places = change.before.map_or(Places::NONE, |placed| placed.places);
+            let before_places = change.before.unwrap_or(Places::NONE);
             if change.deleted {
                 if change.before.is_some() {
                     for index in before_places.indexes() {
@@ -253,40 +247,37 @@ impl<'a> Fold<'a> {
             if !change.exists() {
                 continue;
             }
+            let meta = change
+                .meta
+                .clone()
+                .expect("an existing message has its meta");
             if let Some(message) = change.created {
-                groups.set(
-                    queue,
-                    MessageHash::Payload,
-                    &member,
-                    message.payload.clone(),
-                );
-                groups.set(queue, MessageHash::Meta, &member, meta_json(message).into());
+                let payload = message.payload.clone();
+                groups.set(queue, MessageHash::Payload, &member, payload);
             }
-            if change.state_changed {
-                groups.set(
-                    queue,
-                    MessageHash::State,
-                    &member,
-                    change.state.to_json().into(),
-                );
+            if change.meta_changed {
+                groups.set(queue, MessageHash::Meta, &member, meta.to_json().into());
             }
             let mut places = before_places;
-            if let Some((target, score)) = change.target {
+            if let Some(target) = change.target {
                 let from = if change.clear_other_indexes {
                     Index::ALL.into_iter().fold(Places::NONE, Places::with)
                 } else {
                     before_places
                 };
-                for index in from.indexes().filter(|index| *index != target) {
+                let stays = |index: Index| target.is_some_and(|(to, _)| to == index);
+                for index in from.indexes().filter(|index| !stays(*index)) {
                     groups.remove(queue, index, &member);
                 }
-                groups.add(queue, target, score, member);
-                places = Places::only(target);
+                places = match target {
+                    Some((index, score)) => {
+                        groups.add(queue, index, score, member);
+                        Places::only(index)
+                    }
+                    None => Places::NONE,
+                };
             }
-            let placed = Placed {
-                places,
-                state: change.state,
-            };
+            let placed = Placed { places, meta };
             changes.insert(*id, Some(placed));
         }
         groups.write(&mut out, keys);
@@ -299,15 +290,15 @@ impl<'a> Fold<'a> {
 }
 
 /// Where an enqueued message is listed: dead, delayed until its `not_before`, or ready.
-fn enqueued_target(message: &StoredMessage) -> Result<(Index, Option<u64>), StorageError> {
+fn enqueued_target(message: &StoredMessage) -> Result<(Index, u64), StorageError> {
     Ok(if let Some((_, died_at)) = message.dead {
-        (Index::Dead, Some(died_at))
+        (Index::Dead, died_at)
     } else if message.not_before > message.enqueued_at {
-        (Index::Delayed, Some(message.not_before))
+        (Index::Delayed, message.not_before)
     } else {
         (
             Index::Ready,
-            Some(score(message.priority, message.seq, message.id)?),
+            score(message.priority, message.seq, message.id)?,
         )
     })
 }
@@ -348,10 +339,9 @@ mod tests {
         }
     }
 
-    fn placed(id: u128, index: Index) -> (MessageId, Placed) {
-        let places = Places::only(index);
-        let state = State::of(&message(id));
-        (MessageId(id), Placed { places, state })
+    fn placed(id: u128, places: Places) -> (MessageId, Placed) {
+        let meta = Meta::of(&message(id));
+        (MessageId(id), Placed { places, meta })
     }
 
     fn plan(placements: &Placements, batch: &[Record]) -> (Vec<String>, Plan) {
@@ -364,18 +354,16 @@ mod tests {
     }
 
     #[test]
-    fn an_ack_of_a_leased_message_is_one_srem_and_an_hdel_per_hash() {
-        let (id, leased) = placed(1, Index::Leased);
+    fn an_ack_of_a_leased_message_is_an_hdel_per_hash() {
+        let (id, leased) = placed(1, Places::NONE);
         let placements = Placements::from_map(HashMap::from([(id, leased)]));
         let q: Arc<str> = Arc::from("q");
         let (commands, plan) = plan(&placements, &[Record::Removed { queue: q, id }]);
         assert_eq!(
             commands,
             [
-                format!("SREM p:{{q}}:leased {id}"),
                 format!("HDEL p:{{q}}:payload {id}"),
                 format!("HDEL p:{{q}}:meta {id}"),
-                format!("HDEL p:{{q}}:state {id}"),
             ]
         );
         assert_eq!(plan.changes[&id], None);
@@ -392,8 +380,8 @@ mod tests {
         let (commands, plan) = plan(&Placements::default(), &batch);
         assert_eq!(
             commands.len(),
-            4,
-            "ZADD ready, HSET payload, meta, state: {commands:?}"
+            3,
+            "ZADD ready, HSET payload, HSET meta: {commands:?}"
         );
         let ids: Vec<String> = (1..=3).map(|id| MessageId(id).to_string()).collect();
         assert_eq!(
@@ -404,13 +392,17 @@ mod tests {
             )
         );
         assert!(commands[2].starts_with("HSET p:{q}:meta "));
-        assert!(commands[3].contains(r#"{"attempts":0,"seq":2,"not_before":5}"#));
+        assert!(commands[2].contains(r#""attempts":0,"seq":2,"not_before":5}"#));
         assert_eq!(plan.changes.len(), 3);
     }
 
     #[test]
     fn many_deliveries_share_their_commands() {
-        let placements = Placements::from_map((1..=3).map(|id| placed(id, Index::Ready)).collect());
+        let placements = Placements::from_map(
+            (1..=3)
+                .map(|id| placed(id, Places::only(Index::Ready)))
+                .collect(),
+        );
         let q: Arc<str> = Arc::from("q");
         let batch: Vec<Record> = (1..=3)
             .map(|id| Record::Delivered {
@@ -424,22 +416,21 @@ mod tests {
             .map(|id| MessageId(id).to_string())
             .collect::<Vec<_>>()
             .join(" ");
-        assert_eq!(
-            commands.len(),
-            3,
-            "one ZREM, one SADD, one HSET: {commands:?}"
-        );
+        assert_eq!(commands.len(), 2, "one ZREM, one HSET: {commands:?}");
         assert!(commands.contains(&format!("ZREM p:{{q}}:ready {members}")));
-        assert!(commands.contains(&format!("SADD p:{{q}}:leased {members}")));
-        let state = plan.changes[&MessageId(2)].unwrap();
-        assert_eq!(state.state.attempts, 1);
-        assert_eq!(state.state.seq, 2, "the rest of the state is kept");
-        assert_eq!(state.places, Places::only(Index::Leased));
+        let leased = plan.changes[&MessageId(2)].clone().unwrap();
+        assert_eq!(leased.meta.attempts, 1);
+        assert_eq!(leased.meta.seq, 2, "the rest of the meta is kept");
+        assert_eq!(
+            leased.places,
+            Places::NONE,
+            "a leased message is in no index"
+        );
     }
 
     #[test]
     fn a_message_removed_in_its_batch_gets_no_write() {
-        let (existing, ready) = placed(1, Index::Ready);
+        let (existing, ready) = placed(1, Places::only(Index::Ready));
         let placements = Placements::from_map(HashMap::from([(existing, ready)]));
         let q: Arc<str> = Arc::from("q");
         let batch = [
@@ -475,7 +466,6 @@ mod tests {
                 format!("ZREM p:{{q}}:ready {existing}"),
                 format!("HDEL p:{{q}}:payload {existing}"),
                 format!("HDEL p:{{q}}:meta {existing}"),
-                format!("HDEL p:{{q}}:state {existing}"),
             ],
             "no write for the message enqueued and removed, none for the unknown one"
         );

@@ -1,5 +1,5 @@
 //! Index, message and dedup changes of many messages written as few multi-member commands
-//! (ZREM, SREM, ZADD, SADD, HSET, HDEL), each within the commit script's word limit.
+//! (ZREM, ZADD, HSET, HDEL), each within the commit script's word limit.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,8 +19,8 @@ pub(crate) type IndexOf = (Arc<str>, Index);
 pub(crate) type HashOf = (Arc<str>, MessageHash);
 /// A message's field in a message hash: its id and the value.
 pub(crate) type Field = (String, Arc<[u8]>);
-/// A member joining a sorted set (with its score) or a set (score `None`).
-pub(crate) type Addition = (Option<u64>, String);
+/// A member joining an index, with its score.
+pub(crate) type Addition = (u64, String);
 
 /// Index and key changes of many messages, written as few multi-member commands.
 #[derive(Default)]
@@ -43,13 +43,7 @@ impl Groups {
         members.push(member.to_string());
     }
 
-    pub(crate) fn add(
-        &mut self,
-        queue: &Arc<str>,
-        index: Index,
-        score: Option<u64>,
-        member: String,
-    ) {
+    pub(crate) fn add(&mut self, queue: &Arc<str>, index: Index, score: u64, member: String) {
         let members = self.additions.entry((queue.clone(), index)).or_default();
         members.push((score, member));
     }
@@ -82,9 +76,8 @@ impl Groups {
         }
         for ((queue, index), members) in &self.removals {
             let key = keys.index(queue, *index);
-            let command = if index.is_sorted() { "ZREM" } else { "SREM" };
             for part in members.chunks(MEMBERS_PER_COMMAND) {
-                out.begin(command)
+                out.begin("ZREM")
                     .text(&key)
                     .texts(part.iter().map(String::as_str))
                     .end();
@@ -104,14 +97,9 @@ impl Groups {
         for ((queue, index), members) in &self.additions {
             let key = keys.index(queue, *index);
             for part in members.chunks(MEMBERS_PER_COMMAND) {
-                if index.is_sorted() {
-                    out.begin("ZADD").text(&key);
-                    for (score, member) in part {
-                        out.number(score.unwrap_or(0)).text(member);
-                    }
-                } else {
-                    let members = part.iter().map(|(_, member)| member.as_str());
-                    out.begin("SADD").text(&key).texts(members);
+                out.begin("ZADD").text(&key);
+                for (score, member) in part {
+                    out.number(*score).text(member);
                 }
                 out.end();
             }

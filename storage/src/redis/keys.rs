@@ -19,35 +19,28 @@ pub(crate) struct Keys {
     prefix: String,
 }
 
-/// The per-queue index a message sits in.
+/// The per-queue index a message sits in. A message out with a consumer (leased) sits in
+/// none: leases are not durable, and after a restart it is ready again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Index {
     /// `{queue}:ready`, a sorted set in delivery order.
     Ready,
     /// `{queue}:delayed`, a sorted set by due time.
     Delayed,
-    /// `{queue}:leased`, a set of ids out with consumers.
-    Leased,
     /// `{queue}:dead`, a sorted set by death time.
     Dead,
 }
 
 impl Index {
     /// Every index, in the order recovery reads them.
-    pub(crate) const ALL: [Index; 4] = [Index::Ready, Index::Delayed, Index::Leased, Index::Dead];
+    pub(crate) const ALL: [Index; 3] = [Index::Ready, Index::Delayed, Index::Dead];
 
     fn suffix(self) -> &'static str {
         match self {
             Index::Ready => "ready",
             Index::Delayed => "delayed",
-            Index::Leased => "leased",
             Index::Dead => "dead",
         }
-    }
-
-    /// True for the sorted sets (every index but `leased`, which is a plain set).
-    pub(crate) fn is_sorted(self) -> bool {
-        self != Index::Leased
     }
 }
 
@@ -57,22 +50,18 @@ impl Index {
 pub(crate) enum MessageHash {
     /// `{queue}:payload`: the payload bytes.
     Payload,
-    /// `{queue}:meta`: JSON of what the message keeps from its enqueue.
+    /// `{queue}:meta`: JSON of everything else (priority, attempts, due time, dead letter...).
     Meta,
-    /// `{queue}:state`: JSON of what changes (attempts, due time, dead letter).
-    State,
 }
 
 impl MessageHash {
     /// Every message hash.
-    pub(crate) const ALL: [MessageHash; 3] =
-        [MessageHash::Payload, MessageHash::Meta, MessageHash::State];
+    pub(crate) const ALL: [MessageHash; 2] = [MessageHash::Payload, MessageHash::Meta];
 
     fn suffix(self) -> &'static str {
         match self {
             MessageHash::Payload => "payload",
             MessageHash::Meta => "meta",
-            MessageHash::State => "state",
         }
     }
 }

@@ -11,31 +11,34 @@
 //! | `switchboard:{jobs}:config` | string | the queue's configuration as JSON |
 //! | `switchboard:{jobs}:ready` | sorted set | ready ids in delivery order: score `(255 - priority) * 2^44 + seq` |
 //! | `switchboard:{jobs}:delayed` | sorted set | ids not ready before their score (ms since the epoch) |
-//! | `switchboard:{jobs}:leased` | set | ids out with a consumer (leases are not durable: after a restart these are ready, though listed here until delivered again) |
 //! | `switchboard:{jobs}:dead` | sorted set | dead letters by death time (ms) |
 //! | `switchboard:{jobs}:payload` | hash | message id → payload (raw bytes) |
-//! | `switchboard:{jobs}:meta` | hash | message id → JSON of what the message keeps from its enqueue: `priority`, `max_attempts`, `enqueued_at`, and when set `headers`, `dedup_key` |
-//! | `switchboard:{jobs}:state` | hash | message id → JSON of what changes: `attempts`, `seq`, `not_before`, and when set `expires_at`, `dead_reason`, `died_at` |
+//! | `switchboard:{jobs}:meta` | hash | message id → JSON of the rest: `priority`, `max_attempts`, `enqueued_at`, `attempts`, `seq`, `not_before`, and when set `expires_at`, `dead_reason`, `died_at`, `dedup_key`, `headers` |
 //! | `switchboard:{jobs}:dedup` | hash | dedup key → `<message id> <until ms>` |
 //! | `switchboard:owner` | string with TTL | the owning server's id (`host:pid:random`) |
 //! | `switchboard:fence` | counter | the fencing token of the latest owner |
 //! | `switchboard:layout` | string | the layout version of the data under the prefix ([`LAYOUT_VERSION`]) |
 //!
 //! `ZRANGE switchboard:{jobs}:ready 0 -1` lists ready ids in the order they will be delivered;
-//! `HGET switchboard:{jobs}:payload <id>` shows one message's payload. A delayed message stays
+//! `HGET switchboard:{jobs}:payload <id>` shows one message's payload. A message out with a
+//! consumer is in no index (leases are not durable: after a restart it is ready again), so
+//! `HLEN meta` minus the three indexes' sizes is the number leased. A delayed message stays
 //! listed in `delayed` until it is delivered, even once due. Acked, purged and dropped messages
 //! are deleted (hash fields and index entries), so memory follows the live messages, never the
-//! history. A queue's messages share three hashes instead of having a key each so that a
-//! commit writes a whole batch of them with one command per hash.
+//! history. A queue's messages share two hashes instead of having a key each so that a commit
+//! writes a whole batch of them with one command per hash.
 //!
 //! # Commits
-//! One commit batch is one `EVALSHA` of the commit script (one round trip), which Redis runs
-//! atomically and writes to its AOF as one `MULTI`/`EXEC`. The batch is folded into its net
-//! change per key first, and index updates of many messages share one command, so a record
-//! costs about one Redis call (see `apply.rs`). Commands write absolute values only, so
-//! re-running a batch after a lost reply is harmless. A connection failure, a timeout or a
-//! server that is loading, busy or out of memory gives `StorageError::Unavailable` (the engine
-//! retries; each retry reconnects); any other error gives `Failed` (the engine stops). Redis
+//! One commit batch is one `EVALSHA` of the commit script, which Redis runs atomically and
+//! writes to its AOF as one `MULTI`/`EXEC`. The batch is folded into its net change per
+//! message first, and the changes of many messages of a queue share one command per key, so a
+//! batch costs Redis few calls (see `apply.rs`). Commits are pipelined (see `pipeline.rs`):
+//! the next batch is written to the connection while Redis applies the last, and replies are
+//! read in order. Each batch carries a number, and the script skips a batch this owner applied
+//! already, so a batch sent again after a lost connection is applied exactly once. A
+//! connection failure, a timeout or a server that is loading, busy or out of memory gives
+//! `StorageError::Unavailable` (the engine retries; a retry reconnects and sends every
+//! unanswered batch again); any other error gives `Failed` (the engine stops). Redis
 //! does not roll a script back, so an error inside one (only possible if something else wrote
 //! a key of the wrong type under the prefix) can leave a batch half applied: that is `Failed`.
 //!

@@ -1,8 +1,8 @@
-//! Which index (ready, delayed, leased, dead) holds each live message, and the message's stored
-//! state, kept beside Redis.
+//! Which index (ready, delayed, dead, or none while leased) holds each live message, and the
+//! message's meta field, kept beside Redis.
 //!
 //! It lets a commit remove an id from exactly the index that holds it (acks and leases are the
-//! hot path: one ZREM instead of one per index), write a message's whole state field when a
+//! hot path: one ZREM instead of one per index), write a message's whole meta field when a
 //! record changes part of it (a delivery knows only the attempts), and skip records about
 //! messages that do not exist, which the fold defines as no-ops and which would otherwise
 //! create partial entries. It is loaded at recovery (or before the first commit) and changed
@@ -13,9 +13,10 @@ use std::collections::HashMap;
 use switchboard_engine::MessageId;
 
 use super::keys::Index;
-use super::message_fields::State;
+use super::message_fields::Meta;
 
-/// A set of indexes, one bit each (a message is in one index; more only if damaged).
+/// A set of indexes, one bit each (a message is in one index, or in none while leased; more
+/// only if damaged).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Places(u8);
 
@@ -47,21 +48,20 @@ fn bit(index: Index) -> u8 {
     match index {
         Index::Ready => 1,
         Index::Delayed => 2,
-        Index::Leased => 4,
-        Index::Dead => 8,
+        Index::Dead => 4,
     }
 }
 
 /// What Redis holds of one live message that a commit needs to know.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Placed {
-    /// The indexes listing it.
+    /// The indexes listing it (none while it is leased).
     pub places: Places,
-    /// Its state field.
-    pub state: State,
+    /// Its meta field.
+    pub meta: Meta,
 }
 
-/// Every live message's places and state, as of the last successful commit.
+/// Every live message's places and meta, as of the last successful commit.
 #[derive(Debug, Default)]
 pub(crate) struct Placements {
     messages: HashMap<MessageId, Placed>,
@@ -72,8 +72,8 @@ impl Placements {
         Self { messages }
     }
 
-    pub(crate) fn get(&self, id: MessageId) -> Option<Placed> {
-        self.messages.get(&id).copied()
+    pub(crate) fn get(&self, id: MessageId) -> Option<&Placed> {
+        self.messages.get(&id)
     }
 
     /// Applies the changes a successful commit made (`None`: the message is gone).

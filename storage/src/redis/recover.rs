@@ -1,6 +1,5 @@
 //! Reading every queue and message back into a `Snapshot`: the queue registry first, then each
-//! queue's indexes page by page, then the listed messages' fields from the message hashes in
-//! pipelined chunks. Nothing else writes under the prefix meanwhile: we own it.
+//! queue's indexes and its meta hash page by page, then the payloads in chunks. Nothing else writes under the prefix meanwhile: we own it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,12 +8,12 @@ use redis::{Connection, RedisError};
 use switchboard_engine::{DedupEntry, MessageId, QueueConfig, Snapshot, StorageError};
 
 use super::keys::{Index, Keys, MessageHash};
-use super::message_fields::{self, Fields, State};
+use super::message_fields::{self, Meta};
 use super::placement::{Placed, Places};
 
 /// Ids read per `ZRANGE` / `SSCAN` page.
 const PAGE_IDS: usize = 10_000;
-/// Messages whose fields are fetched per pipelined round trip (one HMGET per message hash).
+/// Payloads fetched per HMGET.
 const MESSAGES_PER_ROUND_TRIP: usize = 1_000;
 
 /// Why recovery stopped: Redis failed (maybe transiently), or the data is malformed.
@@ -46,45 +45,76 @@ pub(crate) fn read_snapshot(
             .queues
             .push((queue.clone(), read_config(connection, keys, &queue)?));
         snapshot.dedup.extend(read_dedup(connection, keys, &queue)?);
-        let hashes = MessageHash::ALL.map(|hash| keys.messages(&queue, hash));
-        let ids = read_ids(connection, keys, &queue)?;
-        for chunk in ids.chunks(MESSAGES_PER_ROUND_TRIP) {
-            let mut pipeline = redis::pipe();
-            for hash in &hashes {
-                pipeline.cmd("HMGET").arg(hash);
-                for (id, _) in chunk {
-                    pipeline.arg(id.to_string());
-                }
+        let meta_key = keys.messages(&queue, MessageHash::Meta);
+        let payload_key = keys.messages(&queue, MessageHash::Payload);
+        let mut places = read_places(connection, keys, &queue)?;
+        let metas = read_metas(connection, &meta_key)?;
+        for chunk in metas.chunks(MESSAGES_PER_ROUND_TRIP) {
+            let mut hmget = redis::cmd("HMGET");
+            hmget.arg(&payload_key);
+            for (id, _) in chunk {
+                hmget.arg(id.to_string());
             }
-            let [payloads, metas, states]: [Vec<Option<Vec<u8>>>; 3] = pipeline
-                .query::<Vec<Vec<Option<Vec<u8>>>>>(connection)?
-                .try_into()
-                .map_err(|_| {
-                    corrupt("HMGET of three hashes gave other than three replies".into())
+            let payloads: Vec<Option<Vec<u8>>> = hmget.query(connection)?;
+            for ((id, meta), payload) in chunk.iter().zip(payloads) {
+                let payload = payload.ok_or_else(|| {
+                    RecoverFailure::Corrupt(message_fields::corrupt(
+                        &payload_key,
+                        *id,
+                        &format!("the payload is missing although {meta_key} holds the message"),
+                    ))
                 })?;
-            let fields = payloads.into_iter().zip(metas).zip(states);
-            for ((id, places), ((payload, meta), state)) in chunk.iter().zip(fields) {
-                let message = message_fields::decode(
-                    &queue,
-                    *id,
-                    Fields {
-                        payload: (&hashes[0], payload),
-                        meta: (&hashes[1], meta),
-                        state: (&hashes[2], state),
-                    },
-                )
-                .map_err(RecoverFailure::Corrupt)?;
+                snapshot.messages.push(meta.message(&queue, *id, payload));
                 let placed = Placed {
-                    places: *places,
-                    state: State::of(&message),
+                    places: places.remove(id).unwrap_or(Places::NONE),
+                    meta: meta.clone(),
                 };
                 placements.insert(*id, placed);
-                snapshot.messages.push(message);
             }
+        }
+        if let Some(id) = places.keys().min() {
+            return Err(RecoverFailure::Corrupt(message_fields::corrupt(
+                &meta_key,
+                *id,
+                "the meta is missing although the queue's indexes list the message",
+            )));
         }
     }
     snapshot.messages.sort_by_key(|message| message.id);
     Ok((snapshot, placements))
+}
+
+/// Every message's meta, from the queue's meta hash, page by page.
+fn read_metas(
+    connection: &mut Connection,
+    key: &str,
+) -> Result<Vec<(MessageId, Meta)>, RecoverFailure> {
+    let mut metas = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, page): (u64, Vec<(String, Vec<u8>)>) = redis::cmd("HSCAN")
+            .arg(key)
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(PAGE_IDS)
+            .query(connection)?;
+        for (field, json) in page {
+            let id = field.parse::<MessageId>().map_err(|_| {
+                corrupt(format!(
+                    "hash {key} has the field {field:?}, which is not a message id"
+                ))
+            })?;
+            let meta = Meta::parse(key, id, &json).map_err(RecoverFailure::Corrupt)?;
+            metas.push((id, meta));
+        }
+        if next == 0 {
+            // HSCAN may return a field twice (when the hash is resized between pages).
+            metas.sort_by_key(|(id, _)| *id);
+            metas.dedup_by_key(|(id, _)| *id);
+            return Ok(metas);
+        }
+        cursor = next;
+    }
 }
 
 fn queue_names(connection: &mut Connection, keys: &Keys) -> Result<Vec<String>, RecoverFailure> {
@@ -156,37 +186,26 @@ fn read_dedup(
     Ok(dedup)
 }
 
-/// Every id in the queue's indexes, each once, with the indexes that list it.
-fn read_ids(
+/// The indexes listing each id in the queue's indexes (a leased message is in none).
+fn read_places(
     connection: &mut Connection,
     keys: &Keys,
     queue: &str,
-) -> Result<Vec<(MessageId, Places)>, RecoverFailure> {
-    let mut position: HashMap<MessageId, usize> = HashMap::new();
-    let mut ids: Vec<(MessageId, Places)> = Vec::new();
+) -> Result<HashMap<MessageId, Places>, RecoverFailure> {
+    let mut places: HashMap<MessageId, Places> = HashMap::new();
     for index in Index::ALL {
         let key = keys.index(queue, index);
-        let members = if index.is_sorted() {
-            read_sorted_set(connection, &key)?
-        } else {
-            read_set(connection, &key)?
-        };
-        for member in members {
+        for member in read_sorted_set(connection, &key)? {
             let id = member.parse::<MessageId>().map_err(|_| {
                 corrupt(format!(
                     "index {key} holds {member:?}, which is not a message id"
                 ))
             })?;
-            match position.get(&id) {
-                Some(&at) => ids[at].1 = ids[at].1.with(index),
-                None => {
-                    position.insert(id, ids.len());
-                    ids.push((id, Places::only(index)));
-                }
-            }
+            let entry = places.entry(id).or_insert(Places::NONE);
+            *entry = entry.with(index);
         }
     }
-    Ok(ids)
+    Ok(places)
 }
 
 fn read_sorted_set(connection: &mut Connection, key: &str) -> Result<Vec<String>, RedisError> {
@@ -203,23 +222,5 @@ fn read_sorted_set(connection: &mut Connection, key: &str) -> Result<Vec<String>
         if done {
             return Ok(members);
         }
-    }
-}
-
-fn read_set(connection: &mut Connection, key: &str) -> Result<Vec<String>, RedisError> {
-    let mut members = Vec::new();
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, page): (u64, Vec<String>) = redis::cmd("SSCAN")
-            .arg(key)
-            .arg(cursor)
-            .arg("COUNT")
-            .arg(PAGE_IDS)
-            .query(connection)?;
-        members.extend(page);
-        if next == 0 {
-            return Ok(members);
-        }
-        cursor = next;
     }
 }

@@ -70,7 +70,6 @@ async fn keys_are_readable_with_redis_cli() {
         "switchboard:{jobs}:dedup",
         "switchboard:{jobs}:payload",
         "switchboard:{jobs}:meta",
-        "switchboard:{jobs}:state",
     ]
     .map(String::from)
     .to_vec();
@@ -84,10 +83,12 @@ async fn keys_are_readable_with_redis_cli() {
         server.cli(&["HGET", "switchboard:{jobs}:payload", &top]),
         "p3"
     );
-    let meta = server.cli(&["HGET", "switchboard:{jobs}:meta", &top]);
-    assert!(meta.contains("\"priority\":9"), "meta is JSON: {meta}");
-    let state = |id: &str| server.cli(&["HGET", "switchboard:{jobs}:state", id]);
-    assert!(state(&top).contains("\"attempts\":0"), "{}", state(&top));
+    let meta = |id: &str| server.cli(&["HGET", "switchboard:{jobs}:meta", id]);
+    assert!(
+        meta(&top).contains("\"priority\":9") && meta(&top).contains("\"attempts\":0"),
+        "meta is JSON: {}",
+        meta(&top)
+    );
     assert_eq!(server.cli(&["SMEMBERS", "switchboard:queues"]), "jobs");
     let config = server.cli(&["GET", "switchboard:{jobs}:config"]);
     assert!(
@@ -106,11 +107,14 @@ async fn keys_are_readable_with_redis_cli() {
         .unwrap()
         .remove(0);
     assert_eq!(delivery.message.id, ids[3]);
-    let leased = server.cli_lines(&["SMEMBERS", "switchboard:{jobs}:leased"]);
-    assert_eq!(leased, strings(&[ids[3]]));
-    assert!(state(&top).contains("\"attempts\":1"), "{}", state(&top));
+    let ready = server.cli_lines(&["ZRANGE", "switchboard:{jobs}:ready", "0", "-1"]);
+    assert!(
+        !ready.contains(&top),
+        "a leased message is not listed as ready"
+    );
+    assert!(meta(&top).contains("\"attempts\":1"), "{}", meta(&top));
     engine.ack(ids[3], delivery.token).await.unwrap();
-    for hash in ["payload", "meta", "state"] {
+    for hash in ["payload", "meta"] {
         let key = format!("switchboard:{{jobs}}:{hash}");
         assert_eq!(
             server.cli(&["HEXISTS", &key, &top]),
@@ -118,7 +122,6 @@ async fn keys_are_readable_with_redis_cli() {
             "an acked message is deleted from {key}"
         );
     }
-    assert_eq!(server.cli(&["EXISTS", "switchboard:{jobs}:leased"]), "0");
 }
 
 fn strings(ids: &[MessageId]) -> Vec<String> {
@@ -227,12 +230,19 @@ async fn a_malformed_hash_is_reported_as_corrupt_naming_the_key() {
         }
         other => panic!("expected Corrupt, got {other:?}"),
     }
-    let state = "switchboard:{jobs}:state";
-    server.cli(&["HDEL", state, &id]);
+    let payload = "switchboard:{jobs}:payload";
+    server.cli(&["HSET", meta, &id, "{\"priority\":1,\"max_attempts\":3,\"enqueued_at\":1,\"attempts\":0,\"seq\":1,\"not_before\":1}"]);
+    server.cli(&["HDEL", payload, &id]);
     let error = open_storage(&server).recover().unwrap_err();
     assert!(
-        matches!(&error, StorageError::Corrupt(text) if text.contains(state) && text.contains(&id)),
-        "an indexed id without its state: {error:?}"
+        matches!(&error, StorageError::Corrupt(text) if text.contains(payload) && text.contains(&id)),
+        "a message without its payload: {error:?}"
+    );
+    server.cli(&["HDEL", meta, &id]);
+    let error = open_storage(&server).recover().unwrap_err();
+    assert!(
+        matches!(&error, StorageError::Corrupt(text) if text.contains(meta) && text.contains(&id)),
+        "an indexed id without its meta: {error:?}"
     );
 }
 
