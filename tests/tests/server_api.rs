@@ -380,9 +380,35 @@ async fn queue_api_round_trip() {
     assert_eq!(leased[0]["headers"]["h"], "v");
     let reference = |m: &Value| json!({ "id": m["id"], "lease_token": m["lease_token"] });
     let (status, body) = api
-        .post("/api/v1/queues/jobs/ack", reference(&leased[0]))
+        .post("/api/v1/queues/other/ack", reference(&leased[0]))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "a delivery of jobs is unknown to another queue's path: {body}"
+    );
+    let mut extend = reference(&leased[0]);
+    extend["lease_seconds"] = json!(60);
+    assert_eq!(
+        api.post("/api/v1/queues/other/extend", extend).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (status, body) = api
+        .post(
+            "/api/v1/queues/other/nack",
+            json!({ "items": [reference(&leased[0])] }),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["results"][0]["status"], "not_found");
+    let (status, body) = api
+        .post("/api/v1/queues/jobs/ack", reference(&leased[0]))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "still leased, acked in its queue: {body}"
+    );
     let (status, _) = api
         .post("/api/v1/queues/jobs/ack", reference(&leased[0]))
         .await;

@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::Json;
 use serde_json::Value;
 use switchboard_engine::{
-    Delivery, LeaseToken, MessageId, NewMessage, QueueStats, QUEUE_NAME_BYTES_MAX,
+    Delivery, EngineError, LeaseToken, MessageId, NewMessage, QueueStats, QUEUE_NAME_BYTES_MAX,
 };
 
 use self::wire::{
@@ -239,11 +239,49 @@ fn references(request: &SettleRequest) -> ApiResult<Vec<TokenRef>> {
     }
 }
 
-fn settle_result(
-    id: String,
-    status: &str,
-    result: Result<(), switchboard_engine::EngineError>,
-) -> SettleResult {
+/// Splits deliveries into those of `queue` and the rest: a message leased from another queue
+/// is unknown here, whatever its token (a path names the queue it acts on). Returns the
+/// deliveries to settle, and per delivery `None` (settle it) or its error.
+fn in_queue(
+    state: &AppState,
+    queue: &str,
+    items: Vec<(MessageId, LeaseToken)>,
+) -> (Vec<(MessageId, LeaseToken)>, Vec<Option<EngineError>>) {
+    let mut mine = Vec::with_capacity(items.len());
+    let verdicts = items
+        .into_iter()
+        .map(|(id, token)| match state.engine.current_lease(id) {
+            Some((leased_from, _, _)) if *leased_from != *queue => {
+                Some(EngineError::UnknownMessage(id))
+            }
+            _ => {
+                mine.push((id, token));
+                None
+            }
+        })
+        .collect();
+    (mine, verdicts)
+}
+
+/// The results of every delivery, in request order: those of another queue with their error,
+/// the rest with the engine's results for them (in the same order).
+fn merge(
+    verdicts: Vec<Option<EngineError>>,
+    settled: Vec<Result<(), EngineError>>,
+) -> Vec<Result<(), EngineError>> {
+    let mut settled = settled.into_iter();
+    verdicts
+        .into_iter()
+        .map(|verdict| match verdict {
+            Some(error) => Err(error),
+            None => settled
+                .next()
+                .expect("one engine result per delivery settled"),
+        })
+        .collect()
+}
+
+fn settle_result(id: String, status: &str, result: Result<(), EngineError>) -> SettleResult {
     match result {
         Ok(()) => SettleResult {
             id,
@@ -254,7 +292,7 @@ fn settle_result(
         Err(error) => SettleResult {
             id,
             status: match error {
-                switchboard_engine::EngineError::LeaseLost(_) => "lease_lost",
+                EngineError::LeaseLost(_) => "lease_lost",
                 _ => "not_found",
             }
             .into(),
@@ -270,7 +308,7 @@ fn settle_result(
 fn answer(
     request: &SettleRequest,
     references: Vec<TokenRef>,
-    results: Vec<Result<(), switchboard_engine::EngineError>>,
+    results: Vec<Result<(), EngineError>>,
     status: &str,
 ) -> ApiResult<Json<SettleResponse>> {
     let results = references
@@ -309,7 +347,8 @@ pub async fn ack(
         .iter()
         .map(token_ref)
         .collect::<ApiResult<Vec<_>>>()?;
-    let results = state.engine.ack_batch(&items).await?;
+    let (items, elsewhere) = in_queue(&state, &queue, items);
+    let results = merge(elsewhere, state.engine.ack_batch(&items).await?);
     answer(&request, references, results, "acknowledged")
 }
 
@@ -338,7 +377,8 @@ pub async fn nack(
         }
         other => other.map(|seconds| seconds * 1000),
     };
-    let results = state.engine.nack_batch(&items, delay_ms).await?;
+    let (items, elsewhere) = in_queue(&state, &queue, items);
+    let results = merge(elsewhere, state.engine.nack_batch(&items, delay_ms).await?);
     answer(&request, references, results, "requeued")
 }
 
@@ -364,6 +404,9 @@ pub async fn extend(
     let lease_ms = crate::inbox::lease_ms(Some(seconds))?;
     let reference = references(&request)?.remove(0);
     let (id, token) = token_ref(&reference)?;
+    if let [Some(error)] = in_queue(&state, &queue, vec![(id, token)]).1.as_slice() {
+        return Err(ApiError::NotFound(error.to_string()));
+    }
     let deadline = state.engine.extend(id, token, lease_ms).await?;
     Ok(Json(SettleResponse {
         results: vec![SettleResult {
