@@ -372,6 +372,10 @@ fn flatten<T>(
 
 impl Drop for RedisStorage {
     fn drop(&mut self) {
+        if self.pipeline.len() > 0 {
+            // Replies still due on the commit connection would be read as the release's.
+            self.link.disconnect();
+        }
         self.ownership.release(&mut self.link, &self.keys);
     }
 }
