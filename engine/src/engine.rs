@@ -590,9 +590,19 @@ impl Engine {
         tick_shared(&self.shared);
     }
 
-    /// Waits until everything written so far is durable.
+    /// Waits until everything written so far is durable: the batch filling, or else the last
+    /// one taken (which may still be in flight, as may the ones before it).
     pub async fn flush(&self) -> Result<()> {
-        self.read(|_| ()).await
+        let mut progress = self.shared.progress.subscribe();
+        let batch = {
+            let inner = self.shared.inner.lock();
+            if inner.pending.is_empty() {
+                inner.filling - 1
+            } else {
+                inner.filling
+            }
+        };
+        wait_durable(&mut progress, batch).await
     }
 
     /// Checks the structural invariants of the state (a failure is an engine bug).

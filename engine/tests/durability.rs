@@ -554,3 +554,31 @@ async fn a_pipelining_storage_gets_the_next_batch_before_the_last_is_durable() {
     let ids: Vec<_> = leased.iter().map(|d| d.message.id).collect();
     assert_eq!(ids, vec![a, b], "both batches were committed, in order");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_waits_for_a_batch_already_handed_to_storage() {
+    let gate = Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+    let storage = GatedStorage {
+        inner: MemoryStorage::new(),
+        open: gate.clone(),
+    };
+    let engine = common::open_on(
+        Box::new(storage),
+        Arc::new(ManualClock::new(common::START_MS)),
+    );
+    let producer = {
+        let engine = engine.clone();
+        tokio::spawn(async move { engine.enqueue("q", NewMessage::new("x")).await })
+    };
+    // The committer has taken the batch (nothing is pending) and its commit is stuck.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let early = tokio::time::timeout(std::time::Duration::from_millis(100), engine.flush()).await;
+    *gate.0.lock().unwrap() = true;
+    gate.1.notify_all();
+    assert!(
+        early.is_err(),
+        "flush returned while a write was not durable: {early:?}"
+    );
+    producer.await.unwrap().unwrap();
+    engine.flush().await.unwrap();
+}

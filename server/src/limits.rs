@@ -55,6 +55,8 @@ pub const RATE_BURST_PER_SENDER_DEFAULT: u32 = 40_000;
 pub const PRESENCE_WINDOW: Duration = Duration::from_secs(5 * 60);
 /// How long shutdown waits for WebSocket handlers to return their leases.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long shutdown waits for the last writes to become durable (storage may be down).
+pub const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Bytes a WebSocket read asks the socket for at once. The library's default (128 KiB) is
 /// zeroed before every read, which cost more than anything else per frame for the small

@@ -174,11 +174,18 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     if !state.sockets.wait_all_closed(limits::SHUTDOWN_GRACE).await {
         tracing::warn!("some sockets did not close in time; their leases return when they run out");
     }
-    match engine.flush().await {
-        Ok(()) => tracing::info!("everything written is durable; bye"),
-        Err(error) => {
+    match tokio::time::timeout(limits::SHUTDOWN_FLUSH_TIMEOUT, engine.flush()).await {
+        Ok(Ok(())) => tracing::info!("everything written is durable; bye"),
+        Ok(Err(error)) => {
             return Err(format!(
                 "switchboard: could not make the last writes durable while shutting down: {error}"
+            ))
+        }
+        Err(_) => {
+            return Err(format!(
+                "switchboard: storage did not make the last writes durable within {} s while \
+                 shutting down (is it down?); writes not acknowledged to clients may be lost",
+                limits::SHUTDOWN_FLUSH_TIMEOUT.as_secs()
             ))
         }
     }
