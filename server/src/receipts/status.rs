@@ -70,6 +70,15 @@ pub struct MessageStatus {
     pub history_complete: bool,
 }
 
+/// How often, and how long apart, a status looks again for the receipt of a settle whose commit
+/// just became durable (its handler records it right after).
+const SETTLE_RECORD_POLLS: usize = 50;
+const SETTLE_RECORD_POLL: std::time::Duration = std::time::Duration::from_millis(2);
+
+fn has_final_stage(receipt: &Receipt) -> bool {
+    receipt.stages.iter().any(|stage| stage.stage.is_final())
+}
+
 /// The status of message `id_text`: 404 when neither the engine nor the receipts know it.
 pub async fn status(state: &AppState, id_text: &str) -> ApiResult<MessageStatus> {
     let unknown = || {
@@ -83,7 +92,20 @@ pub async fn status(state: &AppState, id_text: &str) -> ApiResult<MessageStatus>
     // Notes a death the watcher has not seen yet, so the receipt tells it.
     super::maintenance::check(state, id).await?;
     let held = state.engine.message(id).await?;
-    let receipt = state.receipts.get(id);
+    let mut receipt = state.receipts.get(id);
+    if held.is_none() && receipt.as_ref().is_some_and(|r| !has_final_stage(r)) {
+        // The engine let go of the message but the settle that did so is not in the receipt
+        // yet: it is recorded once its commit is durable. Wait for that rather than answer
+        // "gone" for a message being acked.
+        state.engine.flush().await?;
+        for _ in 0..SETTLE_RECORD_POLLS {
+            receipt = state.receipts.get(id);
+            if receipt.as_ref().is_none_or(has_final_stage) {
+                break;
+            }
+            tokio::time::sleep(SETTLE_RECORD_POLL).await;
+        }
+    }
     let view = match (held, receipt) {
         (None, None) => return Err(unknown()),
         (Some((message, now_at)), receipt) => from_engine(state, id, &message, now_at, receipt),
