@@ -360,9 +360,32 @@ async fn with_durable_leases_a_lease_whose_commit_fails_is_refused() {
 
 /// Memory storage whose commits wait while the gate is closed: a slow disk.
 #[derive(Debug)]
+/// A gate a test opens to let the committer thread on.
+#[derive(Clone, Default)]
+struct Gate(Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
+
+impl Gate {
+    fn pass(&self) {
+        let (open, opened) = &*self.0;
+        let mut guard = open.lock().unwrap();
+        while !*guard {
+            guard = opened.wait(guard).unwrap();
+        }
+    }
+
+    fn open(&self) {
+        *self.0 .0.lock().unwrap() = true;
+        self.0 .1.notify_all();
+    }
+
+    fn close(&self) {
+        *self.0 .0.lock().unwrap() = false;
+    }
+}
+
 struct GatedStorage {
     inner: MemoryStorage,
-    open: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+    open: Gate,
 }
 
 impl switchboard_engine::Storage for GatedStorage {
@@ -376,12 +399,7 @@ impl switchboard_engine::Storage for GatedStorage {
         &mut self,
         batch: &[switchboard_engine::Record],
     ) -> Result<(), switchboard_engine::StorageError> {
-        let (open, opened) = &*self.open;
-        let mut guard = open.lock().unwrap();
-        while !*guard {
-            guard = opened.wait(guard).unwrap();
-        }
-        drop(guard);
+        self.open.pass();
         self.inner.commit(batch)
     }
 
@@ -392,7 +410,7 @@ impl switchboard_engine::Storage for GatedStorage {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_is_handed_out_only_once_its_enqueue_is_durable() {
-    let gate = Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+    let gate = Gate::default();
     let storage = GatedStorage {
         inner: MemoryStorage::new(),
         open: gate.clone(),
@@ -413,8 +431,7 @@ async fn a_message_is_handed_out_only_once_its_enqueue_is_durable() {
         early.is_err(),
         "a lease handed out a message whose enqueue is not durable: {early:?}"
     );
-    *gate.0.lock().unwrap() = true;
-    gate.1.notify_all();
+    gate.open();
     producer.await.unwrap().unwrap();
     let leased = engine.lease("q", 1, Some(60_000)).await.unwrap();
     assert_eq!(leased.len(), 1, "the abandoned lease released the message");
@@ -425,7 +442,7 @@ async fn a_message_is_handed_out_only_once_its_enqueue_is_durable() {
     // A message whose enqueue is durable is handed out without waiting for the lease's own
     // record, even while that commit is stuck.
     let id = engine.enqueue("q", NewMessage::new("y")).await.unwrap().id;
-    *gate.0.lock().unwrap() = false;
+    gate.close();
     let prompt = tokio::time::timeout(
         std::time::Duration::from_millis(500),
         engine.lease("q", 1, Some(60_000)),
@@ -434,27 +451,7 @@ async fn a_message_is_handed_out_only_once_its_enqueue_is_durable() {
     .expect("a message whose enqueue is durable is handed out at once")
     .unwrap();
     assert_eq!(prompt[0].message.id, id);
-    *gate.0.lock().unwrap() = true;
-    gate.1.notify_all();
-}
-
-/// A gate a test opens to let the committer thread on.
-#[derive(Clone, Default)]
-struct Gate(Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
-
-impl Gate {
-    fn pass(&self) {
-        let (open, opened) = &*self.0;
-        let mut guard = open.lock().unwrap();
-        while !*guard {
-            guard = opened.wait(guard).unwrap();
-        }
-    }
-
-    fn open(&self) {
-        *self.0 .0.lock().unwrap() = true;
-        self.0 .1.notify_all();
-    }
+    gate.open();
 }
 
 /// A storage that keeps two batches in flight: `submit` only queues (the first one waits for
@@ -557,7 +554,7 @@ async fn a_pipelining_storage_gets_the_next_batch_before_the_last_is_durable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flush_waits_for_a_batch_already_handed_to_storage() {
-    let gate = Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+    let gate = Gate::default();
     let storage = GatedStorage {
         inner: MemoryStorage::new(),
         open: gate.clone(),
@@ -573,8 +570,7 @@ async fn flush_waits_for_a_batch_already_handed_to_storage() {
     // The committer has taken the batch (nothing is pending) and its commit is stuck.
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     let early = tokio::time::timeout(std::time::Duration::from_millis(100), engine.flush()).await;
-    *gate.0.lock().unwrap() = true;
-    gate.1.notify_all();
+    gate.open();
     assert!(
         early.is_err(),
         "flush returned while a write was not durable: {early:?}"
