@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use switchboard_engine::{Delivery, LeaseToken, MessageId, UnixMillis};
 use tokio::sync::{mpsc, Notify, Semaphore};
 
-use super::frames::{self, ClientFrame};
+use super::frames::{self, ClientFrame, Reply, SentFrame, SettledFrame};
 use crate::api::wire::AgentStatus;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiPath, ApiQuery};
@@ -184,31 +184,28 @@ impl Session {
             let outbox = outbox.clone();
             tokio::spawn(async move {
                 let reply = session.handle(text.as_str(), &outbox).await;
-                let rejected = reply.as_ref().is_some_and(|r| r["type"] == "error");
-                session.state.monitor.counters.ws_frame(rejected);
-                if let Some(reply) = reply {
-                    let _ = send(&outbox, reply).await;
-                }
+                session.state.monitor.counters.ws_frame(reply.rejected);
+                let _ = send_text(&outbox, reply.text).await;
                 drop(permit);
             });
         }
     }
 
     /// Answers one client frame.
-    async fn handle(self: &Arc<Self>, text: &str, outbox: &Outbox) -> Option<Value> {
-        let frame: ClientFrame = match serde_json::from_str(text) {
+    async fn handle(self: &Arc<Self>, text: &str, outbox: &Outbox) -> Reply {
+        let frame = match ClientFrame::parse(text) {
             Ok(frame) => frame,
-            Err(error) => return Some(frames::error(format!("bad frame: {error}"), None)),
+            Err(error) => return Reply::error(format!("bad frame: {error}"), None),
         };
         let state = &self.state;
         match frame {
             ClientFrame::Heartbeat => {
                 state.registry.touch(&self.agent.id, None);
-                Some(json!({ "type": "heartbeat_ack" }))
+                Reply::of(&json!({ "type": "heartbeat_ack" }))
             }
             ClientFrame::Ack { message_id } => {
                 let reply = self.settle(&message_id, Settle::Ack).await;
-                Some(reply_frame(reply, "acknowledged", &message_id))
+                reply_frame(reply, "acknowledged", &message_id)
             }
             ClientFrame::Nack {
                 message_id,
@@ -216,7 +213,7 @@ impl Session {
             } => {
                 let delay = delay_seconds.map(|s| s.saturating_mul(1000)).or(Some(0));
                 let reply = self.settle(&message_id, Settle::Nack(delay)).await;
-                Some(reply_frame(reply, "requeued", &message_id))
+                reply_frame(reply, "requeued", &message_id)
             }
             ClientFrame::Extend {
                 message_id,
@@ -226,22 +223,25 @@ impl Session {
                     Ok(lease_ms) => self.settle(&message_id, Settle::Extend(lease_ms)).await,
                     Err(error) => Err(error),
                 };
-                Some(reply_frame(reply, "extended", &message_id))
+                reply_frame(reply, "extended", &message_id)
             }
             ClientFrame::SendMessage(request) => {
                 // `auto` and `capability:NAME` are routed, as over REST.
                 match crate::routing::send(state, &self.agent.name, request).await {
-                    Ok((enqueued, routed)) => Some(json!({
-                        "type": "sent",
-                        "message_id": enqueued.id.to_string(),
-                        "recipient": routed.name,
-                        "deduplicated": enqueued.deduplicated,
-                        "routed_to": routed.routed_to,
-                        "rule": routed.rule,
-                        "strategy": routed.strategy.map(|s| s.as_str()),
-                        "waiting_queue": routed.waiting_queue,
-                    })),
-                    Err(error) => Some(frames::error(error.detail(), None)),
+                    Ok((enqueued, routed)) => {
+                        let id = enqueued.id.to_ascii();
+                        Reply::of(&SentFrame {
+                            kind: "sent",
+                            message_id: std::str::from_utf8(&id).expect("a message id is ASCII"),
+                            recipient: &routed.name,
+                            deduplicated: enqueued.deduplicated,
+                            routed_to: routed.routed_to.as_deref(),
+                            rule: routed.rule.as_deref(),
+                            strategy: routed.strategy.map(|s| s.as_str()),
+                            waiting_queue: routed.waiting_queue.as_deref(),
+                        })
+                    }
+                    Err(error) => Reply::error(error.detail(), None),
                 }
             }
             ClientFrame::SubscribeReceipts => {
@@ -253,7 +253,7 @@ impl Session {
                     outbox.clone(),
                     async move { session.wait_closed().await },
                 ));
-                Some(json!({ "type": "subscribed", "stream": "receipts" }))
+                Reply::of(&json!({ "type": "subscribed", "stream": "receipts" }))
             }
         }
     }
@@ -349,8 +349,10 @@ impl Session {
                 .receipts
                 .delivered(&deliveries, &self.agent.name, via, now);
             for delivery in &deliveries {
-                let frame = frames::push(inbox::inbox_message(delivery));
-                if send(&outbox, frame).await.is_err() {
+                if send_text(&outbox, frames::push_text(delivery))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -397,16 +399,18 @@ impl Session {
     }
 }
 
-fn reply_frame(result: ApiResult<Option<UnixMillis>>, status: &str, message_id: &str) -> Value {
+fn reply_frame(
+    result: ApiResult<Option<UnixMillis>>,
+    kind: &'static str,
+    message_id: &str,
+) -> Reply {
     match result {
-        Ok(deadline) => {
-            let mut frame = json!({ "type": status, "message_id": message_id });
-            if let Some(deadline) = deadline {
-                frame["lease_expires_at"] = json!(crate::time::iso8601(deadline));
-            }
-            frame
-        }
-        Err(error) => frames::error(error.detail(), Some(message_id)),
+        Ok(deadline) => Reply::of(&SettledFrame {
+            kind,
+            message_id,
+            lease_expires_at: deadline.map(crate::time::iso8601),
+        }),
+        Err(error) => Reply::error(error.detail(), Some(message_id)),
     }
 }
 
@@ -425,10 +429,11 @@ fn close_frame(code: u16, reason: &'static str) -> CloseFrame {
 }
 
 async fn send(outbox: &Outbox, frame: Value) -> Result<(), ()> {
-    outbox
-        .send(Message::Text(frame.to_string().into()))
-        .await
-        .map_err(drop)
+    send_text(outbox, frame.to_string()).await
+}
+
+async fn send_text(outbox: &Outbox, text: String) -> Result<(), ()> {
+    outbox.send(Message::Text(text.into())).await.map_err(drop)
 }
 
 /// Owns the socket's sending half. Frames queued together are written together and flushed
