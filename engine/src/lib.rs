@@ -53,8 +53,8 @@ pub use config::*;
 pub use engine::{Engine, EngineOptions, EngineStats, TICK_MS_DEFAULT};
 pub use error::{EngineError, Result};
 pub use message::{
-    DeadLetter, DeadReason, Delivery, Enqueued, Headers, LeaseToken, MessageId, MessageState,
-    NewMessage, ParseMessageIdError, StoredMessage,
+    DeadLetter, DeadReason, Delivery, Enqueued, Headers, IdMap, LeaseToken, MessageId,
+    MessageState, NewMessage, ParseMessageIdError, StoredMessage,
 };
 pub use metrics::CommitStats;
 pub use state::{QueueCounters, QueueStats, State};

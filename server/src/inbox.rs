@@ -223,7 +223,7 @@ pub fn inbox_message(delivery: &Delivery) -> InboxMessage {
     let message = &delivery.message;
     let payload = InboxPayload::of(message);
     InboxMessage {
-        id: message.id.to_string(),
+        id: message.id.to_text(),
         sender: payload.sender,
         content: payload.content,
         priority: payload.priority,

@@ -6,11 +6,10 @@
 //! under load. The book is only a shortcut: a miss (after a restart, or for a lease taken by a
 //! socket) falls back to that lookup, and a token the engine no longer accepts does too.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use switchboard_engine::{Delivery, LeaseToken, MessageId, UnixMillis};
+use switchboard_engine::{Delivery, IdMap, LeaseToken, MessageId, UnixMillis};
 
 /// Entries beyond which an insert first drops entries whose lease ran out.
 const ENTRIES_SWEEP_AT: usize = 100_000;
@@ -32,7 +31,7 @@ pub struct Held {
 /// `.await`.
 #[derive(Default)]
 pub struct LeaseBook {
-    held: Mutex<HashMap<MessageId, Held>>,
+    held: Mutex<IdMap<Held>>,
 }
 
 impl LeaseBook {

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::clock::UnixMillis;
-use crate::message::{LeaseToken, MessageId, MessageState, StoredMessage};
+use crate::message::{IdMap, LeaseToken, MessageId, MessageState, StoredMessage};
 
 pub(crate) use queue::Queue;
 pub use queue::{QueueCounters, QueueStats};
@@ -70,7 +70,7 @@ impl TokenGenerator {
 #[derive(Debug)]
 pub struct State {
     queues: HashMap<Arc<str>, Queue>,
-    entries: HashMap<MessageId, Entry>,
+    entries: IdMap<Entry>,
     next_seq: u64,
     ids: IdGenerator,
     tokens: TokenGenerator,
@@ -81,7 +81,7 @@ impl State {
     pub fn new(token_seed: u64) -> Self {
         Self {
             queues: HashMap::new(),
-            entries: HashMap::new(),
+            entries: IdMap::default(),
             next_seq: 1,
             ids: IdGenerator::default(),
             tokens: TokenGenerator { state: token_seed },

@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use super::{DedupEntry, Snapshot};
 use crate::config::QueueConfig;
-use crate::message::{MessageId, StoredMessage};
+use crate::message::{IdMap, StoredMessage};
 use crate::wal::Record;
 
 /// Keyed state built by applying records in commit order.
 #[derive(Debug, Clone, Default)]
 pub struct SnapshotFold {
     queues: BTreeMap<Arc<str>, QueueConfig>,
-    messages: HashMap<MessageId, StoredMessage>,
+    messages: IdMap<StoredMessage>,
     dedup: HashMap<(Arc<str>, String), DedupEntry>,
 }
 

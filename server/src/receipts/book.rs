@@ -3,10 +3,10 @@
 //! [`STAGES_PER_RECEIPT_MAX`] stages (the first ones and the latest are kept, the middle is
 //! counted).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use serde::Serialize;
-use switchboard_engine::{MessageId, UnixMillis};
+use switchboard_engine::{IdMap, MessageId, UnixMillis};
 
 use super::{RECEIPTS_MAX, STAGES_PER_RECEIPT_MAX};
 use crate::time::iso8601;
@@ -121,7 +121,7 @@ impl Receipt {
 
     /// Adds a stage; past the limit the stage before the last is dropped, so the first
     /// stages (queued, first delivery) and the latest one are always there.
-    fn push(&mut self, stage: Stage) {
+    pub fn push(&mut self, stage: Stage) {
         if self.stages.len() >= STAGES_PER_RECEIPT_MAX {
             self.stages.remove(self.stages.len() - 1);
             self.stages_dropped += 1;
@@ -133,7 +133,7 @@ impl Receipt {
 /// Receipts by message id, forgetting the oldest beyond [`RECEIPTS_MAX`].
 #[derive(Debug, Default)]
 pub struct Book {
-    by_id: HashMap<MessageId, Receipt>,
+    by_id: IdMap<Receipt>,
     /// Insertion order, for eviction.
     order: VecDeque<MessageId>,
 }
@@ -152,17 +152,10 @@ impl Book {
         debug_assert_eq!(self.order.len(), self.by_id.len());
     }
 
-    /// Adds a stage to a known message's receipt; returns the receipt, or `None` when the
-    /// message is unknown (sent before a restart, or forgotten).
-    pub fn add(&mut self, id: MessageId, stage: Stage) -> Option<&Receipt> {
-        let receipt = self.by_id.get_mut(&id)?;
-        receipt.push(stage);
-        Some(receipt)
-    }
-
-    /// A message's receipt, borrowed.
-    pub fn peek(&self, id: MessageId) -> Option<&Receipt> {
-        self.by_id.get(&id)
+    /// A known message's receipt, to add stages to; `None` when the message is unknown (sent
+    /// before a restart, or forgotten).
+    pub fn get_mut(&mut self, id: MessageId) -> Option<&mut Receipt> {
+        self.by_id.get_mut(&id)
     }
 
     /// A copy of a message's receipt.
@@ -226,7 +219,7 @@ mod tests {
         for attempt in 1..=(STAGES_PER_RECEIPT_MAX as u32 + 10) {
             let mut stage = Stage::new(StageKind::Delivered, 2);
             stage.attempt = Some(attempt);
-            book.add(MessageId(7), stage);
+            book.get_mut(MessageId(7)).unwrap().push(stage);
         }
         let kept = book.get(MessageId(7)).unwrap();
         assert_eq!(kept.stages.len(), STAGES_PER_RECEIPT_MAX);
@@ -244,7 +237,9 @@ mod tests {
         for n in 1..=4 {
             book.open(MessageId(n), receipt());
         }
-        book.add(MessageId(2), Stage::new(StageKind::Acked, 3));
+        book.get_mut(MessageId(2))
+            .unwrap()
+            .push(Stage::new(StageKind::Acked, 3));
         assert_eq!(
             book.open_ids(0, 10),
             (vec![MessageId(1), MessageId(3), MessageId(4)], 0)

@@ -42,6 +42,8 @@ use book::Book;
 pub const RECEIPTS_MAX: usize = 100_000;
 /// Stages kept per receipt (a message nacked over and over would otherwise grow without end).
 pub const STAGES_PER_RECEIPT_MAX: usize = 64;
+/// Stages room is made for up front: queued, delivered, acked.
+const RECEIPT_STAGES_USUAL: usize = 3;
 /// Feed events buffered for a slow listener before it misses some (and is told how many).
 pub const FEED_EVENTS_BUFFERED_MAX: usize = 4096;
 /// Longest content preview carried by a `queued` feed event, in characters.
@@ -131,17 +133,18 @@ impl Default for Inner {
 impl Receipts {
     /// Records that message `id` from `sender` was stored for `recipient`, and publishes it.
     pub fn queued(&self, id: MessageId, sender: &str, recipient: &str, sent: Sent, at: UnixMillis) {
-        let receipt = Receipt {
+        let mut receipt = Receipt {
             sender: sender.to_string(),
             recipient: recipient.to_string(),
             expires_at: sent
                 .expires_in_hours
                 .map(|hours| at.saturating_add(hours.saturating_mul(3_600_000))),
             reply_to: sent.reply_to.clone(),
-            stages: vec![Stage::new(StageKind::Queued, at)],
+            stages: Vec::with_capacity(RECEIPT_STAGES_USUAL),
             stages_dropped: 0,
         };
-        let stage = receipt.stages[0].clone();
+        let stage = Stage::new(StageKind::Queued, at);
+        receipt.stages.push(stage.clone());
         self.inner.book.lock().open(id, receipt);
         if self.listened() {
             let mut event = ReceiptEvent::new(id, sender, recipient, stage);
@@ -249,24 +252,24 @@ impl Receipts {
 
     /// Adds a stage when the receipt is kept and `wanted` says yes, in one critical section.
     fn add_if(&self, id: MessageId, stage: Stage, wanted: impl FnOnce(&Receipt) -> bool) {
+        let listened = self.listened();
         let event = {
             let mut book = self.inner.book.lock();
-            let Some(kept) = book.peek(id) else {
+            let Some(receipt) = book.get_mut(id) else {
                 return;
             };
-            if !wanted(kept) {
+            if !wanted(receipt) {
                 return;
             }
             // Only the recipient settles its messages: it is the one who acked or nacked.
             let mut stage = stage;
             if matches!(stage.stage, StageKind::Acked | StageKind::Nacked) && stage.agent.is_none()
             {
-                stage.agent = Some(kept.recipient.clone());
+                stage.agent = Some(receipt.recipient.clone());
             }
-            let Some(receipt) = book.add(id, stage.clone()) else {
-                return;
-            };
-            self.listened().then(|| {
+            let published = listened.then(|| stage.clone());
+            receipt.push(stage);
+            published.map(|stage| {
                 let mut event = ReceiptEvent::new(id, &receipt.sender, &receipt.recipient, stage);
                 event.reply_to = receipt.reply_to.clone();
                 event

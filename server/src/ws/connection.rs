@@ -1,6 +1,5 @@
 //! One agent's socket: reader, pusher and writer (see the module doc of [`crate::ws`]).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -13,7 +12,7 @@ use futures_util::{SinkExt, StreamExt};
 use parking_lot::Mutex;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use switchboard_engine::{Delivery, LeaseToken, MessageId, UnixMillis};
+use switchboard_engine::{Delivery, IdMap, LeaseToken, MessageId, UnixMillis};
 use tokio::sync::{mpsc, Notify, Semaphore};
 
 use super::frames::{self, ClientFrame, Reply, SentFrame, SettledFrame};
@@ -75,7 +74,7 @@ pub async fn handler(
                 agent,
                 lease_ms,
                 max_in_flight,
-                in_flight: Mutex::new(HashMap::new()),
+                in_flight: Mutex::new(IdMap::default()),
                 credit_returned: Notify::new(),
                 closing: AtomicBool::new(false),
                 closed: Notify::new(),
@@ -99,7 +98,7 @@ struct Session {
     max_in_flight: usize,
     /// Pushed and not yet settled. A parking_lot mutex: held for map operations only, never
     /// across an `.await`.
-    in_flight: Mutex<HashMap<MessageId, InFlight>>,
+    in_flight: Mutex<IdMap<InFlight>>,
     /// Notified when an ack or nack frees credit.
     credit_returned: Notify,
     closing: AtomicBool,

@@ -12,10 +12,10 @@
 //! could turn into a half-written message. Records about a message that does not exist are
 //! skipped (the fold's no-op).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use switchboard_engine::{MessageId, QueueConfig, Record, StorageError, StoredMessage};
+use switchboard_engine::{IdMap, MessageId, QueueConfig, Record, StorageError, StoredMessage};
 
 use super::encode::{ChunkEncoder, EncodedBatch};
 use super::groups::{write_dedup, Groups};
@@ -26,7 +26,7 @@ use super::placement::{Placed, Placements, Places};
 /// A batch's commands, and the placements they leave once applied (`None`: deleted).
 pub(crate) struct Plan {
     pub encoded: EncodedBatch,
-    pub changes: HashMap<MessageId, Option<Placed>>,
+    pub changes: IdMap<Option<Placed>>,
 }
 
 /// The net change a batch makes to one message.
@@ -76,7 +76,7 @@ pub(crate) fn plan_batch(
         placements,
         wall_now_ms,
         order: Vec::new(),
-        messages: HashMap::new(),
+        messages: IdMap::default(),
         configs: BTreeMap::new(),
         dedup: BTreeMap::new(),
     };
@@ -91,7 +91,7 @@ struct Fold<'a> {
     wall_now_ms: u64,
     /// Messages in the order the batch first touched them.
     order: Vec<MessageId>,
-    messages: HashMap<MessageId, MessageChange<'a>>,
+    messages: IdMap<MessageChange<'a>>,
     configs: BTreeMap<Arc<str>, &'a QueueConfig>,
     /// Dedup entries set (`Some(value)`) or forgotten (`None`).
     dedup: BTreeMap<(Arc<str>, &'a str), Option<String>>,
@@ -221,7 +221,7 @@ impl<'a> Fold<'a> {
     fn emit(self, keys: &Keys) -> Plan {
         let mut out = ChunkEncoder::new();
         let mut groups = Groups::default();
-        let mut changes = HashMap::with_capacity(self.order.len());
+        let mut changes = IdMap::with_capacity_and_hasher(self.order.len(), Default::default());
         for queue in self.configs.keys() {
             groups.registry.push(queue.to_string());
         }
@@ -232,7 +232,7 @@ impl<'a> Fold<'a> {
         for id in &self.order {
             let change = &self.messages[id];
             let queue = &change.queue;
-            let member = id.to_string();
+            let member = id.to_text();
             let before_places = change.before.unwrap_or(Places::NONE);
             if change.deleted {
                 if change.before.is_some() {
@@ -314,7 +314,6 @@ fn score(priority: u8, seq: u64, id: MessageId) -> Result<u64, StorageError> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
 
     use switchboard_engine::{MessageId, Record, StoredMessage};
 
@@ -356,7 +355,7 @@ mod tests {
     #[test]
     fn an_ack_of_a_leased_message_is_an_hdel_per_hash() {
         let (id, leased) = placed(1, Places::NONE);
-        let placements = Placements::from_map(HashMap::from([(id, leased)]));
+        let placements = Placements::from_map(IdMap::from_iter([(id, leased)]));
         let q: Arc<str> = Arc::from("q");
         let (commands, plan) = plan(&placements, &[Record::Removed { queue: q, id }]);
         assert_eq!(
@@ -431,7 +430,7 @@ mod tests {
     #[test]
     fn a_message_removed_in_its_batch_gets_no_write() {
         let (existing, ready) = placed(1, Places::only(Index::Ready));
-        let placements = Placements::from_map(HashMap::from([(existing, ready)]));
+        let placements = Placements::from_map(IdMap::from_iter([(existing, ready)]));
         let q: Arc<str> = Arc::from("q");
         let batch = [
             Record::Delivered {

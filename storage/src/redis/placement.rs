@@ -8,9 +8,7 @@
 //! create partial entries. It is loaded at recovery (or before the first commit) and changed
 //! only once a commit succeeded, so a retried batch plans exactly the same commands.
 
-use std::collections::HashMap;
-
-use switchboard_engine::MessageId;
+use switchboard_engine::{IdMap, MessageId};
 
 use super::keys::Index;
 use super::message_fields::Meta;
@@ -64,11 +62,11 @@ pub(crate) struct Placed {
 /// Every live message's places and meta, as of the last successful commit.
 #[derive(Debug, Default)]
 pub(crate) struct Placements {
-    messages: HashMap<MessageId, Placed>,
+    messages: IdMap<Placed>,
 }
 
 impl Placements {
-    pub(crate) fn from_map(messages: HashMap<MessageId, Placed>) -> Self {
+    pub(crate) fn from_map(messages: IdMap<Placed>) -> Self {
         Self { messages }
     }
 
@@ -77,7 +75,7 @@ impl Placements {
     }
 
     /// Applies the changes a successful commit made (`None`: the message is gone).
-    pub(crate) fn apply(&mut self, changes: HashMap<MessageId, Option<Placed>>) {
+    pub(crate) fn apply(&mut self, changes: IdMap<Option<Placed>>) {
         for (id, placed) in changes {
             match placed {
                 Some(placed) => self.messages.insert(id, placed),

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use redis::{Connection, RedisError};
-use switchboard_engine::{DedupEntry, MessageId, QueueConfig, Snapshot, StorageError};
+use switchboard_engine::{DedupEntry, IdMap, MessageId, QueueConfig, Snapshot, StorageError};
 
 use super::keys::{Index, Keys, MessageHash};
 use super::message_fields::{self, Meta};
@@ -36,9 +36,9 @@ fn corrupt(text: String) -> RecoverFailure {
 pub(crate) fn read_snapshot(
     connection: &mut Connection,
     keys: &Keys,
-) -> Result<(Snapshot, HashMap<MessageId, Placed>), RecoverFailure> {
+) -> Result<(Snapshot, IdMap<Placed>), RecoverFailure> {
     let mut snapshot = Snapshot::default();
-    let mut placements = HashMap::new();
+    let mut placements = IdMap::default();
     for name in queue_names(connection, keys)? {
         let queue: Arc<str> = Arc::from(name.as_str());
         snapshot
