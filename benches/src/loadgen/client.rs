@@ -25,8 +25,8 @@ pub struct Agent {
 
 #[derive(Clone)]
 pub struct Http {
-    base: String,
-    client: reqwest::Client,
+    pub(super) base: String,
+    pub(super) client: reqwest::Client,
 }
 
 impl Http {
@@ -161,32 +161,35 @@ pub async fn produce(job: ProducerJob) {
             "metadata": {"loadgen_seq": seq},
         });
         job.tracker.sending(seq);
-        let mut ok = false;
-        for _ in 0..SEND_ATTEMPTS_MAX {
-            match job.http.client.post(&url).json(&body).send().await {
-                Ok(response) if response.status().is_success() => {
-                    ok = true;
-                    break;
-                }
-                Ok(response) if response.status().as_u16() == 429 => {
-                    job.tracker.throttled();
-                    let wait = response
-                        .headers()
-                        .get("retry-after")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.parse::<f64>().ok())
-                        .unwrap_or(0.1);
-                    tokio::time::sleep(Duration::from_secs_f64(wait.clamp(0.01, 5.0))).await;
-                }
-                Ok(response) if response.status().is_server_error() => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                Ok(_) => break,
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        }
+        let ok = post_with_retries(&job, &url, &body).await;
         job.tracker.sent(ok);
     }
+}
+
+/// Posts `body`; retries on 429 (after its `Retry-After`), 5xx and transport errors. True once
+/// the server accepted it.
+pub(super) async fn post_with_retries(job: &ProducerJob, url: &str, body: &Value) -> bool {
+    for _ in 0..SEND_ATTEMPTS_MAX {
+        match job.http.client.post(url).json(body).send().await {
+            Ok(response) if response.status().is_success() => return true,
+            Ok(response) if response.status().as_u16() == 429 => {
+                job.tracker.throttled();
+                let wait = response
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .unwrap_or(0.1);
+                tokio::time::sleep(Duration::from_secs_f64(wait.clamp(0.01, 5.0))).await;
+            }
+            Ok(response) if response.status().is_server_error() => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Ok(_) => return false,
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    false
 }
 
 fn seq_of(message: &Value) -> Option<u64> {

@@ -3,6 +3,7 @@
 //! duplicates.
 
 mod client;
+mod queue_api;
 mod report;
 mod tracker;
 
@@ -22,6 +23,10 @@ pub enum Mode {
     Rest,
     /// WebSocket push (`/ws/{agent}`), acked with `ack` frames.
     Ws,
+    /// The queue API (`/api/v1/queues/{queue}`), no agents: `--agents` queues, each with one
+    /// consumer leasing up to `--lease-batch` per call and acking them with one call;
+    /// producers enqueue `--batch` messages per call.
+    Queue,
 }
 
 /// Command-line arguments.
@@ -60,9 +65,12 @@ pub struct Args {
     /// Bytes of filler added to each message's content.
     #[arg(long, default_value_t = 64)]
     pub payload_bytes: usize,
-    /// Messages a REST consumer leases per call (1 = one message per REST call).
+    /// Messages a REST or queue consumer leases per call (1 = one message per REST call).
     #[arg(long, default_value_t = 1)]
     pub lease_batch: usize,
+    /// Messages a queue-mode producer enqueues per call.
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
     /// Seconds to wait after the last send for stragglers before counting them lost.
     #[arg(long, default_value_t = 15)]
     pub drain_seconds: u64,
@@ -82,12 +90,31 @@ pub async fn run(args: Args) -> Result<Report, String> {
             .map(|d| d.as_millis())
             .unwrap_or(0)
     );
-    let agents = http.register_agents(&run_id, args.agents).await?;
+    let agents = match args.mode {
+        Mode::Queue => Vec::new(),
+        Mode::Rest | Mode::Ws => http.register_agents(&run_id, args.agents).await?,
+    };
+    let queues: Arc<Vec<String>> = Arc::new(
+        (0..args.agents.max(1))
+            .map(|index| queue_api::queue_name(&run_id, index))
+            .collect(),
+    );
     let tracker = Arc::new(Tracker::new(args.messages, args.mode));
     let stop = Arc::new(AtomicBool::new(false));
     let progress = report::progress_bar(args.messages);
 
     let mut consumers = Vec::new();
+    if args.mode == Mode::Queue {
+        for queue in queues.iter() {
+            consumers.push(tokio::spawn(queue_api::consume(
+                http.clone(),
+                queue.clone(),
+                tracker.clone(),
+                stop.clone(),
+                args.lease_batch.max(1),
+            )));
+        }
+    }
     for agent in &agents {
         let task = match args.mode {
             Mode::Rest => tokio::spawn(client::rest_consumer(
@@ -101,6 +128,7 @@ pub async fn run(args: Args) -> Result<Report, String> {
                 let socket = http.connect_ws(agent).await?;
                 tokio::spawn(client::ws_consumer(socket, tracker.clone(), stop.clone()))
             }
+            Mode::Queue => unreachable!("queue mode registers no agents"),
         };
         consumers.push(task);
     }
@@ -124,7 +152,10 @@ pub async fn run(args: Args) -> Result<Report, String> {
             filler: filler.clone(),
         };
         producers.push(match args.producer {
-            Mode::Rest => tokio::spawn(client::produce(job)),
+            _ if args.mode == Mode::Queue => {
+                tokio::spawn(queue_api::produce(job, queues.clone(), args.batch.max(1)))
+            }
+            Mode::Rest | Mode::Queue => tokio::spawn(client::produce(job)),
             Mode::Ws => {
                 let socket = http
                     .connect_ws(&http.register_producer(&job.sender).await?)

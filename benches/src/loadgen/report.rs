@@ -5,9 +5,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 /// What one load run measured.
 #[derive(Debug, Clone)]
 pub struct Report {
-    /// `rest` or `ws`.
+    /// `rest`, `ws` or `queue`.
     pub mode: String,
-    /// Consumers.
+    /// Consumers (agents, or queues in queue mode).
     pub agents: usize,
     /// Producer tasks.
     pub producers: usize,
@@ -58,8 +58,15 @@ impl Report {
             (
                 "mode",
                 format!(
-                    "{} ({} agents, {} producers)",
-                    self.mode, self.agents, self.producers
+                    "{} ({} {}, {} producers)",
+                    self.mode,
+                    self.agents,
+                    if self.mode == "queue" {
+                        "queues"
+                    } else {
+                        "agents"
+                    },
+                    self.producers
                 ),
             ),
             ("sent (ok)", self.sent_ok.to_string()),

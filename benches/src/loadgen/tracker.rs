@@ -86,7 +86,7 @@ impl Tracker {
 
     /// The message's ack completed (REST latency is send → ack).
     pub fn acked(&self, seq: u64) {
-        if self.mode == Mode::Rest {
+        if matches!(self.mode, Mode::Rest | Mode::Queue) {
             self.record_latency(seq);
         }
         *self.last_receipt.lock() = Some(Instant::now());
@@ -136,6 +136,7 @@ impl Tracker {
             latency_ms_max: latency.max() as f64 / 1000.0,
             latency_kind: match args.mode {
                 Mode::Rest => "send → ack",
+                Mode::Queue => "enqueue → ack",
                 Mode::Ws => "send → push",
             }
             .to_string(),

@@ -1,0 +1,54 @@
+//! The load generator against a real `switchboard serve`, in each of its modes, small: every
+//! message it sends with an "ok" reply arrives exactly once (the figures in the README come
+//! from this tool, so it must count right), and the server loses nothing on any path.
+
+use switchboard_bench::loadgen::{self, Args};
+use switchboard_tests::server_harness::ServerProcess;
+
+/// Messages per run: enough for batches, leases and acks to interleave, small enough to be quick.
+const MESSAGES: &str = "1500";
+
+async fn run(server: &ServerProcess, mode_args: &[&str]) -> loadgen::Report {
+    let base = server.base();
+    let mut argv = vec![
+        "switchboard-loadgen",
+        "--server",
+        &base,
+        "--messages",
+        MESSAGES,
+        "--agents",
+        "5",
+        "--producers",
+        "4",
+        "--drain-seconds",
+        "30",
+    ];
+    argv.extend_from_slice(mode_args);
+    let report = loadgen::run(<Args as clap::Parser>::parse_from(argv))
+        .await
+        .expect("the load runs");
+    assert_eq!(report.sent_ok, 1500, "every send answered ok: {report:?}");
+    assert_eq!(report.send_errors, 0, "{report:?}");
+    assert_eq!(report.received, 1500, "every message arrived: {report:?}");
+    assert_eq!((report.lost, report.duplicates), (0, 0), "{report:?}");
+    assert_eq!(report.consumer_errors, 0, "{report:?}");
+    report
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_mode_delivers_each_message_once() {
+    let server = ServerProcess::start("memory:", &["--rate-per-sender", "0", "--no-discovery"]);
+    let rest = run(&server, &["--mode", "rest"]).await;
+    assert_eq!(rest.latency_kind, "send → ack");
+    let ws = run(&server, &["--mode", "ws", "--producer", "ws"]).await;
+    assert_eq!(ws.latency_kind, "send → push");
+    let queue = run(
+        &server,
+        &["--mode", "queue", "--batch", "25", "--lease-batch", "40"],
+    )
+    .await;
+    assert_eq!(queue.latency_kind, "enqueue → ack");
+    assert_eq!(queue.mode, "queue");
+    let unbatched = run(&server, &["--mode", "queue"]).await;
+    assert!(unbatched.throughput_per_second > 0.0);
+}
