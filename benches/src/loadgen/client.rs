@@ -212,15 +212,8 @@ pub async fn rest_consumer(
         http.base, agent.id, batch
     );
     while !stop.load(Ordering::Relaxed) {
-        let messages: Vec<Value> = match http.client.get(&lease_url).send().await {
-            Ok(response) if response.status().is_success() => {
-                response.json().await.unwrap_or_default()
-            }
-            _ => {
-                tracker.consumer_error();
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
+        let Some(messages) = leased(http.client.get(&lease_url), &tracker).await else {
+            continue;
         };
         for message in messages {
             let Some(id) = message["id"].as_str() else {
@@ -242,6 +235,24 @@ pub async fn rest_consumer(
                 }
                 _ => tracker.consumer_error(),
             }
+        }
+    }
+}
+
+/// Sends a lease request and reads what it leased; `None` (counted as a consumer error, after
+/// a pause) when it failed.
+pub(super) async fn leased(
+    request: reqwest::RequestBuilder,
+    tracker: &Tracker,
+) -> Option<Vec<Value>> {
+    match request.send().await {
+        Ok(response) if response.status().is_success() => {
+            Some(response.json().await.unwrap_or_default())
+        }
+        _ => {
+            tracker.consumer_error();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            None
         }
     }
 }

@@ -5,11 +5,10 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::client::{post_with_retries, Http, ProducerJob};
+use super::client::{leased, post_with_retries, Http, ProducerJob};
 use super::tracker::Tracker;
 
 /// Lease length asked for, in seconds: far longer than a lease-ack round trip under load.
@@ -68,21 +67,9 @@ pub async fn consume(
     let url = queue_url(&http, &queue);
     let lease = json!({ "max": batch, "lease_seconds": LEASE_SECONDS, "wait_seconds": 1 });
     while !stop.load(Ordering::Relaxed) {
-        let leased: Vec<Value> = match http
-            .client
-            .post(format!("{url}/lease"))
-            .json(&lease)
-            .send()
-            .await
-        {
-            Ok(response) if response.status().is_success() => {
-                response.json().await.unwrap_or_default()
-            }
-            _ => {
-                tracker.consumer_error();
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
+        let request = http.client.post(format!("{url}/lease")).json(&lease);
+        let Some(leased) = leased(request, &tracker).await else {
+            continue;
         };
         if leased.is_empty() {
             continue;
