@@ -7,13 +7,14 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
+use futures_util::stream::FuturesUnordered;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use parking_lot::Mutex;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use switchboard_engine::{Delivery, IdMap, LeaseToken, MessageId, UnixMillis};
-use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio::sync::{mpsc, Notify};
 
 use super::frames::{self, ClientFrame, Reply, SentFrame, SettledFrame};
 use crate::api::wire::AgentStatus;
@@ -29,7 +30,7 @@ const CLOSE_REPLACED: u16 = 4000;
 /// Close code "going away", sent when the server shuts down.
 const CLOSE_GOING_AWAY: u16 = 1001;
 /// Client frames handled at once per connection; the reader waits beyond it.
-const FRAMES_IN_PROGRESS_MAX: u32 = 256;
+const FRAMES_IN_PROGRESS_MAX: usize = 256;
 
 /// Optional query of `/ws/{agent}`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -117,21 +118,13 @@ impl Session {
         let (outbox, outbox_rx) = mpsc::channel(limits::WS_OUTBOX_FRAMES_MAX);
         let writer = tokio::spawn(write_frames(sink, outbox_rx));
         let pusher = tokio::spawn(self.clone().push(outbox.clone()));
-        let frames_in_progress = Arc::new(Semaphore::new(FRAMES_IN_PROGRESS_MAX as usize));
-        let close = self
-            .clone()
-            .read(stream, &outbox, &replaced, &frames_in_progress)
-            .await;
+        let close = self.clone().read(stream, &outbox, &replaced).await;
         self.closing.store(true, Ordering::SeqCst);
         self.closed.notify_waiters();
         if let Some(close) = close {
             let _ = outbox.send(Message::Close(Some(close))).await;
         }
         let _ = pusher.await;
-        // Frames being handled may still settle messages: let them finish first.
-        let _ = frames_in_progress
-            .acquire_many(FRAMES_IN_PROGRESS_MAX)
-            .await;
         self.give_back().await;
         drop(outbox);
         let _ = writer.await;
@@ -144,50 +137,54 @@ impl Session {
     }
 
     /// Reads client frames until the socket ends, is replaced, or the server shuts down;
-    /// returns the close frame to send, if any.
+    /// returns the close frame to send, if any. Frames are answered concurrently (an ack or a
+    /// send waits for its commit), up to [`FRAMES_IN_PROGRESS_MAX`] at once, inside this task:
+    /// a task per frame cost more than the rest of an ack. Returns once every frame read is
+    /// answered, since those may still settle messages.
     async fn read(
         self: Arc<Self>,
         mut stream: SplitStream<WebSocket>,
         outbox: &Outbox,
         replaced: &Notify,
-        frames_in_progress: &Arc<Semaphore>,
     ) -> Option<CloseFrame> {
         let mut shutdown = self.state.shutdown.clone();
-        loop {
+        let mut in_progress = FuturesUnordered::new();
+        let close = loop {
+            let reading = in_progress.len() < FRAMES_IN_PROGRESS_MAX;
             let frame = tokio::select! {
-                frame = stream.next() => frame,
+                frame = stream.next(), if reading => frame,
+                Some(()) = in_progress.next(), if !in_progress.is_empty() => continue,
                 _ = replaced.notified() => {
-                    return Some(close_frame(CLOSE_REPLACED, "replaced by a newer connection of this agent"));
+                    break Some(close_frame(CLOSE_REPLACED, "replaced by a newer connection of this agent"));
                 }
                 _ = stopping(&mut shutdown) => {
-                    return Some(close_frame(CLOSE_GOING_AWAY, "server shutting down"));
+                    break Some(close_frame(CLOSE_GOING_AWAY, "server shutting down"));
                 }
             };
             let text = match frame {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break None,
                 Some(Ok(Message::Text(text))) => text,
                 Some(Ok(Message::Binary(_))) => {
                     let reply =
                         frames::error("binary frames are not supported; send JSON text", None);
                     if send(outbox, reply).await.is_err() {
-                        return None;
+                        break None;
                     }
                     continue;
                 }
                 Some(Ok(_)) => continue,
             };
-            let Ok(permit) = frames_in_progress.clone().acquire_owned().await else {
-                return None;
-            };
-            let session = self.clone();
-            let outbox = outbox.clone();
-            tokio::spawn(async move {
-                let reply = session.handle(text.as_str(), &outbox).await;
-                session.state.monitor.counters.ws_frame(reply.rejected);
-                let _ = send_text(&outbox, reply.text).await;
-                drop(permit);
-            });
-        }
+            in_progress.push(self.clone().answer(text, outbox.clone()));
+        };
+        while in_progress.next().await.is_some() {}
+        close
+    }
+
+    /// Handles one client frame and queues its reply.
+    async fn answer(self: Arc<Self>, text: Utf8Bytes, outbox: Outbox) {
+        let reply = self.handle(text.as_str(), &outbox).await;
+        self.state.monitor.counters.ws_frame(reply.rejected);
+        let _ = send_text(&outbox, reply.text).await;
     }
 
     /// Answers one client frame.
