@@ -1,6 +1,11 @@
 //! The load generator against a real `switchboard serve`, in each of its modes, small: every
 //! message it sends with an "ok" reply arrives exactly once (the figures in the README come
-//! from this tool, so it must count right), and the server loses nothing on any path.
+//! from this tool, so it must count right), the server loses nothing on any path, and every
+//! ack lands: afterwards no queue holds a message, ready, delayed, leased or dead.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 use switchboard_bench::loadgen::{self, Args};
 use switchboard_tests::server_harness::ServerProcess;
@@ -32,7 +37,43 @@ async fn run(server: &ServerProcess, mode_args: &[&str]) -> loadgen::Report {
     assert_eq!(report.received, 1500, "every message arrived: {report:?}");
     assert_eq!((report.lost, report.duplicates), (0, 0), "{report:?}");
     assert_eq!(report.consumer_errors, 0, "{report:?}");
+    assert_queues_empty(server).await;
     report
+}
+
+/// How long acks sent at the end of a run may take to land.
+const SETTLE_WAIT: Duration = Duration::from_secs(10);
+
+/// Waits until every queue (agents' inboxes included) is empty; fails naming what is left.
+async fn assert_queues_empty(server: &ServerProcess) {
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    loop {
+        let queues: Vec<Value> = client
+            .get(server.url("/api/v1/queues"))
+            .send()
+            .await
+            .expect("the queue list answers")
+            .json()
+            .await
+            .expect("the queue list is JSON");
+        let left: Vec<&Value> = queues
+            .iter()
+            .filter(|q| {
+                ["ready", "delayed", "leased", "dead"]
+                    .iter()
+                    .any(|k| q[k] != 0)
+            })
+            .collect();
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            started.elapsed() < SETTLE_WAIT,
+            "messages left after the run (an ack that did not land?): {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -272,8 +272,14 @@ pub async fn ws_consumer(socket: WsStream, tracker: Arc<Tracker>, stop: Arc<Atom
         };
         let Frame::Text(text) = frame else { continue };
         let Ok(value) = serde_json::from_str::<Value>(&text) else {
+            tracker.consumer_error();
             continue;
         };
+        if value["type"] == "error" {
+            // An ack the server refused (or a frame it could not read).
+            tracker.consumer_error();
+            continue;
+        }
         if value["type"] != "message" {
             continue;
         }

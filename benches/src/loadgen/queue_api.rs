@@ -98,9 +98,15 @@ pub async fn consume(
             }
         };
         let statuses = results["results"].as_array().cloned().unwrap_or_default();
-        for (seq, result) in seqs.iter().zip(&statuses) {
-            match (seq, result["status"].as_str()) {
-                (Some(seq), Some("acknowledged")) => tracker.acked(*seq),
+        if statuses.len() != leased.len() {
+            // Every delivery must have its answer; the missing ones count as failed acks.
+            let missing = leased.len().abs_diff(statuses.len());
+            (0..missing).for_each(|_| tracker.consumer_error());
+        }
+        for ((seq, message), result) in seqs.iter().zip(&leased).zip(&statuses) {
+            let acked = result["status"] == "acknowledged" && result["id"] == message["id"];
+            match seq {
+                Some(seq) if acked => tracker.acked(*seq),
                 _ => tracker.consumer_error(),
             }
         }

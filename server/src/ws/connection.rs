@@ -119,8 +119,6 @@ impl Session {
         let writer = tokio::spawn(write_frames(sink, outbox_rx));
         let pusher = tokio::spawn(self.clone().push(outbox.clone()));
         let close = self.clone().read(stream, &outbox, &replaced).await;
-        self.closing.store(true, Ordering::SeqCst);
-        self.closed.notify_waiters();
         if let Some(close) = close {
             let _ = outbox.send(Message::Close(Some(close))).await;
         }
@@ -139,8 +137,9 @@ impl Session {
     /// Reads client frames until the socket ends, is replaced, or the server shuts down;
     /// returns the close frame to send, if any. Frames are answered concurrently (an ack or a
     /// send waits for its commit), up to [`FRAMES_IN_PROGRESS_MAX`] at once, inside this task:
-    /// a task per frame cost more than the rest of an ack. Returns once every frame read is
-    /// answered, since those may still settle messages.
+    /// a task per frame cost more than the rest of an ack. When reading ends the socket is
+    /// marked closing at once (the pusher stops leasing for it), and this returns once every
+    /// frame read is answered, since those may still settle messages.
     async fn read(
         self: Arc<Self>,
         mut stream: SplitStream<WebSocket>,
@@ -152,14 +151,18 @@ impl Session {
         let close = loop {
             let reading = in_progress.len() < FRAMES_IN_PROGRESS_MAX;
             let frame = tokio::select! {
-                frame = stream.next(), if reading => frame,
-                Some(()) = in_progress.next(), if !in_progress.is_empty() => continue,
+                // Replacement and shutdown first (a flood of frames must not delay them), then
+                // answers (a busy socket would otherwise read up to the cap before letting the
+                // frames it read start), then the next frame.
+                biased;
                 _ = replaced.notified() => {
                     break Some(close_frame(CLOSE_REPLACED, "replaced by a newer connection of this agent"));
                 }
                 _ = stopping(&mut shutdown) => {
                     break Some(close_frame(CLOSE_GOING_AWAY, "server shutting down"));
                 }
+                Some(()) = in_progress.next(), if !in_progress.is_empty() => continue,
+                frame = stream.next(), if reading => frame,
             };
             let text = match frame {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break None,
@@ -176,6 +179,8 @@ impl Session {
             };
             in_progress.push(self.clone().answer(text, outbox.clone()));
         };
+        self.closing.store(true, Ordering::SeqCst);
+        self.closed.notify_waiters();
         while in_progress.next().await.is_some() {}
         close
     }

@@ -65,7 +65,11 @@ impl ClientFrame {
             kind: Cow<'a, str>,
         }
         #[derive(Deserialize)]
-        struct Settle {
+        struct Ack {
+            message_id: String,
+        }
+        #[derive(Deserialize)]
+        struct Nack {
             message_id: String,
             #[serde(default)]
             delay_seconds: Option<u64>,
@@ -75,15 +79,21 @@ impl ClientFrame {
             message_id: String,
             lease_seconds: u64,
         }
+        // Serde would also read a struct from an array (`["ack", "m1"]`): frames are objects.
+        if !text.trim_start().starts_with('{') {
+            return Err(serde::de::Error::custom(
+                "a frame is a JSON object with a `type`, such as {\"type\":\"heartbeat\"}",
+            ));
+        }
         let tagged: Tagged = serde_json::from_str(text)?;
         Ok(match tagged.kind.as_ref() {
             "heartbeat" => ClientFrame::Heartbeat,
             "subscribe_receipts" => ClientFrame::SubscribeReceipts,
             "ack" => ClientFrame::Ack {
-                message_id: serde_json::from_str::<Settle>(text)?.message_id,
+                message_id: serde_json::from_str::<Ack>(text)?.message_id,
             },
             "nack" => {
-                let Settle {
+                let Nack {
                     message_id,
                     delay_seconds,
                 } = serde_json::from_str(text)?;
@@ -218,7 +228,8 @@ impl<'a> PayloadView<'a> {
     fn broadcast_id(&self) -> Option<&'a RawValue> {
         #[derive(Deserialize)]
         struct BroadcastOnly<'a> {
-            #[serde(borrow)]
+            /// Present even when `null`, as the `Value` path reads it.
+            #[serde(borrow, default, deserialize_with = "present")]
             broadcast_id: Option<&'a RawValue>,
         }
         let raw = self.metadata?.get();
@@ -365,6 +376,12 @@ mod tests {
                 .contains("invalid value")
         );
         assert!(error(r#"{"type":"#).contains("EOF"));
+        assert!(error(r#"["ack","m1"]"#).contains("a frame is a JSON object"));
+        let ack_with_extras = r#"{"type":"ack","message_id":"m1","delay_seconds":"soon"}"#;
+        assert!(
+            ClientFrame::parse(ack_with_extras).is_ok(),
+            "ack has no delay"
+        );
     }
 
     #[test]
@@ -390,6 +407,19 @@ mod tests {
         assert_eq!(frame["type"], "broadcast");
         assert_eq!(frame["broadcast_id"], "b-1");
         assert_eq!(frame["reply_to"], "x");
+        let frame = same_as_slow_path(json!({
+            "sender": "alice", "content": "hi", "priority": "medium", "created_at": 1u64,
+            "metadata": {"broadcast_id": null, "note": "\"broadcast_id\" in a value"},
+        }));
+        assert_eq!(
+            frame["type"], "broadcast",
+            "as the slow path reads a null id"
+        );
+        let frame = same_as_slow_path(json!({
+            "sender": "alice", "content": "hi", "priority": "medium", "created_at": 1u64,
+            "metadata": {"nested": {"broadcast_id": "b-2"}, "note": "broadcast_id"},
+        }));
+        assert_eq!(frame["type"], "message");
     }
 
     #[test]
