@@ -262,3 +262,45 @@ fn unreachable_storage_is_one_clear_paragraph_and_exit_1() {
     assert!(!paragraph.contains("panicked"), "{paragraph}");
     assert_eq!(paragraph.lines().count(), 1, "one paragraph: {paragraph}");
 }
+
+/// A log written to a pipe (a file, a journal) is plain text, without terminal colour codes.
+#[test]
+fn a_log_written_to_a_pipe_has_no_colour_codes() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(switchboard_tests::server_harness::binary())
+        .args(["serve", "--storage", "memory:", "--api-host", "127.0.0.1"])
+        .args(["--api-port", "0", "--no-discovery", "--workdir"])
+        .arg(dir.path())
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("switchboard starts");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let listening = stdout.find_map(|line| {
+        line.ok()
+            .filter(|line| line.starts_with("switchboard listening on "))
+    });
+    assert!(listening.is_some(), "the server never said it listens");
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "{log}");
+    assert!(log.contains("SIGTERM received"), "{log}");
+    assert!(
+        !log.contains('\x1b'),
+        "colour codes in a piped log: {log:?}"
+    );
+}
