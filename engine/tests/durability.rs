@@ -358,10 +358,8 @@ async fn with_durable_leases_a_lease_whose_commit_fails_is_refused() {
     );
 }
 
-/// Memory storage whose commits wait while the gate is closed: a slow disk.
-#[derive(Debug)]
 /// A gate a test opens to let the committer thread on.
-#[derive(Clone, Default)]
+#[derive(Debug, Clone, Default)]
 struct Gate(Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
 
 impl Gate {
@@ -383,6 +381,8 @@ impl Gate {
     }
 }
 
+/// Memory storage whose commits wait while the gate is closed: a slow disk.
+#[derive(Debug)]
 struct GatedStorage {
     inner: MemoryStorage,
     open: Gate,

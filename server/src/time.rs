@@ -19,7 +19,7 @@ const ISO8601_LEN: usize = 24;
 
 /// Appends [`iso8601`]'s text to `out`. Digits are written by hand: two times go into every
 /// pushed message, and `format!` was a visible part of a push's CPU time.
-pub fn write_iso8601(out: &mut String, ms: UnixMillis) {
+fn write_iso8601(out: &mut String, ms: UnixMillis) {
     let days = (ms / 86_400_000) as i64;
     let in_day = ms % 86_400_000;
     let (year, month, day) = civil_from_days(days);

@@ -16,7 +16,9 @@ use serde_json::{json, Value};
 use switchboard_engine::{Delivery, IdMap, LeaseToken, MessageId, UnixMillis};
 use tokio::sync::{mpsc, Notify};
 
-use super::frames::{self, ClientFrame, Reply, SentFrame, SettledFrame};
+use super::frames::{
+    self, AckFrame, ClientFrame, ExtendFrame, NackFrame, Reply, SentFrame, SettledFrame,
+};
 use crate::api::wire::AgentStatus;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiPath, ApiQuery};
@@ -204,22 +206,22 @@ impl Session {
                 state.registry.touch(&self.agent.id, None);
                 Reply::of(&json!({ "type": "heartbeat_ack" }))
             }
-            ClientFrame::Ack { message_id } => {
+            ClientFrame::Ack(AckFrame { message_id }) => {
                 let reply = self.settle(&message_id, Settle::Ack).await;
                 reply_frame(reply, "acknowledged", &message_id)
             }
-            ClientFrame::Nack {
+            ClientFrame::Nack(NackFrame {
                 message_id,
                 delay_seconds,
-            } => {
+            }) => {
                 let delay = delay_seconds.map(|s| s.saturating_mul(1000)).or(Some(0));
                 let reply = self.settle(&message_id, Settle::Nack(delay)).await;
                 reply_frame(reply, "requeued", &message_id)
             }
-            ClientFrame::Extend {
+            ClientFrame::Extend(ExtendFrame {
                 message_id,
                 lease_seconds,
-            } => {
+            }) => {
                 let reply = match inbox::lease_ms(Some(lease_seconds)) {
                     Ok(lease_ms) => self.settle(&message_id, Settle::Extend(lease_ms)).await,
                     Err(error) => Err(error),

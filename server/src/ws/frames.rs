@@ -19,29 +19,42 @@ pub enum ClientFrame {
     /// Presence; answered with `heartbeat_ack`.
     Heartbeat,
     /// Done with a pushed message.
-    Ack {
-        /// The message.
-        message_id: String,
-    },
+    Ack(AckFrame),
     /// Give a pushed message back for a retry.
-    Nack {
-        /// The message.
-        message_id: String,
-        /// Retry after this many seconds (default: at once).
-        delay_seconds: Option<u64>,
-    },
+    Nack(NackFrame),
     /// Keep a pushed message longer.
-    Extend {
-        /// The message.
-        message_id: String,
-        /// New lease length from now, in seconds.
-        lease_seconds: u64,
-    },
+    Extend(ExtendFrame),
     /// Send a message to another agent, as `POST /api/v1/messages`.
     SendMessage(SendMessageRequest),
     /// From now on, push a `receipt` frame for each stage of each message this agent sends
     /// (see `crate::receipts`); answered with `subscribed`.
     SubscribeReceipts,
+}
+
+/// The fields of an `ack` frame.
+#[derive(Debug, Deserialize)]
+pub struct AckFrame {
+    /// The message.
+    pub message_id: String,
+}
+
+/// The fields of a `nack` frame.
+#[derive(Debug, Deserialize)]
+pub struct NackFrame {
+    /// The message.
+    pub message_id: String,
+    /// Retry after this many seconds (default: at once).
+    #[serde(default)]
+    pub delay_seconds: Option<u64>,
+}
+
+/// The fields of an `extend` frame.
+#[derive(Debug, Deserialize)]
+pub struct ExtendFrame {
+    /// The message.
+    pub message_id: String,
+    /// New lease length from now, in seconds.
+    pub lease_seconds: u64,
 }
 
 /// The `type` values of [`ClientFrame`].
@@ -64,21 +77,6 @@ impl ClientFrame {
             #[serde(rename = "type", borrow)]
             kind: Cow<'a, str>,
         }
-        #[derive(Deserialize)]
-        struct Ack {
-            message_id: String,
-        }
-        #[derive(Deserialize)]
-        struct Nack {
-            message_id: String,
-            #[serde(default)]
-            delay_seconds: Option<u64>,
-        }
-        #[derive(Deserialize)]
-        struct Extend {
-            message_id: String,
-            lease_seconds: u64,
-        }
         // Serde would also read a struct from an array (`["ack", "m1"]`): frames are objects.
         if !text.trim_start().starts_with('{') {
             return Err(serde::de::Error::custom(
@@ -89,29 +87,9 @@ impl ClientFrame {
         Ok(match tagged.kind.as_ref() {
             "heartbeat" => ClientFrame::Heartbeat,
             "subscribe_receipts" => ClientFrame::SubscribeReceipts,
-            "ack" => ClientFrame::Ack {
-                message_id: serde_json::from_str::<Ack>(text)?.message_id,
-            },
-            "nack" => {
-                let Nack {
-                    message_id,
-                    delay_seconds,
-                } = serde_json::from_str(text)?;
-                ClientFrame::Nack {
-                    message_id,
-                    delay_seconds,
-                }
-            }
-            "extend" => {
-                let Extend {
-                    message_id,
-                    lease_seconds,
-                } = serde_json::from_str(text)?;
-                ClientFrame::Extend {
-                    message_id,
-                    lease_seconds,
-                }
-            }
+            "ack" => ClientFrame::Ack(serde_json::from_str(text)?),
+            "nack" => ClientFrame::Nack(serde_json::from_str(text)?),
+            "extend" => ClientFrame::Extend(serde_json::from_str(text)?),
             "send_message" => ClientFrame::SendMessage(serde_json::from_str(text)?),
             other => return Err(serde::de::Error::unknown_variant(other, CLIENT_FRAME_TYPES)),
         })
@@ -346,14 +324,14 @@ mod tests {
     #[test]
     fn client_frames_are_read_by_type_with_errors_that_name_the_problem() {
         let ack = ClientFrame::parse(r#"{"message_id":"m1","type":"ack"}"#).unwrap();
-        assert!(matches!(ack, ClientFrame::Ack { message_id } if message_id == "m1"));
+        assert!(matches!(ack, ClientFrame::Ack(AckFrame { message_id }) if message_id == "m1"));
         let nack = ClientFrame::parse(r#"{"type":"nack","message_id":"m1"}"#).unwrap();
         assert!(matches!(
             nack,
-            ClientFrame::Nack {
+            ClientFrame::Nack(NackFrame {
                 delay_seconds: None,
                 ..
-            }
+            })
         ));
         let send = r#"{"type":"send_message","recipient":"bob","content":"hi","priority":"high"}"#;
         match ClientFrame::parse(send).unwrap() {
