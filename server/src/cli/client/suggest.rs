@@ -42,15 +42,16 @@ pub async fn hint(client: &Client, typed: &str) -> String {
     if !close.is_empty() {
         return format!(" Did you mean {}?", quoted(&close));
     }
+    let register = format!("register it with `switchboard register --agent {typed}`");
     if names.is_empty() {
-        return " No agents are registered yet: register one (POST /api/v1/agents/register) \
-                or let discovery find its worktree."
-            .to_string();
+        return format!(
+            " No agents are registered yet: {register} (or let discovery find its worktree)."
+        );
     }
     if names.len() <= 8 {
-        return format!(" Known agents: {}.", quoted(&names));
+        return format!(" Known agents: {}. To add it, {register}.", quoted(&names));
     }
-    " List the agents with `switchboard agents`.".to_string()
+    format!(" List the agents with `switchboard agents`; to add it, {register}.")
 }
 
 fn quoted(names: &[String]) -> String {
