@@ -342,7 +342,7 @@ async fn broadcast_targets_a_capability() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{reply}");
-    assert_eq!(reply["target_agents"], json!(["q-one", "q-two"]));
+    assert_eq!(reply["target_agent_names"], json!(["q-one", "q-two"]));
     for agent in ["q-one", "q-two"] {
         let messages = api.inbox(agent, 0).await;
         assert_eq!(contents(&messages), ["freeze"]);

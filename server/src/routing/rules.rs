@@ -7,7 +7,10 @@
 //! candidates at send time only), else in the rule's own queue.
 //!
 //! The defaults are the original's six rules plus its fallback ("no rule: any online agent")
-//! as a last catch-all rule, so that `auto` behaves as the original meant it to.
+//! as a last catch-all rule, so that `auto` behaves as the original meant it to. A matching
+//! rule whose capability no registered agent has (and that names no existing agent) is passed
+//! over for the next matching one, so `auto` falls back instead of parking the message for a
+//! capability nobody has; the send answer's `note` says so.
 //!
 //! A rule set is written as JSON or YAML: either a list of rules, or
 //! `{"rules": [...], "capability_strategy": "round_robin"}` where `capability_strategy` is the
@@ -147,10 +150,15 @@ impl RuleSet {
 
     /// The first rule matching `content`.
     pub fn first_match(&self, content: &str) -> Option<&Rule> {
+        self.matching(content).next()
+    }
+
+    /// The rules matching `content`, in order.
+    pub fn matching<'a>(&'a self, content: &'a str) -> impl Iterator<Item = &'a Rule> + 'a {
         let lowered = content.to_lowercase();
         self.rules
             .iter()
-            .find(|rule| rule.matches(content, &lowered))
+            .filter(move |rule| rule.matches(content, &lowered))
     }
 
     /// The rule named `name`.

@@ -59,6 +59,9 @@ pub fn receipt_text(receipt: &Value) -> String {
     if let Some(expires) = receipt["expires_at"].as_str() {
         out.push_str(&format!("expires at {expires}\n"));
     }
+    if let Some(waiting_for) = receipt["waiting_for"].as_str() {
+        out.push_str(&format!("waiting for {waiting_for}\n"));
+    }
     if receipt["history_complete"] == false {
         out.push_str("(history incomplete: the server restarted or stages were dropped)\n");
     }
