@@ -315,6 +315,24 @@ mod tests {
         assert_eq!(view.stages.len(), 1);
     }
 
+    /// A routed message waiting for a capability says so, and not that history was lost.
+    #[tokio::test]
+    async fn a_message_waiting_for_a_capability_says_what_it_waits_for() {
+        let (state, _clock, _stop) = state_with_clock().await;
+        let request = message(serde_json::json!({
+            "recipient": "capability:quality", "content": "review the tests"
+        }));
+        let (sent, _) = crate::routing::send(&state, "alice", request).await.unwrap();
+        let view = status(&state, &sent.id.to_string()).await.unwrap();
+        assert_eq!(view.state, Where::Waiting);
+        assert_eq!(
+            view.waiting_for.as_deref(),
+            Some("an agent with capability quality")
+        );
+        assert_eq!(view.recipient.as_deref(), Some("capability:quality"));
+        assert!(view.history_complete);
+    }
+
     #[tokio::test]
     async fn unknown_id_is_not_found() {
         let (state, _clock, _stop) = state_with_clock().await;

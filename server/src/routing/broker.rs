@@ -367,8 +367,8 @@ fn choose_rule<'a>(
     rules: &'a RuleSet,
     content: &str,
 ) -> Option<(&'a rules::Rule, Option<String>)> {
-    let mut matching = rules.matching(content);
-    let first = matching.next()?;
+    let matching = rules.matching(content);
+    let first = *matching.first()?;
     let known = state.registry.capabilities();
     let servable = |rule: &rules::Rule| match &rule.capability {
         None => true,
@@ -384,7 +384,7 @@ fn choose_rule<'a>(
     if servable(first) {
         return Some((first, None));
     }
-    let Some(fallback) = matching.find(|rule| servable(rule)) else {
+    let Some(fallback) = matching.into_iter().find(|rule| servable(rule)) else {
         return Some((first, None));
     };
     let note = advice::fallback_note(

@@ -150,15 +150,19 @@ impl RuleSet {
 
     /// The first rule matching `content`.
     pub fn first_match(&self, content: &str) -> Option<&Rule> {
-        self.matching(content).next()
-    }
-
-    /// The rules matching `content`, in order.
-    pub fn matching<'a>(&'a self, content: &'a str) -> impl Iterator<Item = &'a Rule> + 'a {
         let lowered = content.to_lowercase();
         self.rules
             .iter()
-            .filter(move |rule| rule.matches(content, &lowered))
+            .find(|rule| rule.matches(content, &lowered))
+    }
+
+    /// The rules matching `content`, in order.
+    pub fn matching(&self, content: &str) -> Vec<&Rule> {
+        let lowered = content.to_lowercase();
+        self.rules
+            .iter()
+            .filter(|rule| rule.matches(content, &lowered))
+            .collect()
     }
 
     /// The rule named `name`.

@@ -149,4 +149,20 @@ mod tests {
             "{text}"
         );
     }
+
+    #[test]
+    fn a_waiting_message_says_what_it_waits_for() {
+        let receipt = json!({
+            "message_id": "m1", "sender": "alice", "recipient": "capability:quality",
+            "state": "waiting", "history_complete": true,
+            "waiting_for": "an agent with capability quality",
+            "stages": [{"stage": "queued", "at": "2024-01-01T00:00:00.000Z"}]
+        });
+        let text = receipt_text(&receipt);
+        assert!(
+            text.contains("waiting for an agent with capability quality\n"),
+            "{text}"
+        );
+        assert!(!text.contains("restarted"), "{text}");
+    }
 }
