@@ -147,7 +147,13 @@ async fn routing_words_and_internal_queue_prefixes_are_refused() {
 async fn names_with_invisible_or_direction_changing_characters_are_refused() {
     let bus = Bus::start();
     bus.registered("bob").await;
-    for name in ["bob\u{200B}", "\u{FEFF}bob", "bo\u{2060}b", "bob\u{202E}", "bob\u{2066}"] {
+    for name in [
+        "bob\u{200B}",
+        "\u{FEFF}bob",
+        "bo\u{2060}b",
+        "bob\u{202E}",
+        "bob\u{2066}",
+    ] {
         let (status, body) = bus.register(name).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{name:?}: {body}");
         assert!(detail(&body).contains("U+"), "{body}");

@@ -394,7 +394,15 @@ async fn the_cli_says_when_a_message_waits_for_a_capability_no_agent_has() {
     api.register("tester", &["quality"]).await;
     let server = api.server.base();
     let (status, out, err) = run_to_end(
-        &["send", "--server", &server, "--agent", "lead", "capability:qualty", "review this"],
+        &[
+            "send",
+            "--server",
+            &server,
+            "--agent",
+            "lead",
+            "capability:qualty",
+            "review this",
+        ],
         Duration::from_secs(30),
     );
     assert!(status.success(), "{err}");
@@ -426,7 +434,10 @@ async fn auto_falls_back_past_a_capability_no_agent_has() {
     assert_eq!(reply["rule"], "any-agent", "{reply}");
     assert_eq!(reply["routed_to"], "generalist");
     assert!(
-        reply["note"].as_str().unwrap_or_default().contains("fell back"),
+        reply["note"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("fell back"),
         "{reply}"
     );
     assert_eq!(

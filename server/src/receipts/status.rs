@@ -322,7 +322,9 @@ mod tests {
         let request = message(serde_json::json!({
             "recipient": "capability:quality", "content": "review the tests"
         }));
-        let (sent, _) = crate::routing::send(&state, "alice", request).await.unwrap();
+        let (sent, _) = crate::routing::send(&state, "alice", request)
+            .await
+            .unwrap();
         let view = status(&state, &sent.id.to_string()).await.unwrap();
         assert_eq!(view.state, Where::Waiting);
         assert_eq!(

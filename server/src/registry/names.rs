@@ -22,10 +22,19 @@ pub const RESERVED_PREFIXES: [(&str, &str); 5] = [
         crate::routing::RECIPIENT_CAPABILITY_PREFIX,
         "recipients `capability:NAME` ask for any agent with that capability",
     ),
-    ("rule:", "`rule:NAME` is the waiting queue of a routing rule"),
+    (
+        "rule:",
+        "`rule:NAME` is the waiting queue of a routing rule",
+    ),
     ("inbox:", "`inbox:ID` is an agent's inbox queue"),
-    ("replies:", "`replies:ID` holds the replies an agent's `ask` waits for"),
-    ("queue:", "`queue:NAME` is the sender of messages sent through the queue API"),
+    (
+        "replies:",
+        "`replies:ID` holds the replies an agent's `ask` waits for",
+    ),
+    (
+        "queue:",
+        "`queue:NAME` is the sender of messages sent through the queue API",
+    ),
 ];
 
 /// Why `name` cannot be an agent's name because it means something to the server, if so.
@@ -36,8 +45,9 @@ pub fn reserved_name(name: &str) -> Option<String> {
         .find(|word| name.eq_ignore_ascii_case(word))
     {
         return Some(match *word {
-            "system" => "`system` is the sender of the admin and of requests naming no sender"
-                .to_string(),
+            "system" => {
+                "`system` is the sender of the admin and of requests naming no sender".to_string()
+            }
             "broadcast" => "`broadcast` names messages sent to every agent".to_string(),
             _ => "the recipient `auto` asks for content routing".to_string(),
         });
@@ -104,7 +114,15 @@ mod tests {
 
     #[test]
     fn reserved_words_are_refused_in_any_case() {
-        for name in ["system", "SYSTEM", " System ", "auto", "Auto", "broadcast", "BROADCAST"] {
+        for name in [
+            "system",
+            "SYSTEM",
+            " System ",
+            "auto",
+            "Auto",
+            "broadcast",
+            "BROADCAST",
+        ] {
             assert!(reserved_name(name).is_some(), "{name:?}");
         }
         for name in ["systems", "autobot", "broadcaster", "my-system"] {

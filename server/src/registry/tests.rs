@@ -56,7 +56,9 @@ async fn an_id_resolves_to_its_agent_even_when_a_stored_name_equals_it() {
     let engine = engine();
     let registry = Registry::load(engine.clone()).await.unwrap();
     let (victim, _) = registry.register(request("victim")).await.unwrap();
-    persist::put(&engine, 100, &legacy(&victim.id)).await.unwrap();
+    persist::put(&engine, 100, &legacy(&victim.id))
+        .await
+        .unwrap();
     let reloaded = Registry::load(engine).await.unwrap();
     assert_eq!(reloaded.resolve(&victim.id).unwrap().name, "victim");
     let removed = reloaded.remove(&victim.id).await.unwrap();

@@ -82,7 +82,10 @@ mod tests {
     #[test]
     fn a_misspelt_capability_gets_the_close_ones_suggested() {
         let note = waiting_note("qualty", &known(&["quality", "documentation"]));
-        assert!(note.contains("no agent has capability \"qualty\""), "{note}");
+        assert!(
+            note.contains("no agent has capability \"qualty\""),
+            "{note}"
+        );
         assert!(note.ends_with("Did you mean `quality`?"), "{note}");
     }
 

@@ -257,7 +257,10 @@ async fn a_capability_no_agent_has_is_named_in_the_answer_with_the_close_ones() 
     let routed = send(&state, "capability:qualty", "review this").await;
     assert_eq!(routed.waiting_for_capability.as_deref(), Some("qualty"));
     let note = routed.note.unwrap_or_default();
-    assert!(note.contains("no agent has capability \"qualty\""), "{note}");
+    assert!(
+        note.contains("no agent has capability \"qualty\""),
+        "{note}"
+    );
     assert!(note.contains("Did you mean `quality`?"), "{note}");
 }
 
@@ -282,7 +285,10 @@ async fn auto_falls_back_when_the_matched_capability_has_no_agent() {
         note.contains("rule \"quality\" matched, but no agent has capability \"quality\""),
         "{note}"
     );
-    assert_eq!(inbox(&state, "generalist").await, ["please review the tests"]);
+    assert_eq!(
+        inbox(&state, "generalist").await,
+        ["please review the tests"]
+    );
 }
 
 #[tokio::test]

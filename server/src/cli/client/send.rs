@@ -8,10 +8,10 @@ use clap::Args;
 use serde_json::{json, Value};
 
 use super::api::{Client, Outgoing};
-use crate::api::wire::SendMessageResponse;
 use super::identity::Connection;
 use super::output::print_json;
 use super::{checked, Failure, PriorityArg};
+use crate::api::wire::SendMessageResponse;
 
 /// Sender name used when the caller's agent cannot be told (as the server's default).
 pub const SENDER_DEFAULT: &str = "system";

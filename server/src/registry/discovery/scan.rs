@@ -131,7 +131,9 @@ pub fn scan(input: &ScanInput) -> ScanResult {
             continue;
         }
         if let Some(refusal) = crate::registry::names::refusal(&name) {
-            result.skipped.push(skip(format!("the directory's {refusal}")));
+            result
+                .skipped
+                .push(skip(format!("the directory's {refusal}")));
             continue;
         }
         if let Some(first) = by_name.get(&name) {
