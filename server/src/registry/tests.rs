@@ -80,3 +80,33 @@ async fn records_stored_with_names_now_refused_still_load() {
         assert!(registry.register(request(name)).await.is_err(), "{name:?}");
     }
 }
+
+/// An agent stored as `system` by an older server keeps its token, but that token never sends
+/// as `system`: only the admin does.
+#[tokio::test]
+async fn a_stored_agent_named_system_cannot_send_as_system() {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    let engine = engine();
+    let token = "sb_token-of-a-legacy-system-agent";
+    let mut record = legacy("system");
+    record.token_sha256 = Some(crate::auth::TokenHash::of(token).to_hex());
+    persist::put(&engine, 1, &record).await.unwrap();
+    let registry = Registry::load(engine.clone()).await.unwrap();
+    registry.register(request("bob")).await.unwrap();
+    let settings = crate::config::Settings {
+        auth: crate::auth::AuthSettings::token_mode("admin-token-for-tests"),
+        ..crate::config::Settings::default()
+    };
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    let state = crate::state::AppState::new(engine, registry, settings, stopped);
+    let send = Request::post("/api/v1/messages?sender=system")
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(Body::from(r#"{"recipient": "bob", "content": "rm -rf"}"#))
+        .unwrap();
+    let response = crate::app::app(state).oneshot(send).await.unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+}
