@@ -247,6 +247,25 @@ async fn nack_extend_and_batch_ack_work_by_name_or_id() {
     assert_eq!(body["not_found"], json!(["not-an-id"]));
 }
 
+/// Broadcast answers `target_agents` as a count, as the original system did (clients of the
+/// original read a number), and the targets' names in `target_agent_names`.
+#[tokio::test]
+async fn broadcast_answers_the_target_count_and_the_names_apart() {
+    let api = Api::start();
+    for name in ["alice", "bob", "carol"] {
+        api.register(name).await;
+    }
+    let (status, body) = api
+        .post(
+            "/api/v1/broadcast?sender=lead",
+            json!({ "recipients": ["bob", "carol"], "content": "standup" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["target_agents"], 2, "{body}");
+    assert_eq!(body["target_agent_names"], json!(["bob", "carol"]));
+}
+
 /// Broadcast puts one copy in each target's inbox, tagged with the broadcast id, and none in
 /// other inboxes.
 #[tokio::test]
@@ -263,7 +282,7 @@ async fn broadcast_reaches_only_its_targets() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["messages_sent"], 2);
-    assert_eq!(body["target_agents"], json!(["alice", "bob"]));
+    assert_eq!(body["target_agent_names"], json!(["alice", "bob"]));
     let broadcast_id = body["broadcast_id"].as_str().unwrap();
     for name in ["alice", "bob"] {
         let got = api.receive(name, "").await;

@@ -497,3 +497,42 @@ async fn the_cli_prints_the_issued_token_and_the_other_commands_use_it() {
     let (status, _, err) = send(Some(&token));
     assert!(status.success(), "{err}");
 }
+
+/// `switchboard agents remove NAME` deletes an agent with its own token or the admin's, and
+/// says what to do without one; another agent's token cannot.
+#[tokio::test]
+async fn the_cli_removes_an_agent_with_its_own_token_or_the_admin_token() {
+    let bus = Bus::start();
+    let dave = bus.register("dave").await;
+    let erin = bus.register("erin").await;
+    bus.register("frank").await;
+    let server = bus.server.base();
+    let remove = |name: &str, token: Option<&str>| {
+        let mut args = vec!["agents", "remove", name, "--server", &server];
+        if let Some(token) = token {
+            args.extend(["--token", token]);
+        }
+        run_to_end(&args, Duration::from_secs(30))
+    };
+    let (status, _, err) = remove("dave", None);
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("--token"), "the failure says how: {err}");
+    let (status, _, err) = remove("dave", Some(&erin));
+    assert_eq!(status.code(), Some(1), "{err}");
+
+    let (status, out, err) = remove("dave", Some(&dave));
+    assert!(status.success(), "{err}");
+    assert!(out.contains("removed agent dave"), "{out}");
+    let (status, _, err) = remove("frank", Some(ADMIN));
+    assert!(status.success(), "{err}");
+    let (_, agents, _) = bus
+        .call(Method::GET, "/api/v1/agents", Some(ADMIN), None)
+        .await;
+    let names: Vec<&str> = agents
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|agent| agent["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["erin"]);
+}

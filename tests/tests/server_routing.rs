@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use switchboard_tests::server_harness::ServerProcess;
+use switchboard_tests::server_harness::{run_to_end, ServerProcess};
 
 struct Api {
     server: ServerProcess,
@@ -342,7 +342,7 @@ async fn broadcast_targets_a_capability() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{reply}");
-    assert_eq!(reply["target_agents"], json!(["q-one", "q-two"]));
+    assert_eq!(reply["target_agent_names"], json!(["q-one", "q-two"]));
     for agent in ["q-one", "q-two"] {
         let messages = api.inbox(agent, 0).await;
         assert_eq!(contents(&messages), ["freeze"]);
@@ -363,4 +363,85 @@ async fn routing_recipients_are_reserved_names() {
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
         assert!(body["detail"].as_str().unwrap().contains("reserved"));
     }
+}
+
+/// `capability:NAME` that no agent has still stores the message, and the answer says it waits
+/// for that capability, suggesting the close ones agents have; its status says what it waits
+/// for instead of blaming a restart.
+#[tokio::test]
+async fn a_capability_no_agent_has_is_named_in_the_answer_and_the_status() {
+    let api = Api::start("memory:", &[]);
+    api.register("tester", &["quality"]).await;
+    let reply = api.send("capability:qualty", "review this").await;
+    assert_eq!(reply["status"], "sent");
+    assert_eq!(reply["waiting_for_capability"], "qualty", "{reply}");
+    let note = reply["note"].as_str().unwrap_or_default();
+    assert!(note.contains("no agent has capability"), "{reply}");
+    assert!(note.contains("Did you mean `quality`?"), "{reply}");
+    let id = reply["message_id"].as_str().unwrap();
+    let (status, receipt) = api.get(&format!("/api/v1/messages/{id}/status")).await;
+    assert_eq!(status, StatusCode::OK, "{receipt}");
+    assert_eq!(receipt["state"], "waiting", "{receipt}");
+    assert_eq!(receipt["waiting_for"], "an agent with capability qualty");
+    assert_eq!(receipt["history_complete"], true);
+}
+
+/// `switchboard send` prints the server's note under the `sent` line, and `switchboard status`
+/// says what the message waits for.
+#[tokio::test]
+async fn the_cli_says_when_a_message_waits_for_a_capability_no_agent_has() {
+    let api = Api::start("memory:", &[]);
+    api.register("tester", &["quality"]).await;
+    let server = api.server.base();
+    let (status, out, err) = run_to_end(
+        &[
+            "send",
+            "--server",
+            &server,
+            "--agent",
+            "lead",
+            "capability:qualty",
+            "review this",
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(status.success(), "{err}");
+    assert!(
+        out.contains("note: no agent has capability \"qualty\""),
+        "{out}"
+    );
+    assert!(out.contains("Did you mean `quality`?"), "{out}");
+    let id = out.split_whitespace().nth(1).unwrap();
+    let (status, out, err) = run_to_end(
+        &["status", id, "--server", &server],
+        Duration::from_secs(30),
+    );
+    assert!(status.success(), "{err}");
+    assert!(
+        out.contains("waiting for an agent with capability qualty"),
+        "{out}"
+    );
+    assert!(!out.contains("restarted"), "{out}");
+}
+
+/// `auto` matching a rule whose capability no agent has falls back to the next matching rule
+/// (by default the catch-all: any online agent), and says so.
+#[tokio::test]
+async fn auto_falls_back_past_a_capability_no_agent_has() {
+    let api = Api::start("memory:", &[]);
+    api.register("generalist", &["general"]).await;
+    let reply = api.send("auto", "please review the tests").await;
+    assert_eq!(reply["rule"], "any-agent", "{reply}");
+    assert_eq!(reply["routed_to"], "generalist");
+    assert!(
+        reply["note"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("fell back"),
+        "{reply}"
+    );
+    assert_eq!(
+        contents(&api.inbox("generalist", 0).await),
+        ["please review the tests"]
+    );
 }

@@ -97,7 +97,8 @@ pub async fn broadcast(
         broadcast_id,
         messages_sent: targets.len(),
         websocket_sent,
-        target_agents: targets.iter().map(|t| t.name.clone()).collect(),
+        target_agents: targets.len(),
+        target_agent_names: targets.iter().map(|t| t.name.clone()).collect(),
     }))
 }
 

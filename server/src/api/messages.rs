@@ -40,6 +40,8 @@ pub async fn send(
         strategy: routed.strategy.map(|s| s.as_str().to_string()),
         capability: routed.capability,
         waiting_queue: routed.waiting_queue,
+        waiting_for_capability: routed.waiting_for_capability,
+        note: routed.note,
     }))
 }
 

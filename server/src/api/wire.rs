@@ -112,6 +112,13 @@ pub struct SendMessageResponse {
     /// online (then `recipient` names this queue).
     #[serde(default)]
     pub waiting_queue: Option<String>,
+    /// The capability the message waits for, when it waits in a capability's queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_for_capability: Option<String>,
+    /// For people: why a routed message waits (e.g. no agent has the capability, with the
+    /// close ones agents do have), or which rule `auto` fell back to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// `POST /api/v1/broadcast` body.
@@ -143,8 +150,10 @@ pub struct BroadcastResponse {
     pub messages_sent: usize,
     /// Targets with a WebSocket open when the copies were stored.
     pub websocket_sent: usize,
+    /// How many agents were targeted (a count, as the original answered).
+    pub target_agents: usize,
     /// Names of the targets.
-    pub target_agents: Vec<String>,
+    pub target_agent_names: Vec<String>,
 }
 
 /// A message leased from an agent's inbox.

@@ -45,6 +45,13 @@ impl Caller {
             Caller::Anonymous => Err(ApiError::Unauthorized(format!(
                 "acting as agent {key:?} needs a token: {SEND_A_TOKEN}"
             ))),
+            // An agent stored before `system` was reserved must not send as the admin.
+            Caller::Agent { name, .. } if crate::registry::reserved_name(key).is_some() => {
+                Err(ApiError::Forbidden(format!(
+                    "{key:?} is a reserved name that only the admin token acts as; the token of \
+                     agent {name:?} cannot"
+                )))
+            }
             Caller::Agent { id, name } => {
                 let record = state.registry.resolve(key);
                 if record.as_deref().is_some_and(|record| &record.id == id) {

@@ -29,6 +29,8 @@ pub enum Where {
     Expired,
     /// Moved to another queue (a reply whose asker stopped waiting); see the last stage.
     Rerouted,
+    /// Routed, and waiting until a matching agent comes online; see `waiting_for`.
+    Waiting,
     /// No longer held, and no receipt says why (purged, or dropped with dead letters off).
     Gone,
 }
@@ -68,6 +70,9 @@ pub struct MessageStatus {
     /// False when some of the history is unknown: the server restarted since the message was
     /// sent (only the engine's summary is left), or stages beyond the limit were dropped.
     pub history_complete: bool,
+    /// Waiting: what it waits for, in words (`an agent with capability quality`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting_for: Option<String>,
 }
 
 /// How often, and how long apart, a status looks again for the receipt of a settle whose commit
@@ -131,11 +136,26 @@ fn from_engine(
             switchboard_engine::DeadReason::Expired => (Where::Expired, None),
         },
     };
-    let recipient = receipt
-        .as_ref()
-        .map(|r| r.recipient.clone())
-        .or_else(|| agent_of_queue(state, &message.queue));
-    let history_complete = receipt.as_ref().is_some_and(|r| r.stages_dropped == 0);
+    // A routed message waiting for an agent has no receipt until it reaches one: queued is its
+    // whole history so far, and its recipient is the waiting queue (as the send answered).
+    let waiting_for = crate::routing::waiting::waits_for(&message.queue)
+        .filter(|_| !matches!(now_at, MessageState::Dead { .. }));
+    let state_now = if waiting_for.is_some() {
+        Where::Waiting
+    } else {
+        state_now
+    };
+    let recipient = match &waiting_for {
+        Some(_) => Some(message.queue.to_string()),
+        None => receipt
+            .as_ref()
+            .map(|r| r.recipient.clone())
+            .or_else(|| agent_of_queue(state, &message.queue)),
+    };
+    let history_complete = match &receipt {
+        Some(receipt) => receipt.stages_dropped == 0,
+        None => waiting_for.is_some(),
+    };
     let stages = match &receipt {
         Some(receipt) => receipt.stages.clone(),
         // Sent before a restart: only the engine's summary is left.
@@ -168,6 +188,7 @@ fn from_engine(
         replies: receipt.as_ref().map(replies).unwrap_or_default(),
         stages,
         history_complete,
+        waiting_for,
     }
 }
 
@@ -194,6 +215,7 @@ fn from_receipt(id: MessageId, receipt: Receipt) -> MessageStatus {
         replies: replies(&receipt),
         history_complete: receipt.stages_dropped == 0,
         stages: receipt.stages,
+        waiting_for: None,
     }
 }
 
@@ -291,6 +313,26 @@ mod tests {
         assert_eq!(view.recipient.as_deref(), Some("bob"));
         assert!(!view.history_complete);
         assert_eq!(view.stages.len(), 1);
+    }
+
+    /// A routed message waiting for a capability says so, and not that history was lost.
+    #[tokio::test]
+    async fn a_message_waiting_for_a_capability_says_what_it_waits_for() {
+        let (state, _clock, _stop) = state_with_clock().await;
+        let request = message(serde_json::json!({
+            "recipient": "capability:quality", "content": "review the tests"
+        }));
+        let (sent, _) = crate::routing::send(&state, "alice", request)
+            .await
+            .unwrap();
+        let view = status(&state, &sent.id.to_string()).await.unwrap();
+        assert_eq!(view.state, Where::Waiting);
+        assert_eq!(
+            view.waiting_for.as_deref(),
+            Some("an agent with capability quality")
+        );
+        assert_eq!(view.recipient.as_deref(), Some("capability:quality"));
+        assert!(view.history_complete);
     }
 
     #[tokio::test]

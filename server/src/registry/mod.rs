@@ -1,5 +1,6 @@
-//! The agent registry: unique names, stable ids, name-or-id resolution (names first, as the
-//! original), and presence.
+//! The agent registry: unique names, stable ids, name-or-id resolution (an agent's own id
+//! first, so no name can shadow an id; see [`names`] for the names an agent may take), and
+//! presence.
 //!
 //! Records live in memory behind a `parking_lot::RwLock` that is never held across an `.await`;
 //! every change is then made durable through [`persist`] before the caller is answered.
@@ -10,8 +11,11 @@
 //! `CLAUDE.md`); both meet on the name, so one agent keeps one id whichever way it arrives.
 
 pub mod discovery;
+pub mod names;
 mod persist;
 mod register;
+
+pub use names::reserved_name;
 
 pub use register::TokenClaim;
 
@@ -119,6 +123,16 @@ struct Agents {
 }
 
 impl Agents {
+    /// The id of the agent with id `key`, else of the agent named `key`. Ids go first: a record
+    /// stored before names were checked may carry another agent's id as its name, and must not
+    /// capture what is addressed to that agent.
+    fn id_of(&self, key: &str) -> Option<String> {
+        if self.by_id.contains_key(key) {
+            return Some(key.to_string());
+        }
+        self.id_by_name.get(key).cloned()
+    }
+
     /// Adds a new agent under its id, its name and (if it has one) its token hash.
     fn index(&mut self, record: Arc<AgentRecord>, version: u64, presence: Presence) {
         self.id_by_name
@@ -197,15 +211,13 @@ impl Registry {
             .then(|| record.clone())
     }
 
-    /// The agent named `key`, else the agent whose id is `key` (names first, as the original).
+    /// The agent whose id is `key`, else the agent named `key`. (The original looked names up
+    /// first; as names may not look like ids, the order only matters for records stored
+    /// before that was checked, where the id must win.)
     pub fn resolve(&self, key: &str) -> Option<Arc<AgentRecord>> {
         let agents = self.agents.read();
-        let id = agents
-            .id_by_name
-            .get(key)
-            .map(String::as_str)
-            .unwrap_or(key);
-        agents.by_id.get(id).map(|entry| entry.record.clone())
+        let id = agents.id_of(key)?;
+        agents.by_id.get(&id).map(|entry| entry.record.clone())
     }
 
     /// Like [`Registry::resolve`], as a 404 naming `key` when there is no such agent.
@@ -239,11 +251,7 @@ impl Registry {
     pub async fn remove(&self, key: &str) -> ApiResult<Arc<AgentRecord>> {
         let (record, version) = {
             let mut agents = self.agents.write();
-            let id = match agents.id_by_name.get(key) {
-                Some(id) => id.clone(),
-                None => key.to_string(),
-            };
-            let Some(entry) = agents.by_id.remove(&id) else {
+            let Some(entry) = agents.id_of(key).and_then(|id| agents.by_id.remove(&id)) else {
                 return Err(ApiError::NotFound(format!("Agent not found: {key}")));
             };
             agents.id_by_name.remove(&entry.record.name);
@@ -276,6 +284,19 @@ impl Registry {
         views
     }
 
+    /// The capabilities registered agents have, in lower case, not counting agents whose
+    /// worktree is gone (routing never picks those).
+    pub fn capabilities(&self) -> std::collections::BTreeSet<String> {
+        self.agents
+            .read()
+            .by_id
+            .values()
+            .filter(|entry| !entry.record.is_gone())
+            .flat_map(|entry| entry.record.capabilities.iter())
+            .map(|capability| capability.to_lowercase())
+            .collect()
+    }
+
     /// Agents per capability.
     pub fn capability_counts(&self) -> BTreeMap<String, usize> {
         let mut counts = BTreeMap::new();
@@ -305,11 +326,8 @@ fn view(entry: &Entry, now: UnixMillis) -> AgentView {
 
 fn validate_registration(request: &RegisterRequest) -> ApiResult<()> {
     validate_name("name", &request.name)?;
-    if let Some(reason) = reserved_name(&request.name) {
-        return Err(ApiError::invalid(format!(
-            "name {:?} is reserved: {reason}",
-            request.name
-        )));
+    if let Some(refusal) = names::refusal(&request.name) {
+        return Err(ApiError::invalid(refusal));
     }
     if request.capabilities.len() > limits::CAPABILITIES_MAX {
         return Err(ApiError::invalid(format!(
@@ -323,18 +341,6 @@ fn validate_registration(request: &RegisterRequest) -> ApiResult<()> {
         ));
     }
     Ok(())
-}
-
-/// Why `name` cannot be an agent's name, if it cannot: recipients spell routing with these.
-pub fn reserved_name(name: &str) -> Option<&'static str> {
-    let name = name.trim();
-    if name.eq_ignore_ascii_case(crate::routing::RECIPIENT_AUTO) {
-        Some("the recipient `auto` asks for content routing")
-    } else if crate::routing::is_capability_recipient(name) {
-        Some("recipients `capability:NAME` ask for any agent with that capability")
-    } else {
-        None
-    }
 }
 
 /// Checks an agent, sender or recipient name: not empty, not too long, no control characters.
@@ -356,3 +362,6 @@ pub fn validate_name(field: &str, value: &str) -> ApiResult<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

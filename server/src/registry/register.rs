@@ -150,6 +150,13 @@ fn insert(
     presence: Presence,
     now: switchboard_engine::UnixMillis,
 ) -> ApiResult<(Arc<AgentRecord>, u64)> {
+    // Ids are UUIDs, which `names::refusal` already turns away; this holds whatever an id is.
+    if agents.by_id.contains_key(&request.name) {
+        return Err(ApiError::invalid(format!(
+            "name {:?} is another agent's id; a name may not be an id: choose another",
+            request.name
+        )));
+    }
     if agents.by_id.len() >= limits::AGENTS_MAX {
         return Err(ApiError::invalid(format!(
             "the registry holds its limit of {} agents; delete some first",

@@ -9,6 +9,7 @@ use parking_lot::{Mutex, RwLock};
 use serde_json::json;
 use switchboard_engine::{Engine, Enqueued};
 
+use super::advice;
 use super::candidates::{candidates, Target};
 use super::metrics::RoutingMetrics;
 use super::persist::{self, RuleStore};
@@ -37,6 +38,11 @@ pub struct Routed {
     pub capability: Option<String>,
     /// The waiting queue holding it until a candidate comes online.
     pub waiting_queue: Option<String>,
+    /// The capability it waits for, when it waits in a capability's queue.
+    pub waiting_for_capability: Option<String>,
+    /// For people: why it waits (no agent has the capability, with a "did you mean"), or
+    /// which rule `auto` fell back to.
+    pub note: Option<String>,
 }
 
 impl Routed {
@@ -49,6 +55,8 @@ impl Routed {
             strategy: None,
             capability: None,
             waiting_queue: None,
+            waiting_for_capability: None,
+            note: None,
         }
     }
 }
@@ -226,6 +234,8 @@ pub async fn route(
         strategy: Some(decision.strategy),
         capability: decision.target.capability.clone(),
         waiting_queue: waiting_queue.clone(),
+        waiting_for_capability: None,
+        note: decision.note.clone(),
     };
     // The chosen agent may have been removed since the candidates were listed: then wait.
     let chosen = chosen.and_then(|agent| state.registry.resolve(&agent.id));
@@ -265,6 +275,14 @@ pub async fn route(
             }
             routed.name = waiting_queue.clone();
             routed.waiting_queue = Some(waiting_queue);
+            if let Some(capability) = &decision.target.capability {
+                let waiting = advice::waiting_note(capability, &state.registry.capabilities());
+                routed.note = Some(match routed.note.take() {
+                    Some(fallback) => format!("{fallback}; {waiting}"),
+                    None => waiting,
+                });
+                routed.waiting_for_capability = Some(capability.clone());
+            }
             enqueued
         }
     };
@@ -290,19 +308,22 @@ struct Decision {
     target: Target,
     boost: Option<crate::api::wire::Priority>,
     strategy: StrategyKind,
+    /// Set when `auto` fell back past a rule whose capability is no agent's.
+    note: Option<String>,
 }
 
 fn decide(state: &AppState, request: &SendMessageRequest) -> ApiResult<Decision> {
     let recipient = request.recipient.trim();
     let rules = state.routing.rules();
     if recipient.eq_ignore_ascii_case(RECIPIENT_AUTO) {
-        let rule = rules.first_match(&request.content).ok_or_else(|| {
+        let (rule, note) = choose_rule(state, &rules, &request.content).ok_or_else(|| {
             ApiError::invalid(
                 "no routing rule matches this content: name a recipient, or add a catch-all \
                  rule (one without keywords or regex) with PUT /api/v1/routing/rules",
             )
         })?;
         return Ok(Decision {
+            note,
             rule: Some(rule.spec.name.clone()),
             target: Target {
                 capability: rule.capability.clone(),
@@ -333,7 +354,45 @@ fn decide(state: &AppState, request: &SendMessageRequest) -> ApiResult<Decision>
         },
         boost: None,
         strategy: rules.capability_strategy,
+        note: None,
     })
+}
+
+/// The rule `auto` follows for `content`: the first matching rule that some agent can serve,
+/// falling back past rules whose capability no agent has (as the original fell back to any
+/// agent), with a note saying so; the first matching rule when none can be served (its
+/// message then waits). `None` when no rule matches.
+fn choose_rule<'a>(
+    state: &AppState,
+    rules: &'a RuleSet,
+    content: &str,
+) -> Option<(&'a rules::Rule, Option<String>)> {
+    let matching = rules.matching(content);
+    let first = *matching.first()?;
+    let known = state.registry.capabilities();
+    let servable = |rule: &rules::Rule| match &rule.capability {
+        None => true,
+        Some(capability) => {
+            known.contains(capability)
+                || rule
+                    .spec
+                    .agents
+                    .iter()
+                    .any(|agent| state.registry.resolve(agent).is_some())
+        }
+    };
+    if servable(first) {
+        return Some((first, None));
+    }
+    let Some(fallback) = matching.into_iter().find(|rule| servable(rule)) else {
+        return Some((first, None));
+    };
+    let note = advice::fallback_note(
+        &first.spec.name,
+        first.capability.as_deref().unwrap_or_default(),
+        &fallback.spec.name,
+    );
+    Some((fallback, Some(note)))
 }
 
 /// True when `recipient` is `capability:NAME` (prefix without case).

@@ -7,6 +7,7 @@
 //! - `candidates`: who may receive a message (online, not gone, matching).
 //! - `broker`: the decision for one message, the send response's `routed_to`, `rule`,
 //!   `strategy`; the [`Router`] holding rules, strategies and metrics.
+//! - `advice`: the send answer's `note` when a routed message waits or `auto` fell back.
 //! - `waiting`: waiting queues for messages with no online candidate, handed over to the
 //!   first matching agent that comes online.
 //! - `persist`: where rules set over the API are kept (the rules file, else the engine).
@@ -14,6 +15,7 @@
 //!
 //! Broadcast copies never go through here: they are addressed to their inboxes directly.
 
+mod advice;
 mod broker;
 mod candidates;
 mod metrics;

@@ -7,7 +7,10 @@
 //! candidates at send time only), else in the rule's own queue.
 //!
 //! The defaults are the original's six rules plus its fallback ("no rule: any online agent")
-//! as a last catch-all rule, so that `auto` behaves as the original meant it to.
+//! as a last catch-all rule, so that `auto` behaves as the original meant it to. A matching
+//! rule whose capability no registered agent has (and that names no existing agent) is passed
+//! over for the next matching one, so `auto` falls back instead of parking the message for a
+//! capability nobody has; the send answer's `note` says so.
 //!
 //! A rule set is written as JSON or YAML: either a list of rules, or
 //! `{"rules": [...], "capability_strategy": "round_robin"}` where `capability_strategy` is the
@@ -151,6 +154,15 @@ impl RuleSet {
         self.rules
             .iter()
             .find(|rule| rule.matches(content, &lowered))
+    }
+
+    /// The rules matching `content`, in order.
+    pub fn matching(&self, content: &str) -> Vec<&Rule> {
+        let lowered = content.to_lowercase();
+        self.rules
+            .iter()
+            .filter(|rule| rule.matches(content, &lowered))
+            .collect()
     }
 
     /// The rule named `name`.

@@ -249,3 +249,59 @@ async fn agent_only_rules_wait_in_the_rule_queue() {
     assert_eq!(super::waiting::sweep(&state).await, 1);
     assert_eq!(inbox(&state, "dba").await, ["postgres is slow"]);
 }
+
+#[tokio::test]
+async fn a_capability_no_agent_has_is_named_in_the_answer_with_the_close_ones() {
+    let state = state().await;
+    agent(&state, "tester", &["quality"]).await;
+    let routed = send(&state, "capability:qualty", "review this").await;
+    assert_eq!(routed.waiting_for_capability.as_deref(), Some("qualty"));
+    let note = routed.note.unwrap_or_default();
+    assert!(
+        note.contains("no agent has capability \"qualty\""),
+        "{note}"
+    );
+    assert!(note.contains("Did you mean `quality`?"), "{note}");
+}
+
+#[tokio::test]
+async fn a_message_reaching_an_agent_has_no_waiting_note() {
+    let state = state().await;
+    agent(&state, "tester", &["quality"]).await;
+    let routed = send(&state, "capability:quality", "review this").await;
+    assert_eq!(routed.routed_to.as_deref(), Some("tester"));
+    assert_eq!((routed.waiting_for_capability, routed.note), (None, None));
+}
+
+#[tokio::test]
+async fn auto_falls_back_when_the_matched_capability_has_no_agent() {
+    let state = state().await;
+    agent(&state, "generalist", &["general"]).await;
+    let routed = send(&state, "auto", "please review the tests").await;
+    assert_eq!(routed.rule.as_deref(), Some("any-agent"));
+    assert_eq!(routed.routed_to.as_deref(), Some("generalist"));
+    let note = routed.note.unwrap_or_default();
+    assert!(
+        note.contains("rule \"quality\" matched, but no agent has capability \"quality\""),
+        "{note}"
+    );
+    assert_eq!(
+        inbox(&state, "generalist").await,
+        ["please review the tests"]
+    );
+}
+
+#[tokio::test]
+async fn auto_keeps_a_matched_capability_whose_agents_are_offline() {
+    let state = state().await;
+    agent(&state, "tester", &["quality"]).await;
+    agent(&state, "generalist", &[]).await;
+    let tester = state.registry.resolve("tester").unwrap();
+    state
+        .registry
+        .touch(&tester.id, Some(crate::api::wire::AgentStatus::Offline));
+    let routed = send(&state, "auto", "please review the tests").await;
+    assert_eq!(routed.rule.as_deref(), Some("quality"));
+    assert_eq!(routed.waiting_queue.as_deref(), Some("capability:quality"));
+    assert!(routed.note.unwrap_or_default().contains("is online"));
+}

@@ -62,6 +62,20 @@ pub fn queue_for(target: &Target, rule: Option<&str>) -> String {
     }
 }
 
+/// What the messages of waiting queue `queue` wait for, in words (`an agent with capability
+/// quality`); `None` when `queue` is not a waiting queue.
+pub fn waits_for(queue: &str) -> Option<String> {
+    if queue == ANY_AGENT_QUEUE {
+        return Some("any agent to come online".into());
+    }
+    if let Some(capability) = queue.strip_prefix(CAPABILITY_QUEUE_PREFIX) {
+        return Some(format!("an agent with capability {capability}"));
+    }
+    queue
+        .strip_prefix(RULE_QUEUE_PREFIX)
+        .map(|rule| format!("an agent named by routing rule {rule}"))
+}
+
 /// True for the names of waiting queues.
 pub fn is_waiting_queue(name: &str) -> bool {
     name.starts_with(CAPABILITY_QUEUE_PREFIX) || name.starts_with(RULE_QUEUE_PREFIX)

@@ -1,6 +1,7 @@
-//! `switchboard agents`: the registered agents, their presence and capabilities.
+//! `switchboard agents`: the registered agents, their presence and capabilities;
+//! `switchboard agents remove NAME` takes one out of the registry.
 
-use clap::Args;
+use clap::{Args, Subcommand};
 
 use super::identity::Connection;
 use super::output::{print_json, table};
@@ -15,10 +16,34 @@ pub struct AgentsArgs {
     /// Print JSON for programs (the array of `GET /api/v1/agents`).
     #[arg(long)]
     pub json: bool,
+    /// Without one, list the agents.
+    #[command(subcommand)]
+    pub action: Option<AgentsAction>,
+}
+
+/// What `switchboard agents` does besides listing.
+#[derive(Debug, Clone, Subcommand)]
+pub enum AgentsAction {
+    /// Remove an agent from the registry (its token stops working; messages already in its
+    /// inbox stay in storage). Needs the agent's own token or the admin token in token mode.
+    Remove(RemoveArgs),
+}
+
+/// Flags of `switchboard agents remove`.
+#[derive(Debug, Clone, Args)]
+pub struct RemoveArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    /// The agent's name or id.
+    #[arg(value_name = "NAME")]
+    pub name: String,
 }
 
 /// Runs `switchboard agents`.
 pub async fn run(args: AgentsArgs) -> Result<(), Failure> {
+    if let Some(AgentsAction::Remove(remove)) = args.action {
+        return run_remove(remove).await;
+    }
     let client = args.connection.client()?;
     let mut agents = checked(&client, client.agents()).await?;
     agents.sort_by(|a, b| a.name.cmp(&b.name));
@@ -29,6 +54,14 @@ pub async fn run(args: AgentsArgs) -> Result<(), Failure> {
     } else {
         print!("{}", agents_table(&agents));
     }
+    Ok(())
+}
+
+/// Runs `switchboard agents remove NAME`.
+async fn run_remove(args: RemoveArgs) -> Result<(), Failure> {
+    let client = args.connection.client()?;
+    checked(&client, client.remove_agent(&args.name)).await?;
+    println!("removed agent {}", args.name);
     Ok(())
 }
 

@@ -273,6 +273,13 @@ impl Client {
             .await
     }
 
+    /// `DELETE /api/v1/agents/{key}`: removes an agent (by name or id) from the registry.
+    pub async fn remove_agent(&self, key: &str) -> Result<Value, ClientError> {
+        let path = format!("/api/v1/agents/{}", encode(key));
+        self.call(Method::DELETE, &path, &[], None, REQUEST_TIMEOUT)
+            .await
+    }
+
     /// Opens the live feed (`GET /api/v1/feed`), optionally only `agent`'s traffic.
     pub async fn feed(&self, agent: Option<&str>) -> Result<reqwest::Response, ClientError> {
         let url = format!("{}/api/v1/feed", self.base);

@@ -5,7 +5,7 @@
 //! - `wait`: block until a message arrives (exit 2 on timeout);
 //! - `ask`: `ask TO TEXT` (send and wait for the correlated reply) and `reply ID TEXT`;
 //! - `register`: register (or update) the caller's agent, printing its token in token mode;
-//! - `agents`, `status` (a message's delivery receipt), `tail` (live traffic);
+//! - `agents` (and `agents remove`), `status` (a message's delivery receipt), `tail` (live traffic);
 //! - `hook`: pending messages for an agent's context at a turn boundary (never fails);
 //! - [`api`]: the HTTP client they share with the MCP server; [`identity`]: server URL and
 //!   agent name; `suggest`: "did you mean" for unknown agents; `output`: tables and messages.
@@ -63,7 +63,7 @@ pub enum ClientCommand {
     Reply(ask::ReplyArgs),
     /// Register your agent (or update it); with a server in token mode, print its token.
     Register(register::RegisterArgs),
-    /// List the registered agents.
+    /// List the registered agents; `agents remove NAME` removes one.
     Agents(agents::AgentsArgs),
     /// Show a message's delivery receipt: queued, delivered, acked, dead-lettered, expired.
     Status(status::StatusArgs),

@@ -11,6 +11,7 @@ use super::api::{Client, Outgoing};
 use super::identity::Connection;
 use super::output::print_json;
 use super::{checked, Failure, PriorityArg};
+use crate::api::wire::SendMessageResponse;
 
 /// Sender name used when the caller's agent cannot be told (as the server's default).
 pub const SENDER_DEFAULT: &str = "system";
@@ -95,6 +96,7 @@ pub async fn run(args: SendArgs) -> Result<(), Failure> {
             print_json(&sent);
         } else {
             println!("sent {} to {}", sent.message_id, sent.recipient);
+            print_note(&sent);
         }
         return Ok(());
     }
@@ -103,6 +105,7 @@ pub async fn run(args: SendArgs) -> Result<(), Failure> {
             "sent {} to {}; waiting for the ack…",
             sent.message_id, sent.recipient
         );
+        print_note(&sent);
     }
     let receipt = wait_for_ack(&client, &sent.message_id, args.timeout).await?;
     if args.json {
@@ -118,6 +121,14 @@ pub async fn run(args: SendArgs) -> Result<(), Failure> {
         );
     }
     Ok(())
+}
+
+/// Says why a routed message waits (e.g. no agent has its capability) or where `auto` fell
+/// back, when the server says so.
+fn print_note(sent: &SendMessageResponse) {
+    if let Some(note) = &sent.note {
+        println!("note: {note}");
+    }
 }
 
 /// Polls the receipt of `id` until it is acked (returns the receipt), can never be (fails),

@@ -59,6 +59,9 @@ pub fn receipt_text(receipt: &Value) -> String {
     if let Some(expires) = receipt["expires_at"].as_str() {
         out.push_str(&format!("expires at {expires}\n"));
     }
+    if let Some(waiting_for) = receipt["waiting_for"].as_str() {
+        out.push_str(&format!("waiting for {waiting_for}\n"));
+    }
     if receipt["history_complete"] == false {
         out.push_str("(history incomplete: the server restarted or stages were dropped)\n");
     }
@@ -145,5 +148,21 @@ mod tests {
             text.contains("acked      2024-01-01T00:00:02.000Z  by bob"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_waiting_message_says_what_it_waits_for() {
+        let receipt = json!({
+            "message_id": "m1", "sender": "alice", "recipient": "capability:quality",
+            "state": "waiting", "history_complete": true,
+            "waiting_for": "an agent with capability quality",
+            "stages": [{"stage": "queued", "at": "2024-01-01T00:00:00.000Z"}]
+        });
+        let text = receipt_text(&receipt);
+        assert!(
+            text.contains("waiting for an agent with capability quality\n"),
+            "{text}"
+        );
+        assert!(!text.contains("restarted"), "{text}");
     }
 }

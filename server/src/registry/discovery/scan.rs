@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use super::capabilities::{self, CapabilityOrigin, CapabilitySource};
 use super::front_matter::{self, Declaration};
 use crate::api::wire::Metadata;
-use crate::registry::{reserved_name, validate_name};
+use crate::registry::validate_name;
 
 /// Files that make a directory an agent, in order of preference.
 pub const AGENT_FILES: [&str; 2] = ["CLAUDE.md", "AGENTS.md"];
@@ -130,10 +130,10 @@ pub fn scan(input: &ScanInput) -> ScanResult {
             result.skipped.push(skip(error.detail()));
             continue;
         }
-        if let Some(reason) = reserved_name(&name) {
+        if let Some(refusal) = crate::registry::names::refusal(&name) {
             result
                 .skipped
-                .push(skip(format!("the name {name:?} is reserved: {reason}")));
+                .push(skip(format!("the directory's {refusal}")));
             continue;
         }
         if let Some(first) = by_name.get(&name) {
