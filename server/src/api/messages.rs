@@ -30,7 +30,15 @@ pub async fn send(
 ) -> ApiResult<Json<SendMessageResponse>> {
     // `auto` and `capability:NAME` are routed (see `routing`); names and ids go direct.
     let (enqueued, routed) = crate::routing::send(&state, &query.sender, request).await?;
-    Ok(Json(SendMessageResponse {
+    Ok(Json(sent_response(&enqueued, routed)))
+}
+
+/// The answer to a send (also part of the answer to a reply).
+pub fn sent_response(
+    enqueued: &switchboard_engine::Enqueued,
+    routed: crate::routing::Routed,
+) -> SendMessageResponse {
+    SendMessageResponse {
         message_id: enqueued.id.to_string(),
         status: "sent".into(),
         recipient: routed.name,
@@ -40,7 +48,7 @@ pub async fn send(
         strategy: routed.strategy.map(|s| s.as_str().to_string()),
         capability: routed.capability,
         waiting_queue: routed.waiting_queue,
-    }))
+    }
 }
 
 /// Leases up to `limit` of an agent's messages, highest priority first, oldest first within a

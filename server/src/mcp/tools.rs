@@ -16,6 +16,7 @@ use super::params::{
     StatusParams, WaitParams, ASK_SECONDS_DEFAULT, INBOX_LIMIT_DEFAULT, INBOX_LIMIT_MAX,
     WAIT_SECONDS_DEFAULT,
 };
+use crate::api::receipts::ReplyRequest;
 use crate::cli::client::api::{Client, ClientError, Outgoing};
 use crate::cli::client::{explain, Failure};
 
@@ -151,11 +152,17 @@ impl SwitchboardTools {
 
     #[tool(
         description = "Answer a message: the reply goes to its sender, marked as the answer to \
-                       message_id (an agent waiting in ask receives it at once)."
+                       message_id (an agent waiting in ask receives it at once). Answering \
+                       acknowledges message_id unless keep_question=true."
     )]
     async fn reply(&self, Parameters(params): Parameters<ReplyParams>) -> ToolResult {
-        let answer = Outgoing::new("", &params.text);
-        crate::cli::client::send_reply(&self.client, &self.agent, &params.message_id, answer)
+        let answer = ReplyRequest {
+            content: params.text,
+            priority: Default::default(),
+            metadata: Default::default(),
+            keep_question: params.keep_question.unwrap_or(false),
+        };
+        crate::cli::client::send_reply(&self.client, &self.agent, &params.message_id, &answer)
             .await
             .map(|sent| pretty(&sent))
             .map_err(|failure| failure.message)

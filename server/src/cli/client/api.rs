@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::credentials::Credentials;
-use crate::api::receipts::{CancelAnswer, ReplyAnswer};
+use crate::api::receipts::{CancelAnswer, ReplyAnswer, ReplyRequest, ReplySent};
 use crate::api::wire::{AckResponse, AgentInfo, BatchAckResponse, InboxMessage, Priority};
 use crate::api::wire::{RegisterResponse, SendMessageResponse};
 
@@ -250,6 +250,21 @@ impl Client {
         let timeout = REQUEST_TIMEOUT + Duration::from_secs(wait_seconds);
         let answer: ReplyAnswer = self.call(Method::GET, &path, &query, None, timeout).await?;
         Ok(answer.reply)
+    }
+
+    /// `agent` answers message `id` (`POST /api/v1/messages/{id}/reply`): the answer goes to
+    /// its sender, and the question is acknowledged unless `answer.keep_question`.
+    pub async fn reply(
+        &self,
+        agent: &str,
+        id: &str,
+        answer: &ReplyRequest,
+    ) -> Result<ReplySent, ClientError> {
+        let body = serde_json::to_value(answer).expect("an answer always serializes");
+        let query = [("agent_id", agent.to_string())];
+        let path = format!("/api/v1/messages/{}/reply", encode(id));
+        self.call(Method::POST, &path, &query, Some(&body), REQUEST_TIMEOUT)
+            .await
     }
 
     /// Stops waiting for the reply to question `id`; a late reply goes to the inbox.
