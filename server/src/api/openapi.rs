@@ -57,6 +57,7 @@ use super::{agents, broadcast, health, messages, queues, stats};
         super::receipts::wait_reply,
         super::receipts::cancel_reply,
         super::receipts::send_reply,
+        super::leased::leased,
         super::receipts::feed,
         super::migration::status,
         super::migration::report,

@@ -83,8 +83,10 @@ impl SwitchboardTools {
     #[tool(
         description = "Read the messages other agents sent you, highest priority first. By \
                        default they are acknowledged as they are returned; pass ack=false to \
-                       acknowledge each with ack_message once handled. A message whose \
-                       metadata has expects_reply=true waits for your answer: use reply."
+                       acknowledge each with ack_message once handled (not_acknowledged_earlier \
+                       lists messages read so and not acked yet: they come back after their \
+                       lease). A message whose metadata has expects_reply=true waits for your \
+                       answer: use reply."
     )]
     async fn check_inbox(&self, Parameters(params): Parameters<CheckInboxParams>) -> ToolResult {
         let limit = params
@@ -99,9 +101,21 @@ impl SwitchboardTools {
             self.ack_ids(messages.iter().map(|m| m.id.clone()).collect())
                 .await?;
         }
-        Ok(pretty(
-            &json!({ "agent": self.agent, "messages": messages }),
-        ))
+        let mut answer = json!({ "agent": self.agent, "messages": messages });
+        // Messages read earlier with ack=false and not acked yet: they come back after their
+        // lease, so say so (a reminder only: left out when the server cannot tell).
+        if let Ok(held) = self.client.leased(&self.agent).await {
+            let earlier: Vec<String> = held
+                .leased
+                .into_iter()
+                .map(|leased| leased.id)
+                .filter(|id| !messages.iter().any(|message| &message.id == id))
+                .collect();
+            if !earlier.is_empty() {
+                answer["not_acknowledged_earlier"] = json!(earlier);
+            }
+        }
+        Ok(pretty(&answer))
     }
 
     #[tool(

@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::credentials::Credentials;
+use crate::api::leased::LeasedAnswer;
 use crate::api::receipts::{CancelAnswer, ReplyAnswer, ReplyRequest, ReplySent};
 use crate::api::wire::{AckResponse, AgentInfo, BatchAckResponse, InboxMessage, Priority};
 use crate::api::wire::{RegisterResponse, SendMessageResponse};
@@ -195,6 +196,13 @@ impl Client {
         let path = format!("/api/v1/messages/{}", encode(agent));
         let timeout = REQUEST_TIMEOUT + Duration::from_secs(wait_seconds);
         self.call(Method::GET, &path, &query, None, timeout).await
+    }
+
+    /// `agent`'s messages delivered to it and not settled yet (`GET .../leased`).
+    pub async fn leased(&self, agent: &str) -> Result<LeasedAnswer, ClientError> {
+        let path = format!("/api/v1/agents/{}/leased", encode(agent));
+        self.call(Method::GET, &path, &[], None, REQUEST_TIMEOUT)
+            .await
     }
 
     /// Acks `agent`'s leased messages by id, in one request.
