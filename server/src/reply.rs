@@ -120,3 +120,111 @@ async fn ack_question(
         Err(other) => Err(other),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use switchboard_engine::{Engine, EngineOptions, ManualClock, MemoryStorage};
+
+    use super::*;
+    use crate::api::wire::RegisterRequest;
+    use crate::config::Settings;
+    use crate::registry::Registry;
+
+    /// Lease the replier takes on the question, in seconds.
+    const LEASE_SECONDS: u64 = 60;
+
+    /// A server state on a manual clock with the agents alice and bob.
+    async fn state_with_clock() -> (AppState, Arc<ManualClock>, tokio::sync::watch::Sender<bool>)
+    {
+        let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+        let options = EngineOptions {
+            tick_interval: None,
+            ..EngineOptions::default()
+        };
+        let engine = Engine::open(Box::new(MemoryStorage::new()), clock.clone(), options).unwrap();
+        let registry = Registry::load(engine.clone()).await.unwrap();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let state = AppState::new(engine, registry, Settings::default(), stopped);
+        for name in ["alice", "bob"] {
+            let request: RegisterRequest =
+                serde_json::from_value(serde_json::json!({ "name": name })).unwrap();
+            state.registry.register(request).await.unwrap();
+        }
+        (state, clock, stop)
+    }
+
+    /// Alice asks bob something; bob leases it. Returns the question's id.
+    async fn question_leased_by_bob(state: &AppState) -> String {
+        let request: SendMessageRequest = serde_json::from_value(
+            serde_json::json!({ "recipient": "bob", "content": "which port?" }),
+        )
+        .unwrap();
+        let (question, _) = crate::routing::send(state, "alice", request).await.unwrap();
+        let bob = state.registry.require("bob").unwrap();
+        let leased = inbox::lease(state, &bob, 10, Some(LEASE_SECONDS), 0)
+            .await
+            .unwrap();
+        assert_eq!(leased.len(), 1);
+        question.id.to_string()
+    }
+
+    fn answer(keep_question: bool) -> Answer {
+        Answer {
+            content: "8080".into(),
+            priority: Priority::Medium,
+            metadata: Metadata::new(),
+            keep_question,
+        }
+    }
+
+    /// Bob's inbox once the question's lease would have run out.
+    async fn bob_inbox_after_the_lease(state: &AppState, clock: &ManualClock) -> Vec<String> {
+        clock.advance_ms(LEASE_SECONDS * 1000 + 1);
+        state.engine.tick();
+        let bob = state.registry.require("bob").unwrap();
+        inbox::lease(state, &bob, 10, None, 0)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|message| message.id)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_replied_question_does_not_come_back_after_its_lease() {
+        let (state, clock, _stop) = state_with_clock().await;
+        let question = question_leased_by_bob(&state).await;
+        let bob = state.registry.require("bob").unwrap();
+        let replied = reply(&state, &bob, &question, answer(false)).await.unwrap();
+        assert!(replied.question_acknowledged);
+        assert_eq!(replied.routed.name, "alice", "the answer goes to the asker");
+        assert!(bob_inbox_after_the_lease(&state, &clock).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_question_kept_by_the_replier_comes_back_after_its_lease() {
+        let (state, clock, _stop) = state_with_clock().await;
+        let question = question_leased_by_bob(&state).await;
+        let bob = state.registry.require("bob").unwrap();
+        let replied = reply(&state, &bob, &question, answer(true)).await.unwrap();
+        assert!(!replied.question_acknowledged);
+        assert_eq!(bob_inbox_after_the_lease(&state, &clock).await, [question]);
+    }
+
+    #[tokio::test]
+    async fn another_agents_message_is_answered_but_not_acknowledged() {
+        let (state, _clock, _stop) = state_with_clock().await;
+        let question = question_leased_by_bob(&state).await;
+        let alice = state.registry.require("alice").unwrap();
+        let replied = reply(&state, &alice, &question, answer(false))
+            .await
+            .unwrap();
+        assert!(!replied.question_acknowledged, "only bob may settle bob's message");
+        assert!(state
+            .engine
+            .current_lease(question.parse().unwrap())
+            .is_some());
+    }
+}
