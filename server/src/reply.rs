@@ -136,8 +136,7 @@ mod tests {
     const LEASE_SECONDS: u64 = 60;
 
     /// A server state on a manual clock with the agents alice and bob.
-    async fn state_with_clock() -> (AppState, Arc<ManualClock>, tokio::sync::watch::Sender<bool>)
-    {
+    async fn state_with_clock() -> (AppState, Arc<ManualClock>, tokio::sync::watch::Sender<bool>) {
         let clock = Arc::new(ManualClock::new(1_700_000_000_000));
         let options = EngineOptions {
             tick_interval: None,
@@ -221,7 +220,10 @@ mod tests {
         let replied = reply(&state, &alice, &question, answer(false))
             .await
             .unwrap();
-        assert!(!replied.question_acknowledged, "only bob may settle bob's message");
+        assert!(
+            !replied.question_acknowledged,
+            "only bob may settle bob's message"
+        );
         assert!(state
             .engine
             .current_lease(question.parse().unwrap())

@@ -44,12 +44,12 @@ async fn reply_acknowledges_the_question_it_answers() {
 async fn reply_says_in_its_text_that_the_question_was_acknowledged() {
     let bus = Bus::start(&["alice", "bob"]).await;
     let question = question_read_by_bob(&bus).await;
-    let replied = bus.run(&["reply", &question, "8080", "--agent", "bob"]).await;
+    let replied = bus
+        .run(&["reply", &question, "8080", "--agent", "bob"])
+        .await;
     replied.ok();
     assert!(
-        replied
-            .stdout
-            .contains(&format!("{question} acknowledged")),
+        replied.stdout.contains(&format!("{question} acknowledged")),
         "{}",
         replied.stdout
     );
@@ -106,8 +106,14 @@ async fn inbox_reminds_of_messages_delivered_earlier_and_not_acked() {
         .lines()
         .find(|line| line.contains("delivered to you earlier are not acknowledged yet"))
         .unwrap_or_else(|| panic!("no reminder in:\n{}", inbox.stdout));
-    assert!(notice.contains(&first) && notice.contains(&second), "{notice}");
-    assert!(notice.contains("they come back after their lease"), "{notice}");
+    assert!(
+        notice.contains(&first) && notice.contains(&second),
+        "{notice}"
+    );
+    assert!(
+        notice.contains("they come back after their lease"),
+        "{notice}"
+    );
     assert!(
         !notice.contains(&third),
         "the message just shown is not 'earlier': {notice}"

@@ -274,7 +274,11 @@ async fn openapi_lists_the_receipt_endpoints() {
 #[tokio::test]
 async fn rest_reply_acknowledges_the_question() {
     let bus = Bus::start(&["alice", "bob"]).await;
-    let id = send(&bus, json!({ "recipient": "bob", "content": "which port?" })).await;
+    let id = send(
+        &bus,
+        json!({ "recipient": "bob", "content": "which port?" }),
+    )
+    .await;
     lease(&bus, "bob", "limit=1").await;
     let (status, answer) = bus
         .post(
@@ -292,7 +296,11 @@ async fn rest_reply_acknowledges_the_question() {
 #[tokio::test]
 async fn rest_reply_with_keep_question_leaves_the_question_leased() {
     let bus = Bus::start(&["alice", "bob"]).await;
-    let id = send(&bus, json!({ "recipient": "bob", "content": "which port?" })).await;
+    let id = send(
+        &bus,
+        json!({ "recipient": "bob", "content": "which port?" }),
+    )
+    .await;
     lease(&bus, "bob", "limit=1").await;
     let (status, answer) = bus
         .post(

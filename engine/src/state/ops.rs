@@ -759,7 +759,13 @@ impl State {
     pub fn leased(&self, queue: &str, limit: usize) -> Vec<(MessageId, UnixMillis)> {
         self.queues
             .get(queue)
-            .map(|q| q.leased.iter().take(limit).map(|&(at, id)| (id, at)).collect())
+            .map(|q| {
+                q.leased
+                    .iter()
+                    .take(limit)
+                    .map(|&(at, id)| (id, at))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
