@@ -550,6 +550,12 @@ impl Engine {
         self.shared.inner.lock().state.current_lease(id)
     }
 
+    /// Up to `limit` leased messages of `queue` (id, lease deadline), soonest deadline first,
+    /// read at once: lets a consumer be told what it holds and has not settled yet.
+    pub fn leased(&self, queue: &str, limit: usize) -> Vec<(MessageId, UnixMillis)> {
+        self.shared.inner.lock().state.leased(queue, limit)
+    }
+
     /// One queue's numbers, if it exists.
     pub fn queue_stats(&self, queue: &str) -> Option<QueueStats> {
         self.shared.inner.lock().state.stats(queue)

@@ -63,6 +63,7 @@ pub fn app(state: AppState) -> Router {
         .route("/ws/{agent}", get(crate::ws::handler))
         .merge(crate::monitor::routes())
         .merge(crate::api::receipts::routes())
+        .merge(crate::api::leased::routes())
         .merge(crate::api::migration::routes())
         .merge(crate::api::routing::routes())
         .fallback(not_found)

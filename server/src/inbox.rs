@@ -205,6 +205,20 @@ pub async fn lease(
     Ok(deliveries.iter().map(inbox_message).collect())
 }
 
+/// Leased messages listed at most by [`leased`].
+pub const LEASED_LISTED_MAX: usize = 100;
+
+/// Messages of `agent`'s inbox that are leased (delivered) and not settled yet, with their
+/// lease deadlines, soonest first (at most [`LEASED_LISTED_MAX`]): what `switchboard inbox`
+/// reminds an agent of, since each comes back when its lease runs out.
+pub fn leased(state: &AppState, agent: &AgentRecord) -> Vec<(MessageId, UnixMillis)> {
+    let now = state.engine.now_ms();
+    let mut held = state.engine.leased(&agent.inbox(), LEASED_LISTED_MAX);
+    // A lease past its deadline is returned at the engine's next tick: it is not held.
+    held.retain(|(_, deadline)| *deadline > now);
+    held
+}
+
 /// Checks a lease length in seconds (default [`limits::LEASE_SECONDS_DEFAULT`]) and gives it
 /// in milliseconds.
 pub fn lease_ms(lease_seconds: Option<u64>) -> ApiResult<u64> {

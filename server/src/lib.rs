@@ -35,6 +35,7 @@
 //! - `lease_book`: tokens of REST leases, so acks by id go straight to the engine.
 //! - `receipts`: delivery receipts (each message's stages with times), the live traffic feed,
 //!   and request/reply (`ask`); fed by small hooks in `inbox`, `ws` and `api`.
+//! - `reply`: answering a message, which acknowledges the question (`switchboard reply`).
 //! - `rate_limit`, `listener`, `shutdown`, `storage`, `state`, `time`: the small parts.
 
 pub mod api;
@@ -54,6 +55,7 @@ pub mod monitor;
 mod rate_limit;
 mod receipts;
 mod registry;
+mod reply;
 mod routing;
 mod shutdown;
 mod state;

@@ -1,14 +1,22 @@
 //! The load generator against a real `switchboard serve`, in each of its modes, small: every
 //! message it sends with an "ok" reply arrives exactly once (the figures in the README come
 //! from this tool, so it must count right), the server loses nothing on any path, and every
-//! ack lands: afterwards no queue holds a message, ready, delayed, leased or dead.
+//! ack lands: afterwards no queue holds a message, ready, delayed, leased or dead, and no
+//! agent it registered is left in the registry.
 
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use switchboard_bench::loadgen::{self, Args};
-use switchboard_tests::server_harness::ServerProcess;
+use switchboard_server::cli::loadgen::{self, Args};
+use switchboard_tests::server_harness::{run_to_end, ServerProcess};
+
+/// The load generator's command line, as `switchboard-loadgen` parses it.
+#[derive(clap::Parser)]
+struct Cli {
+    #[command(flatten)]
+    args: Args,
+}
 
 /// Messages per run: enough for batches, leases and acks to interleave, small enough to be quick.
 const MESSAGES: &str = "1500";
@@ -29,7 +37,7 @@ async fn run(server: &ServerProcess, mode_args: &[&str]) -> loadgen::Report {
         "30",
     ];
     argv.extend_from_slice(mode_args);
-    let report = loadgen::run(<Args as clap::Parser>::parse_from(argv))
+    let report = loadgen::run(<Cli as clap::Parser>::parse_from(argv).args)
         .await
         .expect("the load runs");
     assert_eq!(report.sent_ok, 1500, "every send answered ok: {report:?}");
@@ -38,7 +46,28 @@ async fn run(server: &ServerProcess, mode_args: &[&str]) -> loadgen::Report {
     assert_eq!((report.lost, report.duplicates), (0, 0), "{report:?}");
     assert_eq!(report.consumer_errors, 0, "{report:?}");
     assert_queues_empty(server).await;
+    assert_no_loadgen_agents(server).await;
     report
+}
+
+/// Fails naming any agent of a load run still registered after the run returned.
+async fn assert_no_loadgen_agents(server: &ServerProcess) {
+    let agents: Value = reqwest::get(server.url("/api/v1/agents"))
+        .await
+        .expect("the agent list answers")
+        .json()
+        .await
+        .expect("the agent list is JSON");
+    let left: Vec<&Value> = agents
+        .as_array()
+        .expect("the agent list is an array")
+        .iter()
+        .filter(|agent| agent["name"].as_str().unwrap_or("").starts_with("loadgen-"))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "the load run left agents registered: {left:?}"
+    );
 }
 
 /// How long acks sent at the end of a run may take to land.
@@ -92,4 +121,35 @@ async fn every_mode_delivers_each_message_once() {
     assert_eq!(queue.mode, "queue");
     let unbatched = run(&server, &["--mode", "queue"]).await;
     assert!(unbatched.throughput_per_second > 0.0);
+}
+
+#[test]
+fn switchboard_loadgen_help_lists_the_load_options() {
+    let (status, stdout, stderr) = run_to_end(&["loadgen", "--help"], Duration::from_secs(30));
+    assert!(status.success(), "exit {status:?}: {stderr}");
+    for option in [
+        "--server",
+        "--messages",
+        "--agents",
+        "--mode",
+        "--producer",
+        "--rate",
+    ] {
+        assert!(stdout.contains(option), "{option} missing from:\n{stdout}");
+    }
+}
+
+#[test]
+fn producer_help_describes_producers_not_consumers() {
+    let (status, stdout, stderr) = run_to_end(&["loadgen", "--help"], Duration::from_secs(30));
+    assert!(status.success(), "exit {status:?}: {stderr}");
+    let producer_help = stdout
+        .split("--producer <PRODUCER>")
+        .nth(1)
+        .and_then(|rest| rest.split("\n      --").next())
+        .expect("--producer is listed");
+    assert!(
+        !producer_help.contains("Lease one message"),
+        "--producer repeats --mode's consumer help:\n{producer_help}"
+    );
 }

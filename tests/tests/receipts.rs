@@ -268,3 +268,50 @@ async fn openapi_lists_the_receipt_endpoints() {
     }
     assert!(paths["/api/v1/messages/{id}/reply"]["delete"].is_object());
 }
+
+/// `POST /api/v1/messages/{id}/reply` answers the question's sender and acknowledges the
+/// question (so its lease running out does not deliver it again).
+#[tokio::test]
+async fn rest_reply_acknowledges_the_question() {
+    let bus = Bus::start(&["alice", "bob"]).await;
+    let id = send(
+        &bus,
+        json!({ "recipient": "bob", "content": "which port?" }),
+    )
+    .await;
+    lease(&bus, "bob", "limit=1").await;
+    let (status, answer) = bus
+        .post(
+            &format!("/api/v1/messages/{id}/reply?agent_id=bob"),
+            json!({ "content": "8080" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["recipient"], "alice");
+    assert_eq!(answer["question_acknowledged"], true);
+    assert_eq!(receipt(&bus, &id).await["state"], "acked");
+}
+
+/// With `keep_question` the question stays leased to the replier.
+#[tokio::test]
+async fn rest_reply_with_keep_question_leaves_the_question_leased() {
+    let bus = Bus::start(&["alice", "bob"]).await;
+    let id = send(
+        &bus,
+        json!({ "recipient": "bob", "content": "which port?" }),
+    )
+    .await;
+    lease(&bus, "bob", "limit=1").await;
+    let (status, answer) = bus
+        .post(
+            &format!("/api/v1/messages/{id}/reply?agent_id=bob"),
+            json!({ "content": "later", "keep_question": true }),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["question_acknowledged"], false);
+    assert_eq!(receipt(&bus, &id).await["state"], "delivered");
+    let (status, leased) = bus.get("/api/v1/agents/bob/leased").await;
+    assert_eq!(status, 200, "{leased}");
+    assert_eq!(leased["leased"][0]["id"], id.as_str());
+}

@@ -1,17 +1,22 @@
 //! `switchboard-loadgen --messages 10000 --agents 50`: end-to-end load against a running
-//! switchboard server, with a progress bar and a summary table.
+//! switchboard server, with a progress bar and a summary table. The same as
+//! `switchboard loadgen` (the load generator lives in the server crate); kept for scripts and
+//! the README's figures.
 
 use clap::Parser;
 
+/// `switchboard-loadgen`'s command line: `switchboard loadgen`'s options.
+#[derive(Debug, Parser)]
+#[command(
+    name = "switchboard-loadgen",
+    version,
+    about = "End-to-end load test of a running switchboard server"
+)]
+struct Cli {
+    #[command(flatten)]
+    args: switchboard_server::cli::loadgen::Args,
+}
+
 fn main() -> std::process::ExitCode {
-    let args = switchboard_bench::loadgen::Args::parse();
-    let runtime = tokio::runtime::Runtime::new().expect("cannot start the tokio runtime");
-    match runtime.block_on(switchboard_bench::loadgen::run(args)) {
-        Ok(report) if report.lost == 0 => std::process::ExitCode::SUCCESS,
-        Ok(_) => std::process::ExitCode::from(1),
-        Err(error) => {
-            eprintln!("switchboard-loadgen: {error}");
-            std::process::ExitCode::from(2)
-        }
-    }
+    switchboard_server::cli::loadgen::main(Cli::parse().args)
 }

@@ -755,6 +755,20 @@ impl State {
         ids.len()
     }
 
+    /// Up to `limit` leased messages of `queue`, soonest deadline first: (id, deadline).
+    pub fn leased(&self, queue: &str, limit: usize) -> Vec<(MessageId, UnixMillis)> {
+        self.queues
+            .get(queue)
+            .map(|q| {
+                q.leased
+                    .iter()
+                    .take(limit)
+                    .map(|&(at, id)| (id, at))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The current lease of a message: its queue, token and deadline.
     pub fn current_lease(&self, id: MessageId) -> Option<(Arc<str>, LeaseToken, UnixMillis)> {
         let entry = self.entries.get(&id)?;

@@ -30,7 +30,15 @@ pub async fn send(
 ) -> ApiResult<Json<SendMessageResponse>> {
     // `auto` and `capability:NAME` are routed (see `routing`); names and ids go direct.
     let (enqueued, routed) = crate::routing::send(&state, &query.sender, request).await?;
-    Ok(Json(SendMessageResponse {
+    Ok(Json(sent_response(&enqueued, routed)))
+}
+
+/// The answer to a send (also part of the answer to a reply).
+pub fn sent_response(
+    enqueued: &switchboard_engine::Enqueued,
+    routed: crate::routing::Routed,
+) -> SendMessageResponse {
+    SendMessageResponse {
         message_id: enqueued.id.to_string(),
         status: "sent".into(),
         recipient: routed.name,
@@ -42,7 +50,7 @@ pub async fn send(
         waiting_queue: routed.waiting_queue,
         waiting_for_capability: routed.waiting_for_capability,
         note: routed.note,
-    }))
+    }
 }
 
 /// Leases up to `limit` of an agent's messages, highest priority first, oldest first within a

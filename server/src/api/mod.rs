@@ -4,6 +4,7 @@ pub mod agents;
 pub mod broadcast;
 pub mod discovery;
 pub mod health;
+pub mod leased;
 pub mod messages;
 pub mod migration;
 pub mod openapi;

@@ -56,6 +56,8 @@ use super::{agents, broadcast, health, messages, queues, stats};
         super::receipts::message_status,
         super::receipts::wait_reply,
         super::receipts::cancel_reply,
+        super::receipts::send_reply,
+        super::leased::leased,
         super::receipts::feed,
         super::migration::status,
         super::migration::report,

@@ -3,6 +3,9 @@
 //!   [`crate::receipts::status`]).
 //! - `GET /api/v1/messages/{id}/reply?agent_id=A&wait_seconds=N`: the asker waits for the reply
 //!   to its question; `DELETE` on the same path stops waiting (see [`crate::receipts::asks`]).
+//! - `POST /api/v1/messages/{id}/reply?agent_id=A`: agent `A` answers message `id`: the answer
+//!   goes to its sender and the question is acknowledged unless `keep_question` (see
+//!   `crate::reply`).
 //! - `GET /api/v1/feed[?agent=NAME]`: every stage of every message (or of those `NAME` sent or
 //!   received) as server-sent events, for people watching (`switchboard tail`).
 
@@ -17,9 +20,9 @@ use serde::{Deserialize, Serialize};
 use switchboard_engine::MessageId;
 use tokio::sync::broadcast;
 
-use super::wire::InboxMessage;
+use super::wire::{InboxMessage, Metadata, Priority, SendMessageResponse};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiPath, ApiQuery};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::limits;
 use crate::receipts::feed::lagged_frame;
 use crate::receipts::status::MessageStatus;
@@ -32,7 +35,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/messages/{id}/status", get(message_status))
         .route(
             "/api/v1/messages/{id}/reply",
-            get(wait_reply).delete(cancel_reply),
+            get(wait_reply).delete(cancel_reply).post(send_reply),
         )
         .route("/api/v1/feed", get(feed))
 }
@@ -122,6 +125,71 @@ pub async fn cancel_reply(
     Ok(Json(CancelAnswer {
         status: "cancelled".into(),
         moved_to_inbox,
+    }))
+}
+
+/// Query of `POST .../reply`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AnswerQuery {
+    /// The agent answering (the question was delivered to it), by name or id.
+    pub agent_id: String,
+}
+
+/// Body of `POST .../reply`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ReplyRequest {
+    /// The answer; must not be empty.
+    pub content: String,
+    /// Defaults to medium.
+    #[serde(default)]
+    pub priority: Priority,
+    /// Free-form object kept with the answer.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub metadata: Metadata,
+    /// Leave the question leased instead of acknowledging it (default false: answering a
+    /// question acknowledges it, so it is not delivered again).
+    #[serde(default)]
+    pub keep_question: bool,
+}
+
+/// Answer of `POST .../reply`: the send's answer, and whether the question was acknowledged.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReplySent {
+    /// The answer as sent (its `message_id`, `recipient`, ...).
+    #[serde(flatten)]
+    pub sent: SendMessageResponse,
+    /// True when the question was acknowledged; false with `keep_question`, or when it was
+    /// not leased to the replier (acked already, or its lease ran out: it comes again).
+    pub question_acknowledged: bool,
+}
+
+/// Answers message `id`: the answer goes to its sender with `reply_to` = `id`, then the
+/// question is acknowledged in the replier's inbox (unless `keep_question`).
+#[utoipa::path(post, path = "/api/v1/messages/{id}/reply", tag = "messages",
+    params(("id" = String, Path, description = "The message answered"), AnswerQuery),
+    request_body = ReplyRequest,
+    responses((status = 200, description = "The send's answer plus `question_acknowledged`"),
+              (status = 404, description = "Unknown agent, or no such message to answer"),
+              (status = 422, description = "Invalid body")))]
+pub async fn send_reply(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<AnswerQuery>,
+    ApiJson(request): ApiJson<ReplyRequest>,
+) -> ApiResult<Json<ReplySent>> {
+    let replier = state.registry.require(&query.agent_id)?;
+    let answer = crate::reply::Answer {
+        content: request.content,
+        priority: request.priority,
+        metadata: request.metadata,
+        keep_question: request.keep_question,
+    };
+    let replied = crate::reply::reply(&state, &replier, &id, answer).await?;
+    Ok(Json(ReplySent {
+        sent: super::messages::sent_response(&replied.enqueued, replied.routed),
+        question_acknowledged: replied.question_acknowledged,
     }))
 }
 

@@ -78,6 +78,7 @@ fn explicit_rule(method: &Method, path: &str) -> Option<Rule> {
         | "/api/v1/agents/{agent}/heartbeat"
         | "/api/v1/agents/{agent}/dead-letters"
         | "/api/v1/agents/{agent}/dead-letters/redrive"
+        | "/api/v1/agents/{agent}/leased"
         | "/api/v1/messages/{agent}"
         | "/ws/{agent}" => Rule::Agent(Subject::Path),
         "/api/v1/messages/{id}/ack"

@@ -2,6 +2,7 @@
 //! and operator commands beside it.
 
 pub mod client;
+pub mod loadgen;
 mod migrate;
 mod serve;
 mod tmux_send;
@@ -36,6 +37,9 @@ pub enum Command {
     TmuxSend(tmux_send::TmuxSendArgs),
     /// Ask a running server to rescan its worktrees for agents now, and show what it found.
     Discover(crate::registry::discovery::command::DiscoverArgs),
+    /// End-to-end load test of a running server (the same as the `switchboard-loadgen`
+    /// binary): registers agents, sends and receives, prints a summary, removes the agents.
+    Loadgen(loadgen::Args),
     /// The agent tools: send, inbox, ack, nack, wait, ask, reply, agents, status, tail, hook,
     /// mcp (see [`client`]).
     #[command(flatten)]
@@ -50,6 +54,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Migrate(args) => migrate::run(args),
         Command::TmuxSend(args) => tmux_send::run(args),
         Command::Discover(args) => crate::registry::discovery::command::run(args),
+        Command::Loadgen(args) => loadgen::main(args),
         Command::Client(command) => client::run(command),
     }
 }

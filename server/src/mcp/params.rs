@@ -113,6 +113,10 @@ pub struct ReplyParams {
     pub message_id: String,
     /// Your answer, self-contained.
     pub text: String,
+    /// Leave the message unacknowledged (default false: answering it acknowledges it, so it
+    /// is not delivered to you again).
+    #[serde(default)]
+    pub keep_question: Option<bool>,
 }
 
 /// Parameters of `message_status`.

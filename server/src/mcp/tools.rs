@@ -16,6 +16,7 @@ use super::params::{
     StatusParams, WaitParams, ASK_SECONDS_DEFAULT, INBOX_LIMIT_DEFAULT, INBOX_LIMIT_MAX,
     WAIT_SECONDS_DEFAULT,
 };
+use crate::api::receipts::ReplyRequest;
 use crate::cli::client::api::{Client, ClientError, Outgoing};
 use crate::cli::client::{explain, Failure};
 
@@ -82,8 +83,10 @@ impl SwitchboardTools {
     #[tool(
         description = "Read the messages other agents sent you, highest priority first. By \
                        default they are acknowledged as they are returned; pass ack=false to \
-                       acknowledge each with ack_message once handled. A message whose \
-                       metadata has expects_reply=true waits for your answer: use reply."
+                       acknowledge each with ack_message once handled (not_acknowledged_earlier \
+                       lists messages read so and not acked yet: they come back after their \
+                       lease). A message whose metadata has expects_reply=true waits for your \
+                       answer: use reply."
     )]
     async fn check_inbox(&self, Parameters(params): Parameters<CheckInboxParams>) -> ToolResult {
         let limit = params
@@ -98,9 +101,21 @@ impl SwitchboardTools {
             self.ack_ids(messages.iter().map(|m| m.id.clone()).collect())
                 .await?;
         }
-        Ok(pretty(
-            &json!({ "agent": self.agent, "messages": messages }),
-        ))
+        let mut answer = json!({ "agent": self.agent, "messages": messages });
+        // Messages read earlier with ack=false and not acked yet: they come back after their
+        // lease, so say so (a reminder only: left out when the server cannot tell).
+        if let Ok(held) = self.client.leased(&self.agent).await {
+            let earlier: Vec<String> = held
+                .leased
+                .into_iter()
+                .map(|leased| leased.id)
+                .filter(|id| !messages.iter().any(|message| &message.id == id))
+                .collect();
+            if !earlier.is_empty() {
+                answer["not_acknowledged_earlier"] = json!(earlier);
+            }
+        }
+        Ok(pretty(&answer))
     }
 
     #[tool(
@@ -151,11 +166,17 @@ impl SwitchboardTools {
 
     #[tool(
         description = "Answer a message: the reply goes to its sender, marked as the answer to \
-                       message_id (an agent waiting in ask receives it at once)."
+                       message_id (an agent waiting in ask receives it at once). Answering \
+                       acknowledges message_id unless keep_question=true."
     )]
     async fn reply(&self, Parameters(params): Parameters<ReplyParams>) -> ToolResult {
-        let answer = Outgoing::new("", &params.text);
-        crate::cli::client::send_reply(&self.client, &self.agent, &params.message_id, answer)
+        let answer = ReplyRequest {
+            content: params.text,
+            priority: Default::default(),
+            metadata: Default::default(),
+            keep_question: params.keep_question.unwrap_or(false),
+        };
+        crate::cli::client::send_reply(&self.client, &self.agent, &params.message_id, &answer)
             .await
             .map(|sent| pretty(&sent))
             .map_err(|failure| failure.message)

@@ -24,7 +24,7 @@ pub mod rules;
 pub mod strategy;
 pub mod waiting;
 
-pub use broker::{is_capability_recipient, send, Router};
+pub use broker::{is_capability_recipient, send, Routed, Router};
 pub use metrics::RoutingStats;
 
 /// The recipient asking for content routing.

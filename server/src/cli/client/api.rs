@@ -9,7 +9,8 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::credentials::Credentials;
-use crate::api::receipts::{CancelAnswer, ReplyAnswer};
+use crate::api::leased::LeasedAnswer;
+use crate::api::receipts::{CancelAnswer, ReplyAnswer, ReplyRequest, ReplySent};
 use crate::api::wire::{AckResponse, AgentInfo, BatchAckResponse, InboxMessage, Priority};
 use crate::api::wire::{RegisterResponse, SendMessageResponse};
 
@@ -197,6 +198,13 @@ impl Client {
         self.call(Method::GET, &path, &query, None, timeout).await
     }
 
+    /// `agent`'s messages delivered to it and not settled yet (`GET .../leased`).
+    pub async fn leased(&self, agent: &str) -> Result<LeasedAnswer, ClientError> {
+        let path = format!("/api/v1/agents/{}/leased", encode(agent));
+        self.call(Method::GET, &path, &[], None, REQUEST_TIMEOUT)
+            .await
+    }
+
     /// Acks `agent`'s leased messages by id, in one request.
     pub async fn ack(&self, agent: &str, ids: &[String]) -> Result<BatchAckResponse, ClientError> {
         let body = json!({ "agent_id": agent, "message_ids": ids });
@@ -250,6 +258,21 @@ impl Client {
         let timeout = REQUEST_TIMEOUT + Duration::from_secs(wait_seconds);
         let answer: ReplyAnswer = self.call(Method::GET, &path, &query, None, timeout).await?;
         Ok(answer.reply)
+    }
+
+    /// `agent` answers message `id` (`POST /api/v1/messages/{id}/reply`): the answer goes to
+    /// its sender, and the question is acknowledged unless `answer.keep_question`.
+    pub async fn reply(
+        &self,
+        agent: &str,
+        id: &str,
+        answer: &ReplyRequest,
+    ) -> Result<ReplySent, ClientError> {
+        let body = serde_json::to_value(answer).expect("an answer always serializes");
+        let query = [("agent_id", agent.to_string())];
+        let path = format!("/api/v1/messages/{}/reply", encode(id));
+        self.call(Method::POST, &path, &query, Some(&body), REQUEST_TIMEOUT)
+            .await
     }
 
     /// Stops waiting for the reply to question `id`; a late reply goes to the inbox.

@@ -1,5 +1,5 @@
 //! `switchboard ask TO TEXT --timeout S` and `switchboard reply ID TEXT`: request/reply
-//! correlated by message id. The question carries `metadata.expects_reply = true`; the server
+//! correlated by message id; replying acknowledges the question (`--keep-question` not). The question carries `metadata.expects_reply = true`; the server
 //! then keeps replies to it apart from the asker's inbox while the asker waits (see
 //! `crate::receipts::asks`), so asking never disturbs other pending messages.
 
@@ -13,6 +13,7 @@ use super::identity::Connection;
 use super::output::{message_block, print_json};
 use super::send::message_text;
 use super::{checked, Failure, PriorityArg};
+use crate::api::receipts::{ReplyRequest, ReplySent};
 use crate::api::wire::{InboxMessage, SendMessageResponse};
 use crate::receipts::asks::EXPECTS_REPLY_KEY;
 
@@ -128,49 +129,58 @@ pub struct ReplyArgs {
     /// Priority of the answer.
     #[arg(long, value_enum, default_value_t = PriorityArg::Medium)]
     pub priority: PriorityArg,
-    /// Print JSON for programs.
+    /// Leave the question unacknowledged (replying acknowledges it by default, so it is not
+    /// delivered to you again); ack it yourself later with `switchboard ack ID`.
+    #[arg(long)]
+    pub keep_question: bool,
+    /// Print JSON for programs (the send's answer plus `question_acknowledged`).
     #[arg(long)]
     pub json: bool,
 }
 
-/// Sends `text` from `replier` as the answer to message `id`, to that message's sender.
+/// Sends `answer` from `replier` as the answer to message `id`, to that message's sender; the
+/// server acknowledges the question unless `answer.keep_question`.
 pub async fn send_reply(
     client: &Client,
     replier: &str,
     id: &str,
-    mut answer: Outgoing,
-) -> Result<SendMessageResponse, Failure> {
-    let receipt = client.status(id).await.map_err(|error| match error {
-        ClientError::NotFound { .. } => Failure::usage(format!(
-            "cannot find message {id} to answer (its receipt is gone); send the answer with \
-             `switchboard send SENDER TEXT --reply-to {id}`"
-        )),
-        other => Failure::from(other),
-    })?;
-    let Some(sender) = receipt["sender"].as_str() else {
-        return Err(Failure::usage(format!(
-            "message {id} has no known sender to answer"
-        )));
-    };
-    answer.recipient = sender.to_string();
-    answer.reply_to = Some(id.to_string());
-    checked(client, client.send(replier, &answer)).await
+    answer: &ReplyRequest,
+) -> Result<ReplySent, Failure> {
+    checked(client, client.reply(replier, id, answer)).await
 }
 
 /// Runs `switchboard reply`.
 pub async fn reply(args: ReplyArgs) -> Result<(), Failure> {
     let replier = args.connection.require_identity()?;
     let client = args.connection.client()?;
-    let mut answer = Outgoing::new("", &message_text(&args.text)?);
-    answer.priority = args.priority.into();
-    let sent = send_reply(&client, &replier, &args.id, answer).await?;
+    let answer = ReplyRequest {
+        content: message_text(&args.text)?,
+        priority: args.priority.into(),
+        metadata: Default::default(),
+        keep_question: args.keep_question,
+    };
+    let replied = send_reply(&client, &replier, &args.id, &answer).await?;
     if args.json {
-        print_json(&sent);
-    } else {
-        println!(
-            "replied to {} with {} (to {})",
-            args.id, sent.message_id, sent.recipient
-        );
+        print_json(&replied);
+        return Ok(());
     }
+    let sent = &replied.sent;
+    let question = if replied.question_acknowledged {
+        format!("{} acknowledged", args.id)
+    } else if args.keep_question {
+        format!(
+            "{} left unacknowledged: ack it with `switchboard ack {}` when done",
+            args.id, args.id
+        )
+    } else {
+        format!(
+            "{} was not leased to you (acked already, or its lease ran out and it comes again)",
+            args.id
+        )
+    };
+    println!(
+        "replied to {} with {} (to {}); {question}",
+        args.id, sent.message_id, sent.recipient
+    );
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! `switchboard inbox`, `ack ID...`, `nack ID`: read the pending messages (each read is a
 //! lease: a message not acked is delivered again when the lease ends), then settle them.
+//! `inbox` also reminds the agent of messages delivered earlier and still not acked.
 
 use clap::Args;
 
@@ -39,6 +40,16 @@ pub async fn run(args: InboxArgs) -> Result<(), Failure> {
         print_json(&messages);
     } else {
         print!("{}", inbox_text(&agent, &messages, args.ack));
+        // A reminder only: a server without the route (older) just gives none.
+        if let Ok(held) = client.leased(&agent).await {
+            let earlier: Vec<String> = held
+                .leased
+                .into_iter()
+                .map(|leased| leased.id)
+                .filter(|id| !messages.iter().any(|message| &message.id == id))
+                .collect();
+            print!("{}", unacked_notice(&earlier));
+        }
     }
     if args.ack && !messages.is_empty() {
         let ids: Vec<String> = messages.iter().map(|m| m.id.clone()).collect();
@@ -73,6 +84,26 @@ fn inbox_text(agent: &str, messages: &[InboxMessage], acking: bool) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The reminder of messages delivered earlier and still leased to the agent (empty when
+/// there are none): unless acked, each is delivered again when its lease runs out.
+fn unacked_notice(earlier: &[String]) -> String {
+    match earlier.len() {
+        0 => String::new(),
+        1 => format!(
+            "1 message delivered to you earlier is not acknowledged yet: id {}; it comes back \
+             after its lease (`switchboard ack ID` when handled, `switchboard nack ID` to give \
+             it back now)\n",
+            earlier[0]
+        ),
+        count => format!(
+            "{count} messages delivered to you earlier are not acknowledged yet: ids {}; they \
+             come back after their lease (`switchboard ack ID` when handled, `switchboard nack \
+             ID` to give one back now)\n",
+            earlier.join(", ")
+        ),
+    }
 }
 
 /// Flags of `switchboard ack`.

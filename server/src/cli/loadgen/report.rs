@@ -1,6 +1,6 @@
 //! The summary table (or JSON) and the progress bar.
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 
 /// What one load run measured.
 #[derive(Debug, Clone)]
@@ -77,10 +77,7 @@ impl Report {
             ("lost", self.lost.to_string()),
             ("consumer errors", self.consumer_errors.to_string()),
             ("elapsed", format!("{:.2} s", self.seconds)),
-            (
-                "throughput",
-                format!("{:.0} msg/s", self.throughput_per_second),
-            ),
+            ("throughput", rate_text(self.throughput_per_second)),
             (
                 "latency p50",
                 format!("{:.2} ms ({})", self.latency_ms_p50, self.latency_kind),
@@ -99,14 +96,45 @@ impl Report {
     }
 }
 
-/// A progress bar over messages received.
+/// A rate for people, as the table and the progress bar show it: one decimal while it is
+/// small enough for the decimal to matter, whole messages from 1000 per second on.
+pub fn rate_text(per_second: f64) -> String {
+    if per_second < 1000.0 {
+        format!("{per_second:.1} msg/s")
+    } else {
+        format!("{per_second:.0} msg/s")
+    }
+}
+
+/// A progress bar over messages received (its rate in [`rate_text`]'s form, not indicatif's
+/// four decimals).
 pub fn progress_bar(total: u64) -> ProgressBar {
     let bar = ProgressBar::new(total);
     bar.set_style(
         ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} received ({per_sec})",
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} received ({rate})",
         )
+        .map(|style| {
+            style.with_key(
+                "rate",
+                |state: &ProgressState, out: &mut dyn std::fmt::Write| {
+                    let _ = out.write_str(&rate_text(state.per_sec()));
+                },
+            )
+        })
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rate_text;
+
+    #[test]
+    fn rates_are_shown_with_one_decimal_below_a_thousand_and_whole_above() {
+        assert_eq!(rate_text(193.5134), "193.5 msg/s");
+        assert_eq!(rate_text(2.0), "2.0 msg/s");
+        assert_eq!(rate_text(41_312.77), "41313 msg/s");
+    }
 }

@@ -1,17 +1,22 @@
-//! The load generator: registers agents, runs producers and consumers against a server, and
-//! checks that every message sent with an "ok" reply was received (lost = 0), counting
-//! duplicates.
+//! `switchboard loadgen` (also the `switchboard-loadgen` binary of `benches/`): registers
+//! agents, runs producers and consumers against a running server, checks that every message
+//! sent with an "ok" reply was received (lost = 0), counting duplicates, and removes the agents
+//! it registered when it ends, so the registry is as it found it.
+//!
+//! It lives in the server crate so that `switchboard loadgen` needs no second binary; the
+//! benches binary is a thin wrapper around [`main`].
 
 mod client;
 mod queue_api;
 mod report;
 mod tracker;
 
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::{Parser, ValueEnum};
+use clap::ValueEnum;
 
 pub use report::Report;
 use tracker::Tracker;
@@ -29,13 +34,18 @@ pub enum Mode {
     Queue,
 }
 
-/// Command-line arguments.
-#[derive(Debug, Clone, Parser)]
-#[command(
-    name = "switchboard-loadgen",
-    version,
-    about = "End-to-end load test of a running switchboard server"
-)]
+/// How producers send messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Producer {
+    /// One `POST /api/v1/messages` per message.
+    Rest,
+    /// Each producer registers as an agent and sends `send_message` frames over its own
+    /// WebSocket, up to `--window` in flight.
+    Ws,
+}
+
+/// Command-line arguments (the same for `switchboard loadgen` and `switchboard-loadgen`).
+#[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// Base URL of the server.
     #[arg(long, env = "SWITCHBOARD_URL", default_value = "http://127.0.0.1:8080")]
@@ -52,10 +62,9 @@ pub struct Args {
     /// Concurrent producer tasks.
     #[arg(long, default_value_t = 32)]
     pub producers: usize,
-    /// How producers send: one REST call per message, or `send_message` frames over a
-    /// WebSocket per producer with up to `--window` sends in flight.
-    #[arg(long, value_enum, default_value_t = Mode::Rest)]
-    pub producer: Mode,
+    /// How producers send (ignored with `--mode queue`, whose producers use the queue API).
+    #[arg(long, value_enum, default_value_t = Producer::Rest)]
+    pub producer: Producer,
     /// Sends in flight per WebSocket producer.
     #[arg(long, default_value_t = 64)]
     pub window: usize,
@@ -79,10 +88,45 @@ pub struct Args {
     pub json: bool,
 }
 
-/// Runs the load and returns (and prints) the summary.
+/// Runs `switchboard loadgen`: exit 0 when nothing was lost, 1 when messages were lost, 2 when
+/// the load could not run.
+pub fn main(args: Args) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("loadgen: cannot start the async runtime: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(report) if report.lost == 0 => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::from(1),
+        Err(error) => {
+            eprintln!("loadgen: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs the load and returns (and prints) the summary. The agents it registered are removed
+/// afterwards, whether the load ran or failed.
 pub async fn run(args: Args) -> Result<Report, String> {
     let http = client::Http::new(&args.server)?;
     http.check_health().await?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let result = drive(&http, &args, stop.clone()).await;
+    stop.store(true, Ordering::SeqCst);
+    let removed = http.remove_registered().await;
+    match (result, removed) {
+        (Ok(report), Ok(())) => Ok(report),
+        (Ok(_), Err(error)) => Err(error),
+        (Err(error), Ok(())) => Err(error),
+        (Err(error), Err(cleanup)) => Err(format!("{error}; and {cleanup}")),
+    }
+}
+
+/// The load itself: consumers, producers, the drain, the summary.
+async fn drive(http: &client::Http, args: &Args, stop: Arc<AtomicBool>) -> Result<Report, String> {
     let run_id = format!(
         "{:x}",
         std::time::SystemTime::now()
@@ -100,7 +144,6 @@ pub async fn run(args: Args) -> Result<Report, String> {
             .collect(),
     );
     let tracker = Arc::new(Tracker::new(args.messages, args.mode));
-    let stop = Arc::new(AtomicBool::new(false));
     let progress = report::progress_bar(args.messages);
 
     let mut consumers = Vec::new();
@@ -155,8 +198,8 @@ pub async fn run(args: Args) -> Result<Report, String> {
             _ if args.mode == Mode::Queue => {
                 tokio::spawn(queue_api::produce(job, queues.clone(), args.batch.max(1)))
             }
-            Mode::Rest | Mode::Queue => tokio::spawn(client::produce(job)),
-            Mode::Ws => {
+            Producer::Rest => tokio::spawn(client::produce(job)),
+            Producer::Ws => {
                 let socket = http
                     .connect_ws(&http.register_producer(&job.sender).await?)
                     .await?;
@@ -196,7 +239,7 @@ pub async fn run(args: Args) -> Result<Report, String> {
     for consumer in consumers {
         let _ = tokio::time::timeout(Duration::from_secs(3), consumer).await;
     }
-    let report = tracker.report(&args, elapsed);
+    let report = tracker.report(args, elapsed);
     report.print(args.json);
     Ok(report)
 }

@@ -21,12 +21,17 @@ const SEND_ATTEMPTS_MAX: u32 = 50;
 pub struct Agent {
     pub id: String,
     pub name: String,
+    /// The token registration answered with (`--auth token` servers), which removing the
+    /// agent needs.
+    pub token: Option<String>,
 }
 
 #[derive(Clone)]
 pub struct Http {
     pub(super) base: String,
     pub(super) client: reqwest::Client,
+    /// Every agent this run registered, removed when it ends (see [`Http::remove_registered`]).
+    registered: Arc<parking_lot::Mutex<Vec<Agent>>>,
 }
 
 impl Http {
@@ -40,7 +45,64 @@ impl Http {
         Ok(Self {
             base: base.trim_end_matches('/').to_string(),
             client,
+            registered: Arc::default(),
         })
+    }
+
+    /// Registers `name`, remembering it for [`Http::remove_registered`].
+    async fn register(&self, name: &str, body: &Value) -> Result<Agent, String> {
+        let response = self
+            .client
+            .post(format!("{}/api/v1/agents/register", self.base))
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| format!("register {name}: {e}"))?;
+        let status = response.status();
+        let value: Value = response
+            .json()
+            .await
+            .map_err(|e| format!("register {name}: {e}"))?;
+        let id = value["agent_id"]
+            .as_str()
+            .ok_or_else(|| format!("register {name} answered {status}: {value}"))?;
+        let agent = Agent {
+            id: id.to_string(),
+            name: name.to_string(),
+            token: value["token"].as_str().map(str::to_string),
+        };
+        self.registered.lock().push(agent.clone());
+        Ok(agent)
+    }
+
+    /// Removes every agent this run registered (`DELETE /api/v1/agents/{id}` with the agent's
+    /// own token), so that a load run does not leave offline agents behind in the registry and
+    /// on the dashboard. Tries them all; the error names those that could not be removed.
+    pub async fn remove_registered(&self) -> Result<(), String> {
+        let agents = std::mem::take(&mut *self.registered.lock());
+        let mut failed = Vec::new();
+        for agent in agents {
+            let mut request = self
+                .client
+                .delete(format!("{}/api/v1/agents/{}", self.base, agent.id));
+            if let Some(token) = &agent.token {
+                request = request.bearer_auth(token);
+            }
+            match request.send().await {
+                Ok(response) if response.status().is_success() => {}
+                Ok(response) => failed.push(format!("{} ({})", agent.name, response.status())),
+                Err(error) => failed.push(format!("{} ({error})", agent.name)),
+            }
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "could not remove the load's agents {}; remove them with \
+                 `DELETE /api/v1/agents/NAME`",
+                failed.join(", ")
+            ))
+        }
     }
 
     pub async fn check_health(&self) -> Result<(), String> {
@@ -60,25 +122,7 @@ impl Http {
             let name = format!("loadgen-{run_id}-agent-{index}");
             let body =
                 json!({"name": name, "capabilities": ["loadgen"], "metadata": {"loadgen": true}});
-            let response = self
-                .client
-                .post(format!("{}/api/v1/agents/register", self.base))
-                .json(&body)
-                .send()
-                .await
-                .map_err(|e| format!("register {name}: {e}"))?;
-            let status = response.status();
-            let value: Value = response
-                .json()
-                .await
-                .map_err(|e| format!("register {name}: {e}"))?;
-            let id = value["agent_id"]
-                .as_str()
-                .ok_or_else(|| format!("register {name} answered {status}: {value}"))?;
-            agents.push(Agent {
-                id: id.to_string(),
-                name,
-            });
+            agents.push(self.register(&name, &body).await?);
         }
         Ok(agents)
     }
@@ -86,24 +130,7 @@ impl Http {
     /// Registers a producer as an agent (WebSocket producers send as themselves).
     pub async fn register_producer(&self, name: &str) -> Result<Agent, String> {
         let body = json!({"name": name, "capabilities": ["loadgen-producer"]});
-        let response = self
-            .client
-            .post(format!("{}/api/v1/agents/register", self.base))
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| format!("register {name}: {e}"))?;
-        let value: Value = response
-            .json()
-            .await
-            .map_err(|e| format!("register {name}: {e}"))?;
-        let id = value["agent_id"]
-            .as_str()
-            .ok_or_else(|| format!("register {name}: {value}"))?;
-        Ok(Agent {
-            id: id.to_string(),
-            name: name.to_string(),
-        })
+        self.register(name, &body).await
     }
 
     pub async fn connect_ws(&self, agent: &Agent) -> Result<WsStream, String> {
