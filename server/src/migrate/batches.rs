@@ -77,7 +77,7 @@ async fn migrate_agent(state: &AppState, name: &str) -> bool {
         (AgentStage::Pending | AgentStage::Validating, _) => {
             let tmux = Tmux::new(run.settings.tmux_socket.clone());
             let text = instructions(name, &run.settings.server_url);
-            let told = tell(state, &tmux, &agent.pane_id, text, name).await;
+            let told = tell(state, &tmux, &agent.pane_id, text, name, "instructions").await;
             let check = match send_check(
                 state,
                 &run.id,

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use super::model::AgentStage;
 use super::settings::{MigrationArgs, RestartPolicy, StartRequest};
 use super::state::StateStore;
-use super::tmux::DeliveryOptions;
+use super::tmux::{DeliveryOptions, PanePolicy};
 use super::{rollback, runner, MigrationConfig};
 use crate::state::AppState;
 
@@ -31,7 +31,10 @@ pub async fn boot(
         workdir: std::path::absolute(&workdir).unwrap_or(workdir),
         server_url: server_url(local),
         on_restart: args.migration_on_restart,
-        delivery: DeliveryOptions::default(),
+        delivery: DeliveryOptions {
+            policy: PanePolicy::allowing(&args.agent_programs),
+            ..DeliveryOptions::default()
+        },
     };
     let (store, loaded) = StateStore::load(state.engine.clone())
         .await
