@@ -155,7 +155,10 @@ async fn dual_mode_copies_are_refused_for_a_shell_pane_and_reach_a_cat_pane_verb
     })
     .await;
     let tally = &status["run"]["dual_mode"]["tally"];
-    assert_eq!((&tally["refused"], &tally["delivered"]), (&json!(1), &json!(1)));
+    assert_eq!(
+        (&tally["refused"], &tally["delivered"]),
+        (&json!(1), &json!(1))
+    );
     lab.assert_the_shell_ran_nothing();
     let screen = lab.lab.screen(&lab.shell);
     assert!(!screen.contains("DUAL MODE"), "typed into bash:\n{screen}");
@@ -225,7 +228,10 @@ async fn the_migrations_own_notices_are_never_typed_into_a_shell_pane() {
     );
     lab.assert_the_shell_ran_nothing();
     let screen = lab.lab.screen(&lab.shell);
-    assert!(!screen.contains("SWITCHBOARD"), "typed into bash:\n{screen}");
+    assert!(
+        !screen.contains("SWITCHBOARD"),
+        "typed into bash:\n{screen}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -259,10 +259,16 @@ fn a_pane_running_a_shell_is_refused_and_nothing_typed_runs() {
     );
     sync_shell(&lab, &shell, cwd.path(), "synced");
     for file in ["x", "y", "z"] {
-        assert!(!cwd.path().join(file).exists(), "the shell ran `touch {file}`");
+        assert!(
+            !cwd.path().join(file).exists(),
+            "the shell ran `touch {file}`"
+        );
     }
     let screen = lab.screen(&shell);
-    assert!(!screen.contains("DUAL MODE"), "typed into the shell:\n{screen}");
+    assert!(
+        !screen.contains("DUAL MODE"),
+        "typed into the shell:\n{screen}"
+    );
 }
 
 #[test]
@@ -302,7 +308,10 @@ fn a_shell_wrapper_waiting_for_its_reader_is_judged_by_the_reader() {
         "#{pane_current_command}",
     ]);
     assert_eq!(command, "sh", "tmux sees the wrapper, not its reader");
-    assert_eq!(send(&lab, &pane, "through the wrapper"), DeliveryOutcome::Delivered);
+    assert_eq!(
+        send(&lab, &pane, "through the wrapper"),
+        DeliveryOutcome::Delivered
+    );
     assert_eq!(
         pane.wait_lines(1, ARRIVAL_TIMEOUT),
         vec!["through the wrapper"]

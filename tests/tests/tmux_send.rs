@@ -84,10 +84,17 @@ fn a_pane_running_a_shell_gets_nothing_typed() {
     lab.tmux(&["send-keys", "-t", &shell, "Enter"]);
     let started = std::time::Instant::now();
     while !cwd.path().join("synced").exists() {
-        assert!(started.elapsed() < Duration::from_secs(10), "{}", lab.screen(&shell));
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{}",
+            lab.screen(&shell)
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     for file in ["x", "y", "z"] {
-        assert!(!cwd.path().join(file).exists(), "the shell ran `touch {file}`");
+        assert!(
+            !cwd.path().join(file).exists(),
+            "the shell ran `touch {file}`"
+        );
     }
 }

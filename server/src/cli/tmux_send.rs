@@ -16,12 +16,11 @@ use clap::Args;
 use serde_json::{json, Value};
 
 use super::migrate::Server;
+use crate::migrate::settings::AGENT_PROGRAMS_ENV;
 use crate::migrate::tmux::discover::AGENT_WINDOW_PREFIX;
 use crate::migrate::tmux::target::list_panes;
-use crate::migrate::settings::AGENT_PROGRAMS_ENV;
 use crate::migrate::tmux::{
-    deliver, DeliveryOptions, DeliveryOutcome, PaneInfo, PanePolicy, Target, Tmux,
-    TMUX_SOCKET_ENV,
+    deliver, DeliveryOptions, DeliveryOutcome, PaneInfo, PanePolicy, Target, Tmux, TMUX_SOCKET_ENV,
 };
 use crate::monitor::stats_command::SERVER_URL_DEFAULT;
 

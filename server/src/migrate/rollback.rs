@@ -100,12 +100,10 @@ pub async fn roll_back_all_here(state: &AppState, reason: &str) -> bool {
     let Some((tmux, panes)) = affected else {
         return false;
     };
-    let notices = panes
-        .iter()
-        .map(|(name, pane)| {
-            let notice = migration_notice(reason);
-            tell(state, &tmux, pane, notice, name, "rollback notice")
-        });
+    let notices = panes.iter().map(|(name, pane)| {
+        let notice = migration_notice(reason);
+        tell(state, &tmux, pane, notice, name, "rollback notice")
+    });
     futures_util::future::join_all(notices).await;
     true
 }

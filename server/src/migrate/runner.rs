@@ -51,11 +51,11 @@ pub async fn start(state: &AppState, request: StartRequest) -> ApiResult<Started
         let plan = Plan::make(&settings, &config.delivery.policy)
             .await
             .map_err(|error| {
-            ApiError::Conflict(format!(
-                "cannot look at tmux ({}): {error}",
-                settings_tmux(&settings)
-            ))
-        })?;
+                ApiError::Conflict(format!(
+                    "cannot look at tmux ({}): {error}",
+                    settings_tmux(&settings)
+                ))
+            })?;
         let text = plan.render();
         return Ok(Started::Plan { plan, text });
     }

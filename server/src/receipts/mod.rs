@@ -223,9 +223,7 @@ impl Receipts {
     pub fn pane_refused(&self, id: MessageId, agent: &str, reason: &str, at: UnixMillis) {
         let mut stage = Stage::new(StageKind::PaneRefused, at);
         stage.agent = Some(agent.to_string());
-        stage.reason = Some(format!(
-            "refused: {reason}; the message stays in the queue"
-        ));
+        stage.reason = Some(format!("refused: {reason}; the message stays in the queue"));
         self.add(id, stage);
     }
 

@@ -21,7 +21,8 @@ const READER_SCRIPT: &str = "stty -icanon\n: > \"$1.ready\"\nexec cat >> \"$1\"\
 const SILENT_READER_SCRIPT: &str = "stty -icanon -echo\n: > \"$1.ready\"\nexec cat >> \"$1\"\n";
 /// The same, but the shell stays, waiting for `cat` (a command follows it): a `sh -c`-style
 /// wrapper, which tmux reports as `sh` while `cat` reads the terminal.
-const WRAPPED_READER_SCRIPT: &str = "stty -icanon\n: > \"$1.ready\"\ncat >> \"$1\"\necho cat ended\n";
+const WRAPPED_READER_SCRIPT: &str =
+    "stty -icanon\n: > \"$1.ready\"\ncat >> \"$1\"\necho cat ended\n";
 /// Prompt of the lab's shells, so a test sees when one is ready.
 pub const SHELL_PROMPT: &str = "lab-shell$ ";
 
@@ -173,9 +174,8 @@ impl TmuxLab {
     /// A window `window` in `session` running an interactive `bash` (no rc files, no history
     /// file) in `cwd`, at its prompt ([`SHELL_PROMPT`]); returns the pane id.
     pub fn shell(&self, session: &str, window: &str, cwd: &std::path::Path) -> String {
-        let command = format!(
-            "env PS1='{SHELL_PROMPT}' HISTFILE=/dev/null bash --norc --noprofile -i"
-        );
+        let command =
+            format!("env PS1='{SHELL_PROMPT}' HISTFILE=/dev/null bash --norc --noprofile -i");
         let pane_id = self.new_window(session, window, &cwd.display().to_string(), &command);
         let started = Instant::now();
         while !self.screen(&pane_id).contains(SHELL_PROMPT.trim_end()) {

@@ -78,7 +78,10 @@ pub struct PanePolicy {
 impl Default for PanePolicy {
     fn default() -> Self {
         Self {
-            agent_programs: AGENT_PROGRAMS_DEFAULT.iter().map(|s| s.to_string()).collect(),
+            agent_programs: AGENT_PROGRAMS_DEFAULT
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         }
     }
 }
@@ -137,10 +140,7 @@ pub fn judge(readers: &[Reader], policy: &PanePolicy) -> Verdict {
             reason: "pane runs no program that could be identified".into(),
         };
     }
-    if let Some(shell) = readers
-        .iter()
-        .find(|r| r.names.iter().any(|n| SHELLS.iter().any(|s| matches(n, s))))
-    {
+    if let Some(shell) = readers.iter().find(|r| r.names.iter().any(|n| is_shell(n))) {
         return Verdict::Refused {
             reason: format!(
                 "pane runs a shell ({}), which would run the text as commands; nothing is typed \
@@ -168,6 +168,12 @@ pub fn judge(readers: &[Reader], policy: &PanePolicy) -> Verdict {
             program: readers[0].label(),
         },
     }
+}
+
+/// True when `name` (a program name or path) is a shell of [`SHELLS`].
+pub fn is_shell(name: &str) -> bool {
+    let name = program_name(name);
+    SHELLS.iter().any(|shell| matches(&name, shell))
 }
 
 /// `name` is `program`, or `program` followed by a version (`python3`, `python3.12`).
@@ -212,7 +218,11 @@ pub fn terminal_readers(proc_root: &Path, pane_pid: u32, tty: &str) -> Option<Ve
         .flatten()
         .take(PROCESSES_SCANNED_MAX)
     {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         let Some(stat) = stat_fields(proc_root, pid) else {
@@ -308,7 +318,12 @@ mod tests {
     #[test]
     fn a_shell_is_refused_by_any_of_its_names() {
         let policy = PanePolicy::default();
-        for names in [&["bash"][..], &["-zsh"], &["node", "fish"], &["python3", "xonsh"]] {
+        for names in [
+            &["bash"][..],
+            &["-zsh"],
+            &["node", "fish"],
+            &["python3", "xonsh"],
+        ] {
             let names: Vec<String> = names.iter().map(|n| program_name(n)).collect();
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
             let reason = refused(judge(&readers(&[&names]), &policy));
