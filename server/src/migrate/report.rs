@@ -332,7 +332,9 @@ pub async fn finish(state: &AppState) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::migrate::model::{AgentMigration, DualModeRecord, ValidationRecord};
+    use crate::migrate::model::{
+        AgentMigration, DualModeRecord, RefusedDelivery, ValidationRecord,
+    };
     use crate::migrate::settings::StartRequest;
     use crate::migrate::tmux::discover::FoundBy;
 
@@ -378,6 +380,13 @@ mod tests {
             preview: "hi".into(),
             pane: DeliveryOutcome::Delivered,
         });
+        run.refused(RefusedDelivery {
+            at: 2_500,
+            agent: "gamma".into(),
+            pane: "%1".parse().unwrap(),
+            what: "instructions".into(),
+            reason: "pane runs a shell (bash)".into(),
+        });
         run.validations.push(ValidationRecord {
             agent: "alpha".into(),
             round: CheckRound::Batch,
@@ -409,5 +418,12 @@ mod tests {
             "{summary}"
         );
         assert!(summary.contains("1 passed, 0 failed"), "{summary}");
+        assert!(
+            summary.contains(
+                "not typed into panes (1):\n    gamma (pane %1) instructions: refused: pane runs \
+                 a shell (bash)"
+            ),
+            "{summary}"
+        );
     }
 }
