@@ -257,3 +257,35 @@ async fn a_dry_run_warns_that_a_shell_pane_will_get_nothing_typed() {
         "the cat pane gets no warning:\n{out}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn serve_agent_program_replaces_the_allowed_programs() {
+    let lab = lab();
+    let workdir = lab.lab.dir().display().to_string();
+    let server = ServerProcess::start(
+        "memory:",
+        &[
+            "--enable-migration",
+            "--tmux-socket",
+            &lab.lab.socket,
+            "--workdir",
+            &workdir,
+            "--agent-program",
+            "claude,codex",
+        ],
+    );
+    let (ok, out, err) = switchboard(vec![
+        "migrate".into(),
+        "--server".into(),
+        server.base(),
+        "--dry-run".into(),
+    ])
+    .await;
+    assert!(ok, "{out}\n{err}");
+    let warning = format!(
+        "reader (pane {}): refused: pane runs cat, which is not an agent program (allowed: \
+         claude, codex",
+        lab.reader.pane_id
+    );
+    assert!(out.contains(&warning), "no {warning:?} in:\n{out}");
+}
