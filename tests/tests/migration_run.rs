@@ -150,6 +150,30 @@ async fn every_agent_validates_and_the_migration_completes_with_a_report() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_instructions_typed_into_panes_show_the_switchboard_cli_not_curl() {
+    let (lab, panes, _bystander) = lab_with_agents(&["alpha"]);
+    let server = start_server(&lab);
+    let _players = Players::start(&server.base(), &["alpha"], &[]);
+    let (status, body) = post(
+        server.url("/api/v1/migration/start"),
+        json!({"dual_mode_minutes": 0, "skip_cleanup": true}),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let lines = panes[0].wait_for("[SWITCHBOARD]", PANE_TIMEOUT);
+    let told = lines.iter().find(|l| l.contains("[SWITCHBOARD]")).unwrap();
+    let connection = format!("--server {} --agent alpha", server.base());
+    for command in [
+        format!("switchboard inbox {connection} --ack"),
+        format!("switchboard wait {connection} --ack"),
+        format!("switchboard send {connection} RECIPIENT"),
+    ] {
+        assert!(told.contains(&command), "no {command:?} in {told}");
+    }
+    assert!(!told.contains("curl"), "{told}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_agent_that_never_acks_is_rolled_back_and_the_others_migrate() {
     let (lab, panes, _bystander) = lab_with_agents(&["alpha", "beta", "gamma"]);
     let server = start_server(&lab);

@@ -1,6 +1,7 @@
 //! The tmux adapter against real tmux, on a private server per test: what the program in the
 //! pane receives is exactly the message, once, whatever the message holds, and a message never
-//! goes to the wrong pane, a dead pane, or a pane in copy mode.
+//! goes to the wrong pane, a dead pane, a pane in copy mode, or a pane whose terminal a shell
+//! (or any program that is not an agent) reads.
 
 mod tmux_lab;
 
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use switchboard_server::migrate::tmux::target::list_panes;
 use switchboard_server::migrate::tmux::{
-    deliver, DeliveryOptions, DeliveryOutcome, PaneId, Target, Tmux,
+    deliver, DeliveryOptions, DeliveryOutcome, PaneId, PanePolicy, Target, Tmux,
 };
 use tmux_lab::{ReaderPane, TmuxLab};
 
@@ -21,10 +22,33 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// A message a shell would run three commands from: `touch x`, `touch y` and `touch z`.
+const SHELL_BAIT: &str = "[DUAL MODE] From alice: $(touch x) ; touch y\ntouch z";
+
 fn send(lab: &TmuxLab, pane: &ReaderPane, text: &str) -> DeliveryOutcome {
+    send_to(lab, &pane.pane_id, text, &DeliveryOptions::default())
+}
+
+fn send_to(lab: &TmuxLab, pane_id: &str, text: &str, options: &DeliveryOptions) -> DeliveryOutcome {
     let tmux = Tmux::new(Some(lab.socket.clone()));
-    let id: PaneId = pane.pane_id.parse().unwrap();
-    runtime().block_on(deliver(&tmux, &id, text, &DeliveryOptions::default()))
+    let id: PaneId = pane_id.parse().unwrap();
+    runtime().block_on(deliver(&tmux, &id, text, options))
+}
+
+/// Makes the shell in `pane_id` (typing directly, not through switchboard) create `marker`
+/// in `dir`, and waits for it: everything typed into the shell before has been run by then.
+fn sync_shell(lab: &TmuxLab, pane_id: &str, dir: &std::path::Path, marker: &str) {
+    lab.tmux(&["send-keys", "-t", pane_id, "-l", &format!("touch {marker}")]);
+    lab.tmux(&["send-keys", "-t", pane_id, "Enter"]);
+    let started = std::time::Instant::now();
+    while !dir.join(marker).exists() {
+        assert!(
+            started.elapsed() < ARRIVAL_TIMEOUT,
+            "the shell never ran `touch {marker}`:\n{}",
+            lab.screen(pane_id)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Delivers `text`, then a marker line, and returns what arrived before the marker: the marker
@@ -220,4 +244,94 @@ fn session_window_targets_resolve_to_that_window_not_the_active_pane() {
     assert_eq!(resolve("hive:agent-first").unwrap(), first.pane_id);
     assert!(resolve("hive:agent-missing").is_err());
     assert!(resolve("nosuchsession:agent-first").is_err());
+}
+
+#[test]
+fn a_pane_running_a_shell_is_refused_and_nothing_typed_runs() {
+    let lab = TmuxLab::new();
+    let cwd = tempfile::tempdir().unwrap();
+    let shell = lab.shell("hive", "agent-shell", cwd.path());
+    let outcome = send_to(&lab, &shell, SHELL_BAIT, &DeliveryOptions::default());
+    assert!(
+        matches!(&outcome, DeliveryOutcome::Refused { reason }
+            if reason.starts_with("pane runs a shell (bash)")),
+        "{outcome:?}"
+    );
+    sync_shell(&lab, &shell, cwd.path(), "synced");
+    for file in ["x", "y", "z"] {
+        assert!(
+            !cwd.path().join(file).exists(),
+            "the shell ran `touch {file}`"
+        );
+    }
+    let screen = lab.screen(&shell);
+    assert!(
+        !screen.contains("DUAL MODE"),
+        "typed into the shell:\n{screen}"
+    );
+}
+
+#[test]
+fn a_shell_is_refused_even_when_the_allow_list_names_it() {
+    let lab = TmuxLab::new();
+    let cwd = tempfile::tempdir().unwrap();
+    let shell = lab.shell("hive", "agent-shell", cwd.path());
+    let options = DeliveryOptions {
+        policy: PanePolicy::allowing(&["bash".into(), "cat".into()]),
+        ..DeliveryOptions::default()
+    };
+    let outcome = send_to(&lab, &shell, "touch listed", &options);
+    assert_eq!(outcome.label(), "refused", "{outcome:?}");
+    sync_shell(&lab, &shell, cwd.path(), "synced");
+    assert!(!cwd.path().join("listed").exists());
+}
+
+#[test]
+fn a_line_reader_gets_shell_syntax_verbatim() {
+    let (outcome, lines) = round_trip(SHELL_BAIT);
+    assert_eq!(outcome, DeliveryOutcome::Delivered);
+    assert_eq!(
+        lines,
+        vec!["[DUAL MODE] From alice: $(touch x) ; touch y", "touch z"]
+    );
+}
+
+#[test]
+fn a_shell_wrapper_waiting_for_its_reader_is_judged_by_the_reader() {
+    let lab = TmuxLab::new();
+    let pane = lab.wrapped_reader("hive", "agent-wrapped");
+    let command = lab.tmux(&[
+        "display-message",
+        "-p",
+        "-t",
+        &pane.pane_id,
+        "#{pane_current_command}",
+    ]);
+    assert_eq!(command, "sh", "tmux sees the wrapper, not its reader");
+    assert_eq!(
+        send(&lab, &pane, "through the wrapper"),
+        DeliveryOutcome::Delivered
+    );
+    assert_eq!(
+        pane.wait_lines(1, ARRIVAL_TIMEOUT),
+        vec!["through the wrapper"]
+    );
+}
+
+#[test]
+fn a_program_off_the_allow_list_is_refused() {
+    let lab = TmuxLab::new();
+    let pane = lab.reader("hive", "agent-reader");
+    let options = DeliveryOptions {
+        policy: PanePolicy::allowing(&["claude".into()]),
+        ..DeliveryOptions::default()
+    };
+    let outcome = send_to(&lab, &pane.pane_id, "not for cat", &options);
+    assert!(
+        matches!(&outcome, DeliveryOutcome::Refused { reason }
+            if reason.starts_with("pane runs cat") && reason.contains("--agent-program")),
+        "{outcome:?}"
+    );
+    assert_eq!(send(&lab, &pane, "for cat"), DeliveryOutcome::Delivered);
+    assert_eq!(pane.wait_lines(1, ARRIVAL_TIMEOUT), vec!["for cat"]);
 }

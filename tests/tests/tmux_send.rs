@@ -1,7 +1,8 @@
 //! `switchboard tmux-send TARGET MESSAGE...`, the drop-in for `send-claude-message.sh`, when
 //! the queue cannot take the message: it types into the pane itself (safely), or with
 //! `--no-fallback` refuses; a target that is not a pane is an error and nothing is typed
-//! anywhere. (Sending through the queue in dual mode is tested in `migration_run.rs`.)
+//! anywhere; a pane whose terminal a shell reads is never typed into. (Sending through the
+//! queue in dual mode is tested in `migration_run.rs` and `migration_shell_panes.rs`.)
 
 mod tmux_lab;
 
@@ -65,4 +66,35 @@ fn a_target_that_is_not_a_pane_is_an_error_and_nothing_is_typed_anywhere() {
     assert!(err.contains("nothing was sent"), "{err}");
     std::thread::sleep(Duration::from_millis(500));
     assert!(active.lines().is_empty(), "{:?}", active.lines());
+}
+
+#[test]
+fn a_pane_running_a_shell_gets_nothing_typed() {
+    let lab = TmuxLab::new();
+    let cwd = tempfile::tempdir().unwrap();
+    let shell = lab.shell("agent-hive", "agent-alpha", cwd.path());
+    let (ok, out, err) = tmux_send(
+        &lab,
+        &["agent-hive:agent-alpha", "$(touch x) ; touch y\ntouch z"],
+    );
+    assert!(!ok, "{out}");
+    assert!(err.contains("refused: pane runs a shell (bash)"), "{err}");
+    // Typed directly: once the shell has run it, it has run anything typed before.
+    lab.tmux(&["send-keys", "-t", &shell, "-l", "touch synced"]);
+    lab.tmux(&["send-keys", "-t", &shell, "Enter"]);
+    let started = std::time::Instant::now();
+    while !cwd.path().join("synced").exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{}",
+            lab.screen(&shell)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for file in ["x", "y", "z"] {
+        assert!(
+            !cwd.path().join(file).exists(),
+            "the shell ran `touch {file}`"
+        );
+    }
 }

@@ -6,7 +6,9 @@
 //!
 //! When the pane's agent is unknown to the server, or the server cannot be reached, the text
 //! is typed into the pane directly, as the old script did but safely (no C-c, literal text,
-//! checked submission); `--no-fallback` makes that an error instead.
+//! checked submission); `--no-fallback` makes that an error instead. Nothing is ever typed
+//! into a pane whose terminal a shell reads (nor one running a program that is not an allowed
+//! agent, `--agent-program`): that is refused, exit code 1.
 
 use std::process::ExitCode;
 
@@ -14,9 +16,12 @@ use clap::Args;
 use serde_json::{json, Value};
 
 use super::migrate::Server;
+use crate::migrate::settings::AGENT_PROGRAMS_ENV;
 use crate::migrate::tmux::discover::AGENT_WINDOW_PREFIX;
 use crate::migrate::tmux::target::list_panes;
-use crate::migrate::tmux::{deliver, DeliveryOptions, PaneInfo, Target, Tmux, TMUX_SOCKET_ENV};
+use crate::migrate::tmux::{
+    deliver, DeliveryOptions, DeliveryOutcome, PaneInfo, PanePolicy, Target, Tmux, TMUX_SOCKET_ENV,
+};
 use crate::monitor::stats_command::SERVER_URL_DEFAULT;
 
 /// Sender name when neither `--sender` nor `SWITCHBOARD_AGENT` gives one.
@@ -40,6 +45,15 @@ pub struct TmuxSendArgs {
     /// Fail rather than type into the pane when the queue cannot take the message.
     #[arg(long)]
     pub no_fallback: bool,
+    /// Program allowed to have the message typed into its pane (repeatable, or
+    /// comma-separated; default: as `serve --agent-program`). Never a shell.
+    #[arg(
+        long = "agent-program",
+        env = AGENT_PROGRAMS_ENV,
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
+    pub agent_programs: Vec<String>,
     /// The pane, as the old script took it: `session:window`, `session:window.pane` or
     /// `%pane_id`.
     pub target: String,
@@ -112,7 +126,19 @@ async fn send(args: &TmuxSendArgs) -> Result<String, String> {
             tmux.describe()
         ));
     };
-    let outcome = deliver(&tmux, &pane.pane_id, &message, &DeliveryOptions::default()).await;
+    let options = DeliveryOptions {
+        policy: PanePolicy::allowing(&args.agent_programs),
+        ..DeliveryOptions::default()
+    };
+    let outcome = deliver(&tmux, &pane.pane_id, &message, &options).await;
+    if let DeliveryOutcome::Refused { reason } = &outcome {
+        return Err(format!(
+            "switchboard: {queue_error}; and nothing was typed into pane {} ({}): refused: \
+             {reason}",
+            pane.pane_id,
+            pane.target()
+        ));
+    }
     let line = format!(
         "typed into pane {} ({}) because {queue_error}: {}{}",
         pane.pane_id,

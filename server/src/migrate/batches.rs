@@ -11,19 +11,19 @@ use super::tmux::Tmux;
 use super::validate::{await_check, record, send_check};
 use crate::state::AppState;
 
-/// What an agent reads in its pane: how to read and acknowledge its messages. One line, so
-/// that it is submitted as one message.
+/// What an agent reads in its pane: how to read, acknowledge and send messages with the
+/// `switchboard` CLI (as docs/agents.md recommends; MCP clients get the `switchboard mcp`
+/// line), with its name and this server's URL. One line, so that it is submitted as one
+/// message.
 pub fn instructions(name: &str, server_url: &str) -> String {
+    let connection = format!("--server {server_url} --agent {name}");
     format!(
         "[SWITCHBOARD] Your messages are moving to the switchboard queue at {server_url}. \
-         Read them with: curl -s '{server_url}/api/v1/messages/{name}?wait_seconds=20' and \
-         acknowledge each one with: curl -s -X POST \
-         '{server_url}/api/v1/messages/MESSAGE_ID/ack?agent_id={name}' (or connect a WebSocket \
-         to {ws}/ws/{name} and answer each push with {{\"type\":\"ack\",\"message_id\":\"ID\"}}). \
-         Send with: curl -s -X POST '{server_url}/api/v1/messages?sender={name}' -H \
-         'Content-Type: application/json' -d '{{\"recipient\":\"NAME\",\"content\":\"TEXT\"}}'. \
-         Acknowledge the check message waiting for you now to finish the move.",
-        ws = server_url.replacen("http", "ws", 1),
+         Read and acknowledge them with: switchboard inbox {connection} --ack (or block until \
+         the next one arrives: switchboard wait {connection} --ack --timeout 600). Send with: \
+         switchboard send {connection} RECIPIENT 'TEXT'. MCP clients: switchboard mcp \
+         {connection}. See docs/agents.md. Run switchboard inbox {connection} --ack now: it \
+         acknowledges the check message waiting for you, which finishes the move."
     )
 }
 
@@ -77,7 +77,7 @@ async fn migrate_agent(state: &AppState, name: &str) -> bool {
         (AgentStage::Pending | AgentStage::Validating, _) => {
             let tmux = Tmux::new(run.settings.tmux_socket.clone());
             let text = instructions(name, &run.settings.server_url);
-            let told = tell(state, &tmux, &agent.pane_id, text, name).await;
+            let told = tell(state, &tmux, &agent.pane_id, text, name, "instructions").await;
             let check = match send_check(
                 state,
                 &run.id,
@@ -153,7 +153,21 @@ mod tests {
     fn instructions_are_one_line_naming_the_agent_and_server() {
         let text = instructions("alice", "http://127.0.0.1:8080");
         assert!(!text.contains('\n'));
-        assert!(text.contains("http://127.0.0.1:8080/api/v1/messages/alice?wait_seconds=20"));
-        assert!(text.contains("ws://127.0.0.1:8080/ws/alice"));
+        assert!(text.contains("--server http://127.0.0.1:8080 --agent alice"));
+    }
+
+    #[test]
+    fn instructions_show_the_switchboard_cli_and_no_curl() {
+        let text = instructions("alice", "http://127.0.0.1:8080");
+        let connection = "--server http://127.0.0.1:8080 --agent alice";
+        for command in [
+            format!("switchboard inbox {connection} --ack"),
+            format!("switchboard wait {connection} --ack --timeout 600"),
+            format!("switchboard send {connection} RECIPIENT 'TEXT'"),
+            format!("switchboard mcp {connection}"),
+        ] {
+            assert!(text.contains(&command), "no {command:?} in {text}");
+        }
+        assert!(!text.contains("curl"), "{text}");
     }
 }

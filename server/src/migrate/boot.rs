@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use super::model::AgentStage;
 use super::settings::{MigrationArgs, RestartPolicy, StartRequest};
 use super::state::StateStore;
-use super::tmux::DeliveryOptions;
+use super::tmux::foreground::is_shell;
+use super::tmux::{DeliveryOptions, PanePolicy};
 use super::{rollback, runner, MigrationConfig};
 use crate::state::AppState;
 
@@ -31,8 +32,22 @@ pub async fn boot(
         workdir: std::path::absolute(&workdir).unwrap_or(workdir),
         server_url: server_url(local),
         on_restart: args.migration_on_restart,
-        delivery: DeliveryOptions::default(),
+        delivery: DeliveryOptions {
+            policy: PanePolicy::allowing(&args.agent_programs),
+            ..DeliveryOptions::default()
+        },
     };
+    let listed_shells: Vec<&String> = args
+        .agent_programs
+        .iter()
+        .filter(|name| is_shell(name))
+        .collect();
+    if !listed_shells.is_empty() {
+        tracing::warn!(
+            ?listed_shells,
+            "--agent-program names a shell: ignored, nothing is ever typed into a shell"
+        );
+    }
     let (store, loaded) = StateStore::load(state.engine.clone())
         .await
         .map_err(|error| format!("switchboard: cannot read the migration state: {error}"))?;

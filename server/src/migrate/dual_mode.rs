@@ -5,12 +5,19 @@
 //! The send path calls [`wants_pane_copy`] (an atomic load when no agent needs copies) and,
 //! after the enqueue, [`copy_to_pane`], which returns at once: the typing and its check run in
 //! the pane's writer task, so a slow pane never slows the queue.
+//!
+//! A pane whose terminal is read by a shell (or by a program that is not an agent) gets
+//! nothing typed (see [`super::tmux::foreground`]): the copy is `refused`, which the run's
+//! report and the message's delivery receipt record; the message is in the queue regardless.
 
 use std::sync::atomic::Ordering;
 
 use switchboard_engine::MessageId;
 
-use super::model::{preview, AgentMigration, AgentStage, DualModeRecord, MigrationRun};
+use super::model::{
+    preview, AgentMigration, AgentStage, DualModeRecord, MigrationRun, RefusedDelivery,
+};
+use super::tmux::DeliveryOutcome;
 use super::tmux::{PaneId, Tmux};
 use crate::registry::AgentRecord;
 use crate::state::AppState;
@@ -88,7 +95,7 @@ pub fn copy_to_pane(
         recipient: recipient.name.clone(),
         message_id: message_id.to_string(),
         preview: preview(content),
-        pane: super::tmux::DeliveryOutcome::Delivered,
+        pane: DeliveryOutcome::Delivered,
     };
     let state = state.clone();
     tokio::spawn(async move {
@@ -102,7 +109,21 @@ pub fn copy_to_pane(
             tracing::warn!(recipient = %record_base.recipient, %pane, outcome = outcome.label(), reason, "pane copy");
         }
         let now = state.engine.now_ms();
+        if let DeliveryOutcome::Refused { reason } = &outcome {
+            state
+                .receipts
+                .pane_refused(message_id, &record_base.recipient, reason, now);
+        }
         state.migration.update(|run| {
+            if let DeliveryOutcome::Refused { reason } = &outcome {
+                run.refused(RefusedDelivery {
+                    at: now,
+                    agent: record_base.recipient.clone(),
+                    pane: pane.clone(),
+                    what: format!("dual-mode copy of message {message_id}"),
+                    reason: reason.clone(),
+                });
+            }
             run.dual_mode.push(DualModeRecord {
                 at: now,
                 pane: outcome,

@@ -15,6 +15,8 @@ use super::tmux::{DeliveryOutcome, PaneId};
 pub const DUAL_MODE_RECORDS_MAX: usize = 500;
 /// Most progress events kept in a run (older ones are dropped; their numbers stay unique).
 pub const EVENTS_MAX: usize = 500;
+/// Most refused pane deliveries kept one by one in a run.
+pub const REFUSED_RECORDS_MAX: usize = 500;
 /// Most characters of a message kept in a dual-mode record.
 pub const PREVIEW_CHARS_MAX: usize = 120;
 
@@ -221,6 +223,10 @@ pub struct DualModeTally {
     pub unconfirmed: u64,
     /// Pane copies that could not be made.
     pub failed: u64,
+    /// Pane copies refused because the pane runs a shell or a program that is not an agent
+    /// (nothing typed; the message is in the queue).
+    #[serde(default)]
+    pub refused: u64,
 }
 
 /// The dual-mode part of a run: counts, and the latest records.
@@ -240,12 +246,29 @@ impl DualModeLog {
             DeliveryOutcome::Delivered => self.tally.delivered += 1,
             DeliveryOutcome::Unconfirmed { .. } => self.tally.unconfirmed += 1,
             DeliveryOutcome::Failed { .. } => self.tally.failed += 1,
+            DeliveryOutcome::Refused { .. } => self.tally.refused += 1,
         }
         if self.recent.len() == DUAL_MODE_RECORDS_MAX {
             self.recent.pop_front();
         }
         self.recent.push_back(record);
     }
+}
+
+/// Text the migration would have typed into a pane, refused because of the program reading it
+/// (a shell, or a program that is not an agent).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusedDelivery {
+    /// When.
+    pub at: UnixMillis,
+    /// The agent whose pane it is.
+    pub agent: String,
+    /// The pane.
+    pub pane: PaneId,
+    /// What it was: `dual-mode copy of message ID`, `instructions`, `notice`...
+    pub what: String,
+    /// Why, starting with `pane runs ...`.
+    pub reason: String,
 }
 
 /// A helper script moved aside by the cleanup.
@@ -299,6 +322,9 @@ pub struct MigrationRun {
     pub validations: Vec<ValidationRecord>,
     /// Scripts moved aside.
     pub cleanup: Vec<CleanupRecord>,
+    /// The latest [`REFUSED_RECORDS_MAX`] texts not typed because of the pane's program.
+    #[serde(default)]
+    pub refused: VecDeque<RefusedDelivery>,
     /// Why the whole migration was rolled back, or why it failed.
     pub rollback_reason: Option<String>,
     /// Times the server restarted during the run and resumed it.
@@ -326,6 +352,7 @@ impl MigrationRun {
             dual_mode: DualModeLog::default(),
             validations: Vec::new(),
             cleanup: Vec::new(),
+            refused: VecDeque::new(),
             rollback_reason: None,
             resumed: 0,
             events: VecDeque::new(),
@@ -346,6 +373,21 @@ impl MigrationRun {
             text,
         });
         self.next_event += 1;
+    }
+
+    /// Keeps a refused delivery (and notes it as an event).
+    pub fn refused(&mut self, record: RefusedDelivery) {
+        self.event(
+            record.at,
+            format!(
+                "{} for {} not typed into pane {}: refused: {}",
+                record.what, record.agent, record.pane, record.reason
+            ),
+        );
+        if self.refused.len() == REFUSED_RECORDS_MAX {
+            self.refused.pop_front();
+        }
+        self.refused.push_back(record);
     }
 
     /// The agent named `name`.

@@ -1,6 +1,7 @@
 //! The plan: which agents discovery found, in which batch each moves, and what the cleanup
 //! would move aside. `switchboard migrate --dry-run` prints it ([`Plan::render`]) and changes
-//! nothing; a real run follows it.
+//! nothing; a real run follows it. An agent whose pane runs a shell (or a program that is not
+//! an agent) is listed with the refusal its pane deliveries would get.
 
 use serde::{Deserialize, Serialize};
 
@@ -9,7 +10,8 @@ use super::settings::RunSettings;
 use super::tmux::discover::{
     discover_live, known_worktrees, DiscoveredAgent, DiscoveryRules, FoundBy,
 };
-use super::tmux::{Tmux, TmuxError};
+use super::tmux::foreground::{judge_pane, Verdict};
+use super::tmux::{PanePolicy, Tmux, TmuxError};
 use crate::registry::validate_name;
 
 /// One agent in the plan.
@@ -28,6 +30,9 @@ pub struct PlannedAgent {
     pub found_by: FoundBy,
     /// Its batch (0-based).
     pub batch: usize,
+    /// Why nothing would be typed into its pane (`pane runs a shell ...`), if so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pane_refusal: Option<String>,
 }
 
 /// What a run would do.
@@ -50,8 +55,9 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Discovers agents with `settings` and lays out the batches.
-    pub async fn make(settings: &RunSettings) -> Result<Plan, TmuxError> {
+    /// Discovers agents with `settings` and lays out the batches; `policy` says which panes
+    /// may be typed into.
+    pub async fn make(settings: &RunSettings, policy: &PanePolicy) -> Result<Plan, TmuxError> {
         let tmux = Tmux::new(settings.tmux_socket.clone());
         let rules = DiscoveryRules {
             session: settings.tmux_session.clone(),
@@ -70,18 +76,26 @@ impl Plan {
                 }
             })
             .collect();
-        let agents: Vec<PlannedAgent> = usable
-            .iter()
-            .enumerate()
-            .map(|(index, agent)| PlannedAgent {
+        let refusals = pane_refusals(&usable, policy).await;
+        let mut agents: Vec<PlannedAgent> = Vec::with_capacity(usable.len());
+        for (index, (agent, refusal)) in usable.iter().zip(refusals).enumerate() {
+            if let Some(reason) = &refusal {
+                warnings.push(format!(
+                    "{} (pane {}): refused: {reason}; nothing is typed into it (dual-mode \
+                     copies, instructions, notices) until an agent runs there",
+                    agent.name, agent.pane.pane_id
+                ));
+            }
+            agents.push(PlannedAgent {
                 name: agent.name.clone(),
                 pane_id: agent.pane.pane_id.to_string(),
                 target: agent.pane.target(),
                 current_path: agent.pane.current_path.display().to_string(),
                 found_by: agent.found_by,
                 batch: index / settings.batch_size,
-            })
-            .collect();
+                pane_refusal: refusal,
+            });
+        }
         let batches = agents
             .chunks(settings.batch_size)
             .map(|chunk| chunk.iter().map(|a| a.name.clone()).collect())
@@ -106,6 +120,8 @@ impl Plan {
     }
 
     /// The plan as text for people.
+    ///
+    /// An agent whose pane would refuse deliveries has a `warning: refused: ...` line.
     pub fn render(&self) -> String {
         let mut out = format!(
             "Migration plan ({}): {} agent(s) in {} batch(es)\n",
@@ -125,6 +141,9 @@ impl Plan {
                     FoundBy::Worktree => "in its worktree",
                 }
             ));
+            if let Some(reason) = &agent.pane_refusal {
+                out.push_str(&format!("         warning: refused: {reason}\n"));
+            }
         }
         out.push_str(&format!(
             "  2. dual mode: {} minute(s), every message also typed into the pane\n",
@@ -155,4 +174,24 @@ impl Plan {
         }
         out
     }
+}
+
+/// For each agent, why its pane would refuse typed text (`None` when it would not).
+async fn pane_refusals(agents: &[DiscoveredAgent], policy: &PanePolicy) -> Vec<Option<String>> {
+    let panes: Vec<_> = agents.iter().map(|agent| agent.pane.clone()).collect();
+    let policy = policy.clone();
+    let judged = tokio::task::spawn_blocking(move || {
+        panes
+            .iter()
+            .map(|pane| match judge_pane(pane, &policy) {
+                Verdict::Agent { .. } => None,
+                Verdict::Refused { reason } => Some(reason),
+            })
+            .collect::<Vec<_>>()
+    })
+    .await;
+    judged.unwrap_or_else(|error| {
+        let reason = format!("which program reads the pane could not be told: {error}");
+        vec![Some(reason); agents.len()]
+    })
 }

@@ -81,6 +81,21 @@ pub struct ValidationEntry {
     pub result: CheckResult,
 }
 
+/// Text not typed into a pane because of the program reading it, with a readable time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefusedEntry {
+    /// When, ISO-8601.
+    pub at: String,
+    /// The agent whose pane it is.
+    pub agent: String,
+    /// The pane, `%N`.
+    pub pane: String,
+    /// What it was (`dual-mode copy of message ID`, `instructions`, `rollback notice`).
+    pub what: String,
+    /// Why, starting with `pane runs ...`.
+    pub reason: String,
+}
+
 /// The report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -110,6 +125,10 @@ pub struct Report {
     pub validation: Vec<ValidationEntry>,
     /// Helper scripts moved aside.
     pub cleanup: Vec<CleanupRecord>,
+    /// Texts not typed into panes because a shell (or a program that is not an agent) reads
+    /// them: the latest ones, oldest first.
+    #[serde(default)]
+    pub refused_deliveries: Vec<RefusedEntry>,
     /// What discovery noticed.
     pub discovery_warnings: Vec<String>,
     /// Times the server restarted and resumed the run.
@@ -180,6 +199,17 @@ impl Report {
                 })
                 .collect(),
             cleanup: run.cleanup.clone(),
+            refused_deliveries: run
+                .refused
+                .iter()
+                .map(|record| RefusedEntry {
+                    at: iso8601(record.at),
+                    agent: record.agent.clone(),
+                    pane: record.pane.to_string(),
+                    what: record.what.clone(),
+                    reason: record.reason.clone(),
+                })
+                .collect(),
             discovery_warnings: run.discovery_warnings.clone(),
             resumed: run.resumed,
         }
@@ -217,9 +247,21 @@ impl Report {
         }
         let tally = &self.dual_mode.tally;
         out.push_str(&format!(
-            "  dual-mode messages: {} (delivered {}, unconfirmed {}, failed {})\n",
-            tally.sent, tally.delivered, tally.unconfirmed, tally.failed
+            "  dual-mode messages: {} (delivered {}, unconfirmed {}, failed {}, refused {})\n",
+            tally.sent, tally.delivered, tally.unconfirmed, tally.failed, tally.refused
         ));
+        if !self.refused_deliveries.is_empty() {
+            out.push_str(&format!(
+                "  not typed into panes ({}):\n",
+                self.refused_deliveries.len()
+            ));
+            for entry in &self.refused_deliveries {
+                out.push_str(&format!(
+                    "    {} (pane {}) {}: refused: {}\n",
+                    entry.agent, entry.pane, entry.what, entry.reason
+                ));
+            }
+        }
         let passed = self
             .validation
             .iter()
@@ -290,7 +332,9 @@ pub async fn finish(state: &AppState) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::migrate::model::{AgentMigration, DualModeRecord, ValidationRecord};
+    use crate::migrate::model::{
+        AgentMigration, DualModeRecord, RefusedDelivery, ValidationRecord,
+    };
     use crate::migrate::settings::StartRequest;
     use crate::migrate::tmux::discover::FoundBy;
 
@@ -336,6 +380,13 @@ mod tests {
             preview: "hi".into(),
             pane: DeliveryOutcome::Delivered,
         });
+        run.refused(RefusedDelivery {
+            at: 2_500,
+            agent: "gamma".into(),
+            pane: "%1".parse().unwrap(),
+            what: "instructions".into(),
+            reason: "pane runs a shell (bash)".into(),
+        });
         run.validations.push(ValidationRecord {
             agent: "alpha".into(),
             round: CheckRound::Batch,
@@ -367,5 +418,12 @@ mod tests {
             "{summary}"
         );
         assert!(summary.contains("1 passed, 0 failed"), "{summary}");
+        assert!(
+            summary.contains(
+                "not typed into panes (1):\n    gamma (pane %1) instructions: refused: pane runs \
+                 a shell (bash)"
+            ),
+            "{summary}"
+        );
     }
 }

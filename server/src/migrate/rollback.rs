@@ -3,7 +3,7 @@
 //! in its pane. The whole migration ([`roll_back_all`]) does that for every agent, ends dual
 //! mode, and says so in each pane.
 
-use super::model::{AgentStage, Phase};
+use super::model::{AgentStage, Phase, RefusedDelivery};
 use super::tmux::Tmux;
 use crate::state::AppState;
 
@@ -49,7 +49,8 @@ pub async fn roll_back_agent(state: &AppState, name: &str, reason: &str) {
         .await
         .flatten();
     if let Some((tmux, pane)) = pane {
-        tell(state, &tmux, &pane, agent_notice(reason), name).await;
+        let notice = agent_notice(reason);
+        tell(state, &tmux, &pane, notice, name, "rollback notice").await;
     }
 }
 
@@ -99,20 +100,23 @@ pub async fn roll_back_all_here(state: &AppState, reason: &str) -> bool {
     let Some((tmux, panes)) = affected else {
         return false;
     };
-    let notices = panes
-        .iter()
-        .map(|(name, pane)| tell(state, &tmux, pane, migration_notice(reason), name));
+    let notices = panes.iter().map(|(name, pane)| {
+        let notice = migration_notice(reason);
+        tell(state, &tmux, pane, notice, name, "rollback notice")
+    });
     futures_util::future::join_all(notices).await;
     true
 }
 
-/// Types a notice into a pane and records how it went.
+/// Types a notice into a pane and records how it went (`what` names the notice in the record
+/// of a refusal: a shell pane is never typed into).
 pub async fn tell(
     state: &AppState,
     tmux: &Tmux,
     pane: &super::tmux::PaneId,
     text: String,
     name: &str,
+    what: &str,
 ) -> super::tmux::DeliveryOutcome {
     let options = super::dual_mode::delivery_options(state);
     let outcome = state
@@ -120,7 +124,17 @@ pub async fn tell(
         .panes
         .deliver(tmux, pane, text, &options)
         .await;
-    if let Some(reason) = outcome.reason() {
+    if let super::tmux::DeliveryOutcome::Refused { reason } = &outcome {
+        let record = RefusedDelivery {
+            at: state.engine.now_ms(),
+            agent: name.to_string(),
+            pane: pane.clone(),
+            what: what.to_string(),
+            reason: reason.clone(),
+        };
+        state.migration.update(|run| run.refused(record));
+        state.migration.save_soon(state);
+    } else if let Some(reason) = outcome.reason() {
         let now = state.engine.now_ms();
         let line = format!(
             "telling {name} in pane {pane}: {} ({reason})",

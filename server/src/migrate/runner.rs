@@ -48,12 +48,14 @@ pub async fn start(state: &AppState, request: StartRequest) -> ApiResult<Started
     )
     .map_err(ApiError::invalid)?;
     if request.dry_run {
-        let plan = Plan::make(&settings).await.map_err(|error| {
-            ApiError::Conflict(format!(
-                "cannot look at tmux ({}): {error}",
-                settings_tmux(&settings)
-            ))
-        })?;
+        let plan = Plan::make(&settings, &config.delivery.policy)
+            .await
+            .map_err(|error| {
+                ApiError::Conflict(format!(
+                    "cannot look at tmux ({}): {error}",
+                    settings_tmux(&settings)
+                ))
+            })?;
         let text = plan.render();
         return Ok(Started::Plan { plan, text });
     }
@@ -156,7 +158,8 @@ async fn discovery(state: &AppState) {
     let Some(run) = state.migration.snapshot() else {
         return;
     };
-    let plan = match Plan::make(&run.settings).await {
+    let policy = super::dual_mode::delivery_options(state).policy;
+    let plan = match Plan::make(&run.settings, &policy).await {
         Ok(plan) => plan,
         Err(error) => return fail(state, format!("cannot look at tmux: {error}")).await,
     };

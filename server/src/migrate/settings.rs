@@ -11,6 +11,10 @@ use serde::{Deserialize, Serialize};
 use super::tmux::discover::AGENT_SESSION_DEFAULT;
 use super::tmux::TMUX_SOCKET_ENV;
 
+/// Environment variable naming the programs allowed to have text typed into their pane, as
+/// `--agent-program` does (comma-separated).
+pub const AGENT_PROGRAMS_ENV: &str = "SWITCHBOARD_AGENT_PROGRAMS";
+
 /// Dual-mode length when none is given, in minutes (as the original).
 pub const DUAL_MODE_MINUTES_DEFAULT: f64 = 60.0;
 /// Longest dual mode, in minutes (one week).
@@ -80,6 +84,16 @@ pub struct MigrationArgs {
     /// What a restart does with an unfinished migration.
     #[arg(long, value_enum, default_value_t = RestartPolicy::Resume)]
     pub migration_on_restart: RestartPolicy,
+    /// Program allowed to have messages typed into its pane (repeatable, or comma-separated;
+    /// replaces the default list: claude, node, codex, aider, python, gemini, goose, opencode,
+    /// cursor-agent, amp, qwen, cat). A shell is never typed into, even when named here.
+    #[arg(
+        long = "agent-program",
+        env = AGENT_PROGRAMS_ENV,
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
+    pub agent_programs: Vec<String>,
     /// How a `--migrate-now` migration runs.
     #[command(flatten)]
     pub run: RunArgs,

@@ -32,6 +32,10 @@ pub enum StageKind {
     /// Moved from the sender's reply queue into its inbox (the asker stopped waiting);
     /// `related_message_id` names the copy.
     Rerouted,
+    /// During a tmux migration, its copy into the recipient's pane was refused (the pane runs
+    /// a shell, or a program that is not an agent): nothing was typed; the message is still
+    /// in the queue. `reason` says why.
+    PaneRefused,
 }
 
 impl StageKind {

@@ -218,6 +218,15 @@ impl Receipts {
         self.add(id, stage);
     }
 
+    /// Records that the pane copy of `id` for `agent` was refused for `reason` (nothing typed;
+    /// the message stays in the queue).
+    pub fn pane_refused(&self, id: MessageId, agent: &str, reason: &str, at: UnixMillis) {
+        let mut stage = Stage::new(StageKind::PaneRefused, at);
+        stage.agent = Some(agent.to_string());
+        stage.reason = Some(format!("refused: {reason}; the message stays in the queue"));
+        self.add(id, stage);
+    }
+
     /// A copy of a message's receipt, if it is still kept.
     pub fn get(&self, id: MessageId) -> Option<Receipt> {
         self.inner.book.lock().get(id)

@@ -1,7 +1,7 @@
 //! A private tmux server for tests, `tmux -L sb-test-<random>`: never the user's server, and
-//! killed (with everything in it) when the lab is dropped. Panes run a small line-reading
-//! program that appends every line it receives to a file, so a test reads exactly what the
-//! program got.
+//! killed (with everything in it) when the lab is dropped. Reader panes run `cat`, appending
+//! everything it receives to a file, so a test reads exactly what the program got (`cat` is a
+//! line reader switchboard types into; a shell it never types into, see [`TmuxLab::shell`]).
 
 #![allow(dead_code)] // Each test binary uses a different part of the lab.
 
@@ -13,11 +13,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// The program in each pane: non-canonical input (no 4 KiB line limit, no line editing),
-/// echo on (so a delivery can be seen), each line appended to the file named by `$1`;
+/// echo on (so a delivery can be seen), then the script *becomes* `cat` (`exec`), appending
+/// what it reads to the file named by `$1`: the pane's reader is `cat`, not a shell.
 /// `$1.ready` is created once the terminal is set up.
-const READER_SCRIPT: &str = "stty -icanon\n: > \"$1.ready\"\nwhile IFS= read -r line; do printf '%s\\n' \"$line\" >> \"$1\"; done\n";
+const READER_SCRIPT: &str = "stty -icanon\n: > \"$1.ready\"\nexec cat >> \"$1\"\n";
 /// The same without echo: nothing typed shows in the pane.
-const SILENT_READER_SCRIPT: &str = "stty -icanon -echo\n: > \"$1.ready\"\nwhile IFS= read -r line; do printf '%s\\n' \"$line\" >> \"$1\"; done\n";
+const SILENT_READER_SCRIPT: &str = "stty -icanon -echo\n: > \"$1.ready\"\nexec cat >> \"$1\"\n";
+/// The same, but the shell stays, waiting for `cat` (a command follows it): a `sh -c`-style
+/// wrapper, which tmux reports as `sh` while `cat` reads the terminal.
+const WRAPPED_READER_SCRIPT: &str =
+    "stty -icanon\n: > \"$1.ready\"\ncat >> \"$1\"\necho cat ended\n";
+/// Prompt of the lab's shells, so a test sees when one is ready.
+pub const SHELL_PROMPT: &str = "lab-shell$ ";
 
 /// Longest wait for a reader to set its terminal up.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -32,13 +39,13 @@ pub struct ReaderPane {
 }
 
 impl ReaderPane {
-    /// The lines received so far.
+    /// The complete lines received so far (a line still arriving is not counted yet).
     pub fn lines(&self) -> Vec<String> {
-        std::fs::read_to_string(&self.out)
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
+        let text = std::fs::read_to_string(&self.out).unwrap_or_default();
+        match text.rfind('\n') {
+            Some(end) => text[..end].split('\n').map(str::to_string).collect(),
+            None => Vec::new(),
+        }
     }
 
     /// Waits until at least `count` lines arrived (panics after `timeout`), then returns all.
@@ -103,6 +110,7 @@ impl TmuxLab {
         let dir = tempfile::tempdir().expect("a temporary directory");
         std::fs::write(dir.path().join("reader.sh"), READER_SCRIPT).unwrap();
         std::fs::write(dir.path().join("silent.sh"), SILENT_READER_SCRIPT).unwrap();
+        std::fs::write(dir.path().join("wrapped.sh"), WRAPPED_READER_SCRIPT).unwrap();
         TmuxLab {
             socket,
             dir,
@@ -158,6 +166,33 @@ impl TmuxLab {
         self.spawn(session, window, "silent.sh", None)
     }
 
+    /// A reader under a shell that waits for it (tmux names the pane's command `sh`).
+    pub fn wrapped_reader(&self, session: &str, window: &str) -> ReaderPane {
+        self.spawn(session, window, "wrapped.sh", None)
+    }
+
+    /// A window `window` in `session` running an interactive `bash` (no rc files, no history
+    /// file) in `cwd`, at its prompt ([`SHELL_PROMPT`]); returns the pane id.
+    pub fn shell(&self, session: &str, window: &str, cwd: &std::path::Path) -> String {
+        let command =
+            format!("env PS1='{SHELL_PROMPT}' HISTFILE=/dev/null bash --norc --noprofile -i");
+        let pane_id = self.new_window(session, window, &cwd.display().to_string(), &command);
+        let started = Instant::now();
+        while !self.screen(&pane_id).contains(SHELL_PROMPT.trim_end()) {
+            assert!(
+                started.elapsed() < READY_TIMEOUT,
+                "the shell in {pane_id} did not show its prompt"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        pane_id
+    }
+
+    /// What pane `pane_id` shows now, as text.
+    pub fn screen(&self, pane_id: &str) -> String {
+        self.tmux(&["capture-pane", "-p", "-J", "-t", pane_id])
+    }
+
     fn spawn(
         &self,
         session: &str,
@@ -175,6 +210,21 @@ impl TmuxLab {
         let cwd = cwd
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| self.dir.path().display().to_string());
+        let pane_id = self.new_window(session, window, &cwd, &command);
+        let ready = PathBuf::from(format!("{}.ready", out.display()));
+        let started = Instant::now();
+        while !ready.exists() {
+            assert!(
+                started.elapsed() < READY_TIMEOUT,
+                "the reader in {pane_id} did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        ReaderPane { pane_id, out }
+    }
+
+    /// A window running `command` (in a new session when `session` does not exist yet).
+    fn new_window(&self, session: &str, window: &str, cwd: &str, command: &str) -> String {
         let pane_id = if self.has_session(session) {
             self.tmux(&[
                 "new-window",
@@ -187,8 +237,8 @@ impl TmuxLab {
                 "-n",
                 window,
                 "-c",
-                &cwd,
-                &command,
+                cwd,
+                command,
             ])
         } else {
             self.tmux(&[
@@ -206,8 +256,8 @@ impl TmuxLab {
                 "-y",
                 "40",
                 "-c",
-                &cwd,
-                &command,
+                cwd,
+                command,
             ])
         };
         let mut socket_path = self.socket_path.lock().unwrap();
@@ -219,16 +269,7 @@ impl TmuxLab {
             ])));
         }
         drop(socket_path);
-        let ready = PathBuf::from(format!("{}.ready", out.display()));
-        let started = Instant::now();
-        while !ready.exists() {
-            assert!(
-                started.elapsed() < READY_TIMEOUT,
-                "the reader in {pane_id} did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        ReaderPane { pane_id, out }
+        pane_id
     }
 }
 

@@ -5,7 +5,10 @@
 //! syntax), pressed Enter, and never looked. Here:
 //! 1. The text is sanitized (see [`super::sanitize`]); nothing but that text and the Enter key
 //!    is ever sent. C-c is never sent.
-//! 2. A pane that is gone, dead, or in copy mode (where keys drive the mode) is refused.
+//! 2. A pane that is gone, dead, or in copy mode (where keys drive the mode) is refused; so is
+//!    a pane whose terminal is read by a shell, or by a program that is not an allowed agent
+//!    (see [`super::foreground`]). That check is made immediately before typing, and again
+//!    before every Enter: text is never submitted to a shell.
 //! 3. Short single-line text goes with `send-keys -l --` (literal); long, multi-line or
 //!    tmux-syntax-looking text through `load-buffer -` (stdin, no argument parsing at all) and
 //!    `paste-buffer -p` (bracketed paste when the program asked for it, so newlines do not
@@ -19,6 +22,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::foreground::{judge_pane, PanePolicy, Verdict};
 use super::sanitize::sanitize;
 use super::target::{pane, PaneId, PaneInfo};
 use super::{Tmux, TmuxError};
@@ -51,6 +55,8 @@ pub struct DeliveryOptions {
     pub verify_window: Duration,
     /// Enter presses after the first when the text still sits at the cursor.
     pub enter_retries_max: u32,
+    /// Which programs may be typed into.
+    pub policy: PanePolicy,
 }
 
 impl Default for DeliveryOptions {
@@ -59,6 +65,7 @@ impl Default for DeliveryOptions {
             enter_delay: ENTER_DELAY_DEFAULT,
             verify_window: VERIFY_WINDOW_DEFAULT,
             enter_retries_max: ENTER_RETRIES_MAX_DEFAULT,
+            policy: PanePolicy::default(),
         }
     }
 }
@@ -79,15 +86,22 @@ pub enum DeliveryOutcome {
         /// Why.
         reason: String,
     },
+    /// Nothing was typed (or, if the pane's program changed while typing, Enter was not
+    /// pressed): the pane runs a shell or a program that is not an allowed agent.
+    Refused {
+        /// Why, starting with `pane runs ...`.
+        reason: String,
+    },
 }
 
 impl DeliveryOutcome {
-    /// `delivered`, `unconfirmed` or `failed`.
+    /// `delivered`, `unconfirmed`, `failed` or `refused`.
     pub fn label(&self) -> &'static str {
         match self {
             DeliveryOutcome::Delivered => "delivered",
             DeliveryOutcome::Unconfirmed { .. } => "unconfirmed",
             DeliveryOutcome::Failed { .. } => "failed",
+            DeliveryOutcome::Refused { .. } => "refused",
         }
     }
 
@@ -95,9 +109,9 @@ impl DeliveryOutcome {
     pub fn reason(&self) -> Option<&str> {
         match self {
             DeliveryOutcome::Delivered => None,
-            DeliveryOutcome::Unconfirmed { reason } | DeliveryOutcome::Failed { reason } => {
-                Some(reason)
-            }
+            DeliveryOutcome::Unconfirmed { reason }
+            | DeliveryOutcome::Failed { reason }
+            | DeliveryOutcome::Refused { reason } => Some(reason),
         }
     }
 
@@ -125,9 +139,9 @@ pub async fn deliver(
             text.len()
         ));
     }
-    let before = match usable_pane(tmux, id).await {
+    let before = match usable_pane(tmux, id, &options.policy).await {
         Ok(info) => cursor_line(tmux, &info).await.unwrap_or_default(),
-        Err(reason) => return DeliveryOutcome::failed(reason),
+        Err(unusable) => return unusable,
     };
     if let Err(error) = type_text(tmux, id, &text).await {
         return DeliveryOutcome::failed(format!("typing failed: {error}"));
@@ -138,10 +152,10 @@ pub async fn deliver(
     let seen = !tail.is_empty()
         && !before.contains(&tail)
         && wait_for(tmux, id, options.verify_window, |line| line.contains(&tail)).await;
-    if let Err(reason) = usable_pane(tmux, id).await {
-        return DeliveryOutcome::failed(format!("{reason}; the text was typed but not submitted"));
-    }
     for _ in 0..=options.enter_retries_max {
+        if let Err(unusable) = usable_pane(tmux, id, &options.policy).await {
+            return not_submitted(unusable);
+        }
         if let Err(error) = tmux.run(&["send-keys", "-t", id.as_str(), "Enter"]).await {
             return DeliveryOutcome::failed(format!("pressing Enter failed: {error}"));
         }
@@ -168,21 +182,52 @@ pub async fn deliver(
     }
 }
 
-/// The pane, if keys may be sent to it; else why not.
-async fn usable_pane(tmux: &Tmux, id: &PaneId) -> Result<PaneInfo, String> {
-    let info = pane(tmux, id).await.map_err(|error| match error {
-        TmuxError::NoSuchPane(_) => format!("pane {id} does not exist"),
-        other => other.to_string(),
+/// The pane, if keys may be sent to it; else the outcome saying why not.
+async fn usable_pane(
+    tmux: &Tmux,
+    id: &PaneId,
+    policy: &PanePolicy,
+) -> Result<PaneInfo, DeliveryOutcome> {
+    let info = pane(tmux, id).await.map_err(|error| {
+        DeliveryOutcome::failed(match error {
+            TmuxError::NoSuchPane(_) => format!("pane {id} does not exist"),
+            other => other.to_string(),
+        })
     })?;
     if info.dead {
-        return Err(format!("pane {id} is dead (its program exited)"));
+        return Err(DeliveryOutcome::failed(format!(
+            "pane {id} is dead (its program exited)"
+        )));
     }
     if info.in_mode {
-        return Err(format!(
+        return Err(DeliveryOutcome::failed(format!(
             "pane {id} is in copy mode, where keys would drive the mode; leave it (q) and resend"
-        ));
+        )));
     }
-    Ok(info)
+    let judged = {
+        let (info, policy) = (info.clone(), policy.clone());
+        tokio::task::spawn_blocking(move || judge_pane(&info, &policy)).await
+    };
+    match judged {
+        Ok(Verdict::Agent { .. }) => Ok(info),
+        Ok(Verdict::Refused { reason }) => Err(DeliveryOutcome::Refused { reason }),
+        Err(error) => Err(DeliveryOutcome::failed(format!(
+            "could not tell which program reads pane {id}: {error}"
+        ))),
+    }
+}
+
+/// The outcome when the pane became unusable after the text was typed: Enter is not pressed.
+fn not_submitted(unusable: DeliveryOutcome) -> DeliveryOutcome {
+    match unusable {
+        DeliveryOutcome::Refused { reason } => DeliveryOutcome::Refused {
+            reason: format!("{reason}; the text was typed but Enter was not pressed"),
+        },
+        other => DeliveryOutcome::failed(format!(
+            "{}; the text was typed but not submitted",
+            other.reason().unwrap_or("the pane became unusable")
+        )),
+    }
 }
 
 /// Sends the text, literally, without Enter.

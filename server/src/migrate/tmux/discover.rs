@@ -213,6 +213,8 @@ mod tests {
             cursor_x: 0,
             cursor_y: 0,
             current_command: "claude".into(),
+            pid: 0,
+            tty: String::new(),
             current_path: path.into(),
         }
     }

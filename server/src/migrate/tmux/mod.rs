@@ -6,10 +6,12 @@
 //!   `list-panes`, with a missing target an error (never tmux's fallback to the active pane).
 //! - [`discover`]: which panes are agents.
 //! - [`mod@deliver`]: typing a message into a pane safely, and checking that it was submitted.
+//! - [`foreground`]: which program reads a pane; shells and non-agents are never typed into.
 //! - `sanitize`: control characters made harmless before anything is typed.
 
 pub mod deliver;
 pub mod discover;
+pub mod foreground;
 mod sanitize;
 pub mod target;
 
@@ -20,6 +22,7 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
 pub use deliver::{deliver, DeliveryOptions, DeliveryOutcome};
+pub use foreground::PanePolicy;
 pub use sanitize::sanitize;
 pub use target::{PaneId, PaneInfo, Target};
 

@@ -16,9 +16,9 @@ use super::{Tmux, TmuxError};
 /// tab inside it cannot shift the other fields.
 const PANE_FORMAT: &str = "#{pane_id}\t#{session_name}\t#{window_index}\t#{window_name}\t\
 #{pane_index}\t#{pane_active}\t#{window_active}\t#{pane_dead}\t#{pane_in_mode}\t#{cursor_x}\t\
-#{cursor_y}\t#{pane_current_command}\t#{pane_current_path}";
+#{cursor_y}\t#{pane_current_command}\t#{pane_pid}\t#{pane_tty}\t#{pane_current_path}";
 /// Fields in [`PANE_FORMAT`].
-const PANE_FIELDS: usize = 13;
+const PANE_FIELDS: usize = 15;
 
 /// A pane id such as `%12`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -91,8 +91,15 @@ pub struct PaneInfo {
     pub cursor_x: u32,
     /// Cursor row within the visible pane.
     pub cursor_y: u32,
-    /// The foreground program.
+    /// The foreground program, as tmux names it (for a wrapper such as `sh -c`, the wrapper:
+    /// [`super::foreground`] looks further).
     pub current_command: String,
+    /// The process tmux started in the pane (0 when unknown).
+    #[serde(default)]
+    pub pid: u32,
+    /// The pane's terminal, e.g. `/dev/pts/3` (empty when unknown).
+    #[serde(default)]
+    pub tty: String,
     /// The foreground program's working directory.
     pub current_path: PathBuf,
 }
@@ -122,7 +129,9 @@ impl PaneInfo {
             cursor_x: fields[9].parse().ok()?,
             cursor_y: fields[10].parse().ok()?,
             current_command: fields[11].to_string(),
-            current_path: PathBuf::from(fields[12]),
+            pid: fields[12].parse().unwrap_or(0),
+            tty: fields[13].to_string(),
+            current_path: PathBuf::from(fields[14]),
         })
     }
 }
@@ -284,6 +293,8 @@ mod tests {
             cursor_x: 0,
             cursor_y: 0,
             current_command: "sh".into(),
+            pid: 0,
+            tty: String::new(),
             current_path: "/".into(),
         }
     }
@@ -326,11 +337,12 @@ mod tests {
 
     #[test]
     fn list_panes_lines_parse_and_keep_tabs_in_paths() {
-        let line = "%7\thive\t2\tagent-b\t1\t1\t0\t0\t1\t4\t9\tclaude\t/work/a\tb";
+        let line = "%7\thive\t2\tagent-b\t1\t1\t0\t0\t1\t4\t9\tclaude\t42\t/dev/pts/3\t/work/a\tb";
         let info = PaneInfo::parse(line).unwrap();
         assert_eq!(info.pane_id.as_str(), "%7");
         assert!(info.in_mode && !info.dead && info.active);
         assert_eq!(info.current_path, PathBuf::from("/work/a\tb"));
+        assert_eq!((info.pid, info.tty.as_str()), (42, "/dev/pts/3"));
         assert_eq!(info.target(), "hive:agent-b.1");
         assert!(PaneInfo::parse("%7\thive").is_none());
     }
