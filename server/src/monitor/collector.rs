@@ -22,10 +22,20 @@ pub const SNAPSHOT_AGENTS_MAX: usize = 200;
 pub const SNAPSHOT_QUEUES_MAX: usize = 20;
 /// Resolved alerts listed in a snapshot, newest first.
 pub const SNAPSHOT_RESOLVED_ALERTS_MAX: usize = 20;
-/// Engine queues whose name starts with this are the server's own (the registry's log).
-const INTERNAL_QUEUE_PREFIX: &str = "_";
+/// Engine queues whose name starts with this are the server's own logs (registry, routing
+/// rules, migration; the queue API refuses such names): left out of every number.
+const SERVER_LOG_PREFIX: &str = "_";
 /// Engine queues whose name starts with this are agents' inboxes.
 const INBOX_PREFIX: &str = "inbox:";
+
+/// Queues the server keeps for its own plumbing: reply queues of asks and waiting queues of
+/// routed messages (`/api/v1/stats` counts those under routing). Their messages are users'
+/// messages, so they count in the depths and dead letters, but they are not listed or counted
+/// among the user's queues.
+fn is_internal_queue(name: &str) -> bool {
+    name.starts_with(crate::receipts::asks::REPLY_QUEUE_PREFIX)
+        || crate::routing::waiting::is_waiting_queue(name)
+}
 
 /// Everything the monitoring shows, at one moment.
 #[derive(Debug, Clone, Serialize)]
@@ -126,7 +136,7 @@ pub struct AgentsPanel {
     pub total: usize,
     /// Online, busy or idle, or with a socket open.
     pub available: usize,
-    /// `available / total` (0 with none).
+    /// `available / total`; 1 with none registered (none is unavailable).
     pub availability: f64,
     /// Up to [`SNAPSHOT_AGENTS_MAX`] agents, by name.
     pub list: Vec<AgentRow>,
@@ -151,10 +161,10 @@ pub struct AgentRow {
     pub dead: u64,
 }
 
-/// Queue depths over all queues but the server's own.
+/// Queue depths over all queues but the server's logs.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct QueuesPanel {
-    /// Queues.
+    /// The user's queues: inboxes and queues made with the queue API (internal ones left out).
     pub count: usize,
     /// Ready now.
     pub ready: u64,
@@ -168,7 +178,7 @@ pub struct QueuesPanel {
     pub size: u64,
     /// Ready, delayed or leased.
     pub pending: u64,
-    /// Up to [`SNAPSHOT_QUEUES_MAX`] queues that are not inboxes, largest first.
+    /// Up to [`SNAPSHOT_QUEUES_MAX`] of the user's queues that are not inboxes, largest first.
     pub other: Vec<QueueRow>,
 }
 
@@ -252,7 +262,7 @@ pub fn collect_with_sample(state: &AppState) -> (Snapshot, Sample) {
         .engine
         .all_queue_stats()
         .into_iter()
-        .filter(|q| !q.name.starts_with(INTERNAL_QUEUE_PREFIX))
+        .filter(|q| !q.name.starts_with(SERVER_LOG_PREFIX))
         .collect();
     let now_sample = sample(state, &queues);
     let now = now_sample.at;
@@ -275,6 +285,7 @@ pub fn collect_with_sample(state: &AppState) -> (Snapshot, Sample) {
     let health = score(&HealthInputs {
         queue_size: queues_panel.size,
         pending: queues_panel.pending,
+        dead_letters: queues_panel.dead,
         average_delivery_seconds: latency.ack.mean_seconds,
         agents_total: agents.total,
         agents_available: agents.available,
@@ -338,6 +349,7 @@ impl Snapshot {
             average_delivery_seconds: self.latency.ack.mean_seconds,
             availability: self.agents.availability,
             agents_total: self.agents.total,
+            dead_letters: self.queues.dead,
         }
     }
 }
@@ -418,14 +430,18 @@ fn agents_panel(state: &AppState, queues: &[QueueStats]) -> AgentsPanel {
     AgentsPanel {
         total: views.len(),
         available,
-        availability: ratio(available as u64, views.len() as u64),
+        availability: if views.is_empty() {
+            1.0
+        } else {
+            ratio(available as u64, views.len() as u64)
+        },
         list,
     }
 }
 
 fn queues_panel(queues: &[QueueStats]) -> QueuesPanel {
     let mut panel = QueuesPanel {
-        count: queues.len(),
+        count: queues.iter().filter(|q| !is_internal_queue(&q.name)).count(),
         ..QueuesPanel::default()
     };
     for queue in queues {
@@ -438,7 +454,7 @@ fn queues_panel(queues: &[QueueStats]) -> QueuesPanel {
     panel.size = panel.pending + panel.dead;
     let mut other: Vec<QueueRow> = queues
         .iter()
-        .filter(|q| !q.name.starts_with(INBOX_PREFIX))
+        .filter(|q| !q.name.starts_with(INBOX_PREFIX) && !is_internal_queue(&q.name))
         .map(|q| QueueRow {
             name: q.name.to_string(),
             waiting: q.ready + q.delayed,
@@ -451,3 +467,7 @@ fn queues_panel(queues: &[QueueStats]) -> QueuesPanel {
     panel.other = other;
     panel
 }
+
+#[cfg(test)]
+#[path = "collector_tests.rs"]
+mod tests;

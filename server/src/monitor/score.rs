@@ -3,8 +3,16 @@
 //! tested at their edges without a server. Each component is clamped to 0..=25, so the score
 //! is never negative.
 //!
-//! One addition: when storage refuses writes, no message can be routed, so the broker
-//! component is 0 and the issue says why.
+//! Additions to the original's rules:
+//! - when storage refuses writes, no message can be routed, so the broker component is 0 and
+//!   the issue says why;
+//! - dead letters cost the queue component [`DEAD_LETTER_POINTS`] each, at most
+//!   [`DEAD_LETTERS_POINTS_MAX`]: each is a message no agent processed, and it waits for a
+//!   person to redrive or purge it (20 dead letters: 85, degraded);
+//! - with no agent registered nothing is unavailable: availability is 1, not 0, and an idle
+//!   fresh server scores 95 (the original's 5 points for fewer than 3 agents), not 75;
+//! - one condition gives one issue, at its most severe: a mean delivery time above 10 s costs
+//!   both the queue and responsiveness components but is listed once.
 
 use serde::Serialize;
 
@@ -22,6 +30,10 @@ pub const AGENTS_MIN: usize = 3;
 pub const RESPONSIVE_DELIVERY_SECONDS_MAX: f64 = 5.0;
 /// Responsiveness: a mean routing (send handling) time above this, in seconds, costs 10 points.
 pub const ROUTING_SECONDS_MAX: f64 = 1.0;
+/// Queue: each dead letter (in any queue but the server's own) costs this many points.
+pub const DEAD_LETTER_POINTS: f64 = 1.0;
+/// Queue: dead letters cost at most this many points together.
+pub const DEAD_LETTERS_POINTS_MAX: f64 = 15.0;
 /// Scores at or above this are healthy.
 pub const HEALTHY_SCORE_MIN: f64 = 90.0;
 /// Scores at or above this (and below healthy) are degraded; below, unhealthy.
@@ -34,6 +46,8 @@ pub struct HealthInputs {
     pub queue_size: u64,
     /// Messages ready, delayed or leased.
     pub pending: u64,
+    /// Dead letters waiting for a redrive or purge.
+    pub dead_letters: u64,
     /// Mean send→ack time over the recent window, in seconds (0 with no acks).
     pub average_delivery_seconds: f64,
     /// Registered agents.
@@ -49,10 +63,10 @@ pub struct HealthInputs {
 }
 
 impl HealthInputs {
-    /// Available agents / registered agents; 0 with no agents (nobody can be delivered to).
+    /// Available agents / registered agents; 1 with no agents (none is unavailable).
     pub fn availability(&self) -> f64 {
         if self.agents_total == 0 {
-            0.0
+            1.0
         } else {
             self.agents_available as f64 / self.agents_total as f64
         }
@@ -144,10 +158,6 @@ pub fn score(inputs: &HealthInputs) -> HealthReport {
     }
     if inputs.average_delivery_seconds > QUEUE_DELIVERY_SECONDS_MAX {
         queue -= 10.0;
-        issues.push(format!(
-            "average delivery time {:.1} s is above {QUEUE_DELIVERY_SECONDS_MAX} s",
-            inputs.average_delivery_seconds
-        ));
     }
     if inputs.pending > PENDING_MAX {
         queue -= 5.0;
@@ -156,12 +166,18 @@ pub fn score(inputs: &HealthInputs) -> HealthReport {
             inputs.pending
         ));
     }
+    if inputs.dead_letters > 0 {
+        let points = (inputs.dead_letters as f64 * DEAD_LETTER_POINTS).min(DEAD_LETTERS_POINTS_MAX);
+        queue -= points;
+        issues.push(format!(
+            "{} dead letters waiting for a redrive or purge",
+            inputs.dead_letters
+        ));
+    }
 
     let availability = inputs.availability();
     let mut agents = COMPONENT_POINTS * availability;
-    if inputs.agents_total == 0 {
-        issues.push("no agents registered".to_string());
-    } else if availability < 1.0 {
+    if availability < 1.0 {
         issues.push(format!(
             "{} of {} agents available ({:.0} %)",
             inputs.agents_available,
@@ -191,8 +207,14 @@ pub fn score(inputs: &HealthInputs) -> HealthReport {
     let mut responsiveness = COMPONENT_POINTS;
     if inputs.average_delivery_seconds > RESPONSIVE_DELIVERY_SECONDS_MAX {
         responsiveness -= 10.0;
+        // Listed once, with the higher threshold it crossed.
+        let crossed = if inputs.average_delivery_seconds > QUEUE_DELIVERY_SECONDS_MAX {
+            QUEUE_DELIVERY_SECONDS_MAX
+        } else {
+            RESPONSIVE_DELIVERY_SECONDS_MAX
+        };
         issues.push(format!(
-            "average delivery time {:.1} s is above {RESPONSIVE_DELIVERY_SECONDS_MAX} s",
+            "average delivery time {:.1} s is above {crossed} s",
             inputs.average_delivery_seconds
         ));
     }
