@@ -179,9 +179,16 @@ fn a_resolved_alert_says_what_recovered() {
     book.update(&calm_but(|i| i.score = 70.0), 1_000);
     let changes = book.update(&calm_but(|i| i.score = 92.0), 2_000);
     let (value, message) = resolved_message(&changes, AlertRule::HealthScoreLow);
-    assert_eq!(message, "resolved: health score back to 92.0 (was below 75)");
+    assert_eq!(
+        message,
+        "resolved: health score back to 92.0 (was below 75)"
+    );
     assert_eq!(value, 92.0);
-    assert_eq!(book.recent(1)[0].message, message, "the resolved list says it too");
+    assert_eq!(
+        book.recent(1)[0].message,
+        message,
+        "the resolved list says it too"
+    );
 }
 
 #[test]
@@ -190,10 +197,13 @@ fn a_warning_that_turns_critical_says_it_was_superseded() {
     book.update(&calm_but(|i| i.score = 70.0), 1_000);
     let changes = book.update(&calm_but(|i| i.score = 40.0), 2_000);
     let (_, message) = resolved_message(&changes, AlertRule::HealthScoreLow);
-    assert!(message.starts_with("superseded: health score 40.0 fell below 50"), "{message}");
-    assert!(changes.iter().any(
-        |c| matches!(c, AlertChange::Started(a) if a.rule == AlertRule::HealthScoreCritical)
-    ));
+    assert!(
+        message.starts_with("superseded: health score 40.0 fell below 50"),
+        "{message}"
+    );
+    assert!(changes
+        .iter()
+        .any(|c| matches!(c, AlertChange::Started(a) if a.rule == AlertRule::HealthScoreCritical)));
 }
 
 #[test]

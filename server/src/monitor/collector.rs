@@ -441,7 +441,10 @@ fn agents_panel(state: &AppState, queues: &[QueueStats]) -> AgentsPanel {
 
 fn queues_panel(queues: &[QueueStats]) -> QueuesPanel {
     let mut panel = QueuesPanel {
-        count: queues.iter().filter(|q| !is_internal_queue(&q.name)).count(),
+        count: queues
+            .iter()
+            .filter(|q| !is_internal_queue(&q.name))
+            .count(),
         ..QueuesPanel::default()
     };
     for queue in queues {

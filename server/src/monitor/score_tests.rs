@@ -117,7 +117,10 @@ fn no_agents_registered_is_nothing_unavailable() {
 fn a_slow_delivery_is_listed_once_at_its_most_severe() {
     let report = with(|i| i.average_delivery_seconds = 12.0);
     assert_eq!(report.score, 80.0, "both components still pay");
-    assert_eq!(report.issues, ["average delivery time 12.0 s is above 10 s"]);
+    assert_eq!(
+        report.issues,
+        ["average delivery time 12.0 s is above 10 s"]
+    );
     let report = with(|i| i.average_delivery_seconds = 7.0);
     assert_eq!(report.issues, ["average delivery time 7.0 s is above 5 s"]);
 }
@@ -126,13 +129,19 @@ fn a_slow_delivery_is_listed_once_at_its_most_severe() {
 fn each_dead_letter_costs_the_queue_a_point() {
     let report = with(|i| i.dead_letters = 3);
     assert_eq!(report.components.queue.score, 22.0);
-    assert_eq!(report.issues, ["3 dead letters waiting for a redrive or purge"]);
+    assert_eq!(
+        report.issues,
+        ["3 dead letters waiting for a redrive or purge"]
+    );
 }
 
 #[test]
 fn twenty_dead_letters_make_a_perfect_server_degraded() {
     let report = with(|i| i.dead_letters = 20);
-    assert_eq!(report.components.queue.score, 25.0 - DEAD_LETTERS_POINTS_MAX);
+    assert_eq!(
+        report.components.queue.score,
+        25.0 - DEAD_LETTERS_POINTS_MAX
+    );
     assert_eq!(report.score, 85.0);
     assert_eq!(report.status, HealthStatus::Degraded);
 }
