@@ -180,10 +180,7 @@ pub fn evaluate(inputs: &AlertInputs) -> Vec<Condition> {
             Severity::Warning,
             inputs.dead_letters as f64,
             DEAD_LETTERS_WARNING_MIN as f64,
-            format!(
-                "{} dead letters waiting for a redrive or purge",
-                inputs.dead_letters
-            ),
+            super::score::dead_letters_waiting(inputs.dead_letters),
         );
     }
     conditions

@@ -140,6 +140,16 @@ fn component(points: f64) -> Component {
     }
 }
 
+/// "N dead letters waiting for a redrive or purge", for issues and alerts.
+pub fn dead_letters_waiting(count: u64) -> String {
+    let noun = if count == 1 {
+        "dead letter"
+    } else {
+        "dead letters"
+    };
+    format!("{count} {noun} waiting for a redrive or purge")
+}
+
 fn round1(value: f64) -> f64 {
     (value * 10.0).round() / 10.0
 }
@@ -169,10 +179,7 @@ pub fn score(inputs: &HealthInputs) -> HealthReport {
     if inputs.dead_letters > 0 {
         let points = (inputs.dead_letters as f64 * DEAD_LETTER_POINTS).min(DEAD_LETTERS_POINTS_MAX);
         queue -= points;
-        issues.push(format!(
-            "{} dead letters waiting for a redrive or purge",
-            inputs.dead_letters
-        ));
+        issues.push(dead_letters_waiting(inputs.dead_letters));
     }
 
     let availability = inputs.availability();

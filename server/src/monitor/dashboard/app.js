@@ -186,6 +186,7 @@ function renderQueues(queues) {
     depths.appendChild(cell);
   }
   text("dead-letters", count(queues.dead));
+  $("dead-letters").className = queues.dead ? "" : "none";
   text("queue-count", count(queues.count));
   const list = $("other-queues");
   list.innerHTML = "";
