@@ -39,6 +39,8 @@ const POLL_INTERVAL_MS = 1000;
 const POLL_TIMEOUT_MS = 5000;
 /** When polls started failing (ms since the epoch); null while the server answers. */
 let unreachableSince = null;
+/** The page shows numbers from the server (it answered at least once). */
+let rendered = false;
 /** Active alerts of the previous snapshot, by id (null before the first one). */
 let knownAlerts = null;
 
@@ -316,7 +318,7 @@ function setConnection(state) {
 function showUnreachable(reason) {
   if (unreachableSince === null) unreachableSince = Date.now();
   const since = new Date(unreachableSince).toLocaleTimeString("en-GB", { hour12: false });
-  text("unreachable", `${reason} since ${since}: the numbers below are from then`);
+  text("unreachable", `${reason} since ${since}${rendered ? ": the numbers below are from then" : ""}`);
   $("unreachable").hidden = false;
   document.body.classList.add("stale");
   setConnection("down");
@@ -359,7 +361,10 @@ async function poll() {
       const snapshot = await response.json();
       showReachable();
       render(snapshot);
+      rendered = true;
       announceAlertChanges(snapshot.alerts);
+    } else if (response.status === 401) {
+      showUnreachable("the server wants a token (open this page as /#token=TOKEN)");
     } else {
       showUnreachable(`server answers ${response.status}`);
     }
