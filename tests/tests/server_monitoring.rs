@@ -245,6 +245,26 @@ async fn a_fresh_idle_server_has_no_active_alerts() {
     );
 }
 
+/// Agents restored from storage at a restart are on their way back, not unavailable: the
+/// restart raises no availability alert.
+#[tokio::test]
+async fn a_restart_with_registered_agents_raises_no_availability_alert() {
+    let directory = tempfile::tempdir().unwrap();
+    let file = directory.path().join("switchboard.redb");
+    let mut api = Api {
+        server: ServerProcess::start(&format!("redb:{}", file.display()), &[]),
+        http: reqwest::Client::new(),
+    };
+    api.register("alice").await;
+    api.server.restart();
+    wait_for_samples(&api, 3.0).await;
+    let (_, alerts) = api.get("/api/v1/alerts").await;
+    assert_eq!(alerts["active"], json!([]), "{alerts}");
+    let (_, current) = api.get("/api/v1/metrics/current").await;
+    assert_eq!(current["agents"]["returning"], 1, "{current}");
+    assert_eq!(current["agents"]["availability"], 1.0, "{current}");
+}
+
 /// Twenty dead letters cost the health score and raise a warning that names them.
 #[tokio::test]
 async fn dead_letters_lower_the_health_score_and_raise_an_alert() {

@@ -25,6 +25,11 @@ pub const SNAPSHOT_RESOLVED_ALERTS_MAX: usize = 20;
 /// Engine queues whose name starts with this are the server's own logs (registry, routing
 /// rules, migration; the queue API refuses such names): left out of every number.
 const SERVER_LOG_PREFIX: &str = "_";
+/// How long after the start agents restored from storage may take to come back before they
+/// count as unavailable, in milliseconds: the registry's presence window, the silence after
+/// which any agent is shown offline. The registry restores every agent offline until it is
+/// heard from, so without it a restart raised an availability alert at once.
+pub const RETURNING_GRACE_MS: u64 = crate::limits::PRESENCE_WINDOW.as_millis() as u64;
 /// Engine queues whose name starts with this are agents' inboxes.
 const INBOX_PREFIX: &str = "inbox:";
 
@@ -136,7 +141,10 @@ pub struct AgentsPanel {
     pub total: usize,
     /// Online, busy or idle, or with a socket open.
     pub available: usize,
-    /// `available / total`; 1 with none registered (none is unavailable).
+    /// Restored at the start and not heard from since, within [`RETURNING_GRACE_MS`]:
+    /// neither available nor unavailable yet.
+    pub returning: usize,
+    /// `available / (total - returning)`; 1 with none judged (none is unavailable).
     pub availability: f64,
     /// Up to [`SNAPSHOT_AGENTS_MAX`] agents, by name.
     pub list: Vec<AgentRow>,
@@ -289,6 +297,7 @@ pub fn collect_with_sample(state: &AppState) -> (Snapshot, Sample) {
         average_delivery_seconds: latency.ack.mean_seconds,
         agents_total: agents.total,
         agents_available: agents.available,
+        agents_returning: agents.returning,
         routing_success_rate: errors.routing_success_rate,
         average_routing_seconds: latency.routing.mean_seconds,
         storage_problem: engine_stats.storage_problem.clone(),
@@ -397,7 +406,9 @@ fn agents_panel(state: &AppState, queues: &[QueueStats]) -> AgentsPanel {
     let views = state.registry.list();
     let by_name: std::collections::HashMap<&str, &QueueStats> =
         queues.iter().map(|q| (&*q.name, q)).collect();
+    let now = state.engine.now_ms();
     let mut available = 0;
+    let mut returning = 0;
     let mut list = Vec::with_capacity(views.len().min(SNAPSHOT_AGENTS_MAX));
     for view in &views {
         let connected = state.sockets.is_connected(&view.record.id);
@@ -413,6 +424,8 @@ fn agents_panel(state: &AppState, queues: &[QueueStats]) -> AgentsPanel {
             )
         {
             available += 1;
+        } else if is_returning(view.last_seen, state.monitor.started_at, now) {
+            returning += 1;
         }
         if list.len() < SNAPSHOT_AGENTS_MAX {
             let depth = by_name.get(view.record.inbox().as_str());
@@ -430,13 +443,20 @@ fn agents_panel(state: &AppState, queues: &[QueueStats]) -> AgentsPanel {
     AgentsPanel {
         total: views.len(),
         available,
-        availability: if views.is_empty() {
+        returning,
+        availability: if views.len() == returning {
             1.0
         } else {
-            ratio(available as u64, views.len() as u64)
+            ratio(available as u64, (views.len() - returning) as u64)
         },
         list,
     }
+}
+
+/// An unavailable agent last seen no later than the start was restored from storage and not
+/// heard from since; within [`RETURNING_GRACE_MS`] of the start it is still on its way back.
+fn is_returning(last_seen: UnixMillis, started_at: UnixMillis, now: UnixMillis) -> bool {
+    last_seen <= started_at && now < started_at.saturating_add(RETURNING_GRACE_MS)
 }
 
 fn queues_panel(queues: &[QueueStats]) -> QueuesPanel {

@@ -29,3 +29,22 @@ fn internal_queues_are_not_listed_but_their_messages_count() {
     assert_eq!(panel.ready, 31, "every user message is in the depths");
     assert_eq!(panel.dead, 1);
 }
+
+#[test]
+fn agents_restored_at_start_are_returning_until_the_grace_ends() {
+    let started_at = 1_000_000;
+    // Restored: last seen when the registry loaded, just before the start.
+    assert!(is_returning(started_at - 5, started_at, started_at + 1));
+    assert!(is_returning(
+        started_at - 5,
+        started_at,
+        started_at + RETURNING_GRACE_MS - 1
+    ));
+    assert!(!is_returning(
+        started_at - 5,
+        started_at,
+        started_at + RETURNING_GRACE_MS
+    ));
+    // Seen after the start (e.g. its socket closed): unavailable at once.
+    assert!(!is_returning(started_at + 10, started_at, started_at + 20));
+}

@@ -54,6 +54,9 @@ pub struct HealthInputs {
     pub agents_total: usize,
     /// Agents online, busy or idle, or with a socket open.
     pub agents_available: usize,
+    /// Agents restored at the server's start and not heard from since, within the grace
+    /// after it: neither available nor unavailable yet.
+    pub agents_returning: usize,
     /// Sends placed / sends attempted over the recent window (1 with no sends).
     pub routing_success_rate: f64,
     /// Mean time to handle a send over the recent window, in seconds.
@@ -63,12 +66,18 @@ pub struct HealthInputs {
 }
 
 impl HealthInputs {
-    /// Available agents / registered agents; 1 with no agents (none is unavailable).
+    /// Agents whose availability is judged: all but the returning ones.
+    pub fn agents_judged(&self) -> usize {
+        self.agents_total.saturating_sub(self.agents_returning)
+    }
+
+    /// Available agents / judged agents; 1 with none judged (none is unavailable).
     pub fn availability(&self) -> f64 {
-        if self.agents_total == 0 {
+        let judged = self.agents_judged();
+        if judged == 0 {
             1.0
         } else {
-            self.agents_available as f64 / self.agents_total as f64
+            (self.agents_available as f64 / judged as f64).min(1.0)
         }
     }
 }
@@ -188,7 +197,7 @@ pub fn score(inputs: &HealthInputs) -> HealthReport {
         issues.push(format!(
             "{} of {} agents available ({:.0} %)",
             inputs.agents_available,
-            inputs.agents_total,
+            inputs.agents_judged(),
             availability * 100.0
         ));
     }

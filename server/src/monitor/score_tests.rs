@@ -12,6 +12,7 @@ fn perfect() -> HealthInputs {
         average_delivery_seconds: 0.0,
         agents_total: 3,
         agents_available: 3,
+        agents_returning: 0,
         routing_success_rate: 1.0,
         average_routing_seconds: 0.0,
         storage_problem: None,
@@ -114,6 +115,23 @@ fn no_agents_registered_is_nothing_unavailable() {
 }
 
 #[test]
+fn agents_returning_after_a_restart_are_not_unavailable() {
+    let restarted = with(|i| {
+        i.agents_total = 3;
+        i.agents_available = 0;
+        i.agents_returning = 3;
+    });
+    assert_eq!(restarted.components.agents.score, 25.0);
+    let one_back = with(|i| {
+        i.agents_total = 4;
+        i.agents_available = 1;
+        i.agents_returning = 2;
+    });
+    assert_eq!(one_back.components.agents.score, 12.5, "1 of the 2 judged");
+    assert!(one_back.issues.iter().any(|issue| issue.contains("1 of 2")));
+}
+
+#[test]
 fn a_slow_delivery_is_listed_once_at_its_most_severe() {
     let report = with(|i| i.average_delivery_seconds = 12.0);
     assert_eq!(report.score, 80.0, "both components still pay");
@@ -181,6 +199,7 @@ fn everything_wrong_scores_near_zero_never_below() {
         average_delivery_seconds: 1e9,
         agents_total: 1,
         agents_available: 0,
+        agents_returning: 0,
         routing_success_rate: -3.0,
         average_routing_seconds: 1e9,
         storage_problem: None,
