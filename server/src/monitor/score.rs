@@ -11,6 +11,8 @@
 //!   person to redrive or purge it (20 dead letters: 85, degraded);
 //! - with no agent registered nothing is unavailable: availability is 1, not 0, and an idle
 //!   fresh server scores 95 (the original's 5 points for fewer than 3 agents), not 75;
+//! - agents restored at a restart and not heard from yet are "returning" for a grace period
+//!   (see `collector::RETURNING_GRACE_MS`): their availability is not judged until then;
 //! - one condition gives one issue, at its most severe: a mean delivery time above 10 s costs
 //!   both the queue and responsiveness components but is listed once.
 
