@@ -230,3 +230,65 @@ async fn dashboard_in_token_mode_uses_the_token_from_the_fragment() {
         std::panic::resume_unwind(failure.into_panic());
     }
 }
+
+/// When the server stops answering, the page says so in a banner with the time it lost it and
+/// dims the numbers it still shows, instead of leaving them looking current.
+#[tokio::test]
+async fn dashboard_shows_stale_numbers_and_a_banner_when_the_server_is_gone() {
+    let mut server = ServerProcess::start("memory:", &[]);
+    let driver = Driver::start();
+    let profile = tempfile::tempdir().unwrap();
+    let browser = open_browser(&driver, profile.path()).await;
+    let page = browser.clone();
+    let base = server.base();
+    browser.goto(&base).await.expect("the dashboard loads");
+    let loaded = tokio::spawn(async move {
+        wait_for_text(&page, "connection-state", |t| t == "live").await;
+        wait_for_text(&page, "health-score", is_number).await;
+        assert_eq!(
+            text_of(&page, "unreachable").await,
+            "",
+            "no banner while live"
+        );
+    })
+    .await;
+    if let Err(failure) = loaded {
+        let _ = browser.close().await;
+        std::panic::resume_unwind(failure.into_panic());
+    }
+    let stopped = tokio::task::spawn_blocking(move || server.terminate())
+        .await
+        .unwrap();
+    assert!(stopped.success(), "{stopped}");
+    let page = browser.clone();
+    let checks = tokio::spawn(async move {
+        let banner = wait_for_text(&page, "unreachable", |t| {
+            t.starts_with("server unreachable since ")
+        })
+        .await;
+        let clock: Vec<char> = banner["server unreachable since ".len()..]
+            .chars()
+            .take(8)
+            .collect();
+        let is_clock = clock.len() == 8
+            && clock.iter().enumerate().all(|(i, c)| match i {
+                2 | 5 => *c == ':',
+                _ => c.is_ascii_digit(),
+            });
+        assert!(is_clock, "HH:MM:SS in {banner:?}");
+        assert!(
+            page.find(Locator::Css("body.stale")).await.is_ok(),
+            "the numbers are dimmed"
+        );
+        assert_eq!(text_of(&page, "connection-state").await, "disconnected");
+        assert!(
+            is_number(&text_of(&page, "health-score").await),
+            "still shown"
+        );
+    })
+    .await;
+    let _ = browser.close().await;
+    if let Err(failure) = checks {
+        std::panic::resume_unwind(failure.into_panic());
+    }
+}

@@ -190,20 +190,20 @@ async fn rejected_requests_and_routing_failures_are_counted() {
     assert_eq!(metric(&text, ok), Some(0.0), "scrapes are not counted");
 }
 
-/// No agents cost the agents component; three available agents make a perfect score.
+/// No agents registered means none unavailable: only the original's 5 points for fewer than
+/// three agents are lost. Three available agents make a perfect score.
 #[tokio::test]
 async fn detailed_health_scores_the_four_components() {
     let api = Api::start();
     let (status, empty) = api.get("/api/v1/health/detailed").await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(empty["score"], 75.0, "{empty}");
-    assert_eq!(empty["status"], "degraded");
-    assert_eq!(empty["components"]["agents"]["score"], 0.0);
+    assert_eq!(empty["score"], 95.0, "{empty}");
+    assert_eq!(empty["status"], "healthy");
+    assert_eq!(empty["components"]["agents"]["score"], 20.0);
     assert_eq!(empty["components"]["queue"]["max"], 25.0);
-    let issues = empty["issues"].as_array().unwrap();
-    assert!(
-        issues.iter().any(|i| i == "no agents registered"),
-        "{issues:?}"
+    assert_eq!(
+        empty["issues"],
+        json!(["0 agents registered, fewer than 3"])
     );
 
     for name in ["alice", "bob", "carol"] {
@@ -213,6 +213,225 @@ async fn detailed_health_scores_the_four_components() {
     assert_eq!(full["score"], 100.0, "{full}");
     assert_eq!(full["status"], "healthy");
     assert!(full["issues"].as_array().unwrap().is_empty());
+}
+
+/// Waits until the sampler has judged the alerts on at least `seconds` of samples.
+async fn wait_for_samples(api: &Api, seconds: f64) {
+    api.wait_for("/api/v1/metrics/current", SAMPLER_WAIT, |body| {
+        body["errors"]["window_seconds"].as_f64().unwrap() >= seconds
+    })
+    .await;
+}
+
+/// A server just started, with no agents and no traffic, has nothing to alert about: no
+/// alert, a healthy score, and an availability of 1 (none of no agents is unavailable).
+#[tokio::test]
+async fn a_fresh_idle_server_has_no_active_alerts() {
+    let api = Api::start();
+    wait_for_samples(&api, 6.0).await;
+    let (_, alerts) = api.get("/api/v1/alerts").await;
+    assert_eq!(alerts["active"], json!([]), "{alerts}");
+    assert_eq!(alerts["resolved"], json!([]), "{alerts}");
+    let (_, health) = api.get("/api/v1/health/detailed").await;
+    assert_eq!(health["status"], "healthy", "{health}");
+    let text = api.metrics().await;
+    assert_eq!(
+        metric(&text, "switchboard_agent_availability_ratio"),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(&text, r#"switchboard_alerts_active{severity="warning"}"#),
+        Some(0.0)
+    );
+}
+
+/// Agents restored from storage at a restart are on their way back, not unavailable: the
+/// restart raises no availability alert.
+#[tokio::test]
+async fn a_restart_with_registered_agents_raises_no_availability_alert() {
+    let directory = tempfile::tempdir().unwrap();
+    let file = directory.path().join("switchboard.redb");
+    let mut api = Api {
+        server: ServerProcess::start(&format!("redb:{}", file.display()), &[]),
+        http: reqwest::Client::new(),
+    };
+    api.register("alice").await;
+    api.server.restart();
+    wait_for_samples(&api, 3.0).await;
+    let (_, alerts) = api.get("/api/v1/alerts").await;
+    assert_eq!(alerts["active"], json!([]), "{alerts}");
+    let (_, current) = api.get("/api/v1/metrics/current").await;
+    assert_eq!(current["agents"]["returning"], 1, "{current}");
+    assert_eq!(current["agents"]["availability"], 1.0, "{current}");
+}
+
+/// Twenty dead letters cost the health score and raise a warning that names them.
+#[tokio::test]
+async fn dead_letters_lower_the_health_score_and_raise_an_alert() {
+    let api = Api::start();
+    api.register("alice").await;
+    for n in 0..20 {
+        let (status, body) = api
+            .post(
+                "/api/v1/messages?sender=tester",
+                json!({ "recipient": "alice", "content": format!("job {n}"), "max_attempts": 1 }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (_, leased) = api.get("/api/v1/messages/alice?limit=20").await;
+    for message in leased.as_array().unwrap() {
+        let id = message["id"].as_str().unwrap();
+        let (status, body) = api
+            .post(
+                &format!("/api/v1/messages/{id}/nack?agent_id=alice"),
+                json!(null),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (_, health) = api.get("/api/v1/health/detailed").await;
+    // One agent: 20 of 25 agent points; 20 dead letters: 15 of the queue's 25.
+    assert_eq!(health["score"], 80.0, "{health}");
+    assert!(
+        health["issues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|issue| issue.as_str().unwrap().starts_with("20 dead letters")),
+        "{health}"
+    );
+    let dead_letter_alert = |body: &Value| {
+        body["active"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|alert| alert["rule"] == "dead_letters")
+            .cloned()
+    };
+    let alerts = api
+        .wait_for("/api/v1/alerts", SAMPLER_WAIT, |body| {
+            dead_letter_alert(body).is_some()
+        })
+        .await;
+    // Dead letters are failures of the error rate too, which may alert on its own.
+    let alert = dead_letter_alert(&alerts).unwrap();
+    assert_eq!(alert["severity"], "warning");
+    assert_eq!(alert["value"], 20.0);
+}
+
+/// Alice asks bob a question (`metadata.expects_reply`) and bob answers. Returns the
+/// question's id once the answer waits in alice's reply queue.
+async fn ask_and_answer(api: &Api) -> String {
+    api.register("alice").await;
+    api.register("bob").await;
+    let (status, sent) = api
+        .post(
+            "/api/v1/messages?sender=alice",
+            json!({ "recipient": "bob", "content": "which port?",
+                    "metadata": { "expects_reply": true } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{sent}");
+    let question = sent["message_id"].as_str().unwrap().to_string();
+    let (_, leased) = api.get("/api/v1/messages/bob?limit=1").await;
+    assert_eq!(leased[0]["id"], question.as_str());
+    let (status, _) = api
+        .post(
+            &format!("/api/v1/messages/{question}/ack?agent_id=bob"),
+            json!(null),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, reply) = api
+        .post(
+            "/api/v1/messages?sender=bob",
+            json!({ "recipient": "alice", "content": "8080", "reply_to": question }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    question
+}
+
+/// An ask and its answer are two acks: the question acked by bob, the answer taken by alice.
+#[tokio::test]
+async fn acked_total_counts_both_acks_of_an_ask_and_its_reply() {
+    let api = Api::start();
+    let question = ask_and_answer(&api).await;
+    let (status, answer) = api
+        .get(&format!(
+            "/api/v1/messages/{question}/reply?agent_id=alice&wait_seconds=5"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer["reply"]["content"], "8080", "{answer}");
+    let text = api.metrics().await;
+    assert_eq!(metric(&text, "switchboard_messages_acked_total"), Some(2.0));
+    assert_eq!(
+        metric(&text, "switchboard_message_ack_latency_seconds_count"),
+        Some(2.0)
+    );
+}
+
+/// A reply waiting in the asker's reply queue is not one of the user's queues; its message
+/// still counts in the depths.
+#[tokio::test]
+async fn reply_queues_are_not_listed_among_the_users_queues() {
+    let api = Api::start();
+    ask_and_answer(&api).await;
+    let (_, current) = api.get("/api/v1/metrics/current").await;
+    let queues = &current["queues"];
+    assert_eq!(queues["other"], json!([]), "{queues}");
+    assert_eq!(queues["ready"], 1, "the waiting reply: {queues}");
+}
+
+/// The encoder ends every HELP text with a period: the texts must not bring their own.
+#[tokio::test]
+async fn no_help_text_ends_in_two_periods() {
+    let api = Api::start();
+    let text = api.metrics().await;
+    let helps: Vec<&str> = text.lines().filter(|l| l.starts_with("# HELP ")).collect();
+    assert!(helps.len() > 20, "{text}");
+    for help in helps {
+        assert!(
+            help.ends_with('.') && !help.ends_with(".."),
+            "{help:?} should end in exactly one period"
+        );
+    }
+}
+
+/// A gauge whose value is a fraction (its HELP reads "a / b") is named `_ratio` and stays
+/// within 0..1; there are no `_ratios` or percent gauges.
+#[tokio::test]
+async fn every_ratio_gauge_ends_in_ratio() {
+    let api = Api::start();
+    api.register("alice").await;
+    let text = api.metrics().await;
+    let mut ratios = Vec::new();
+    for help in text.lines().filter_map(|l| l.strip_prefix("# HELP ")) {
+        let (name, description) = help.split_once(' ').unwrap();
+        let is_gauge = text.contains(&format!("# TYPE {name} gauge\n"));
+        let is_fraction = description.contains(" / ") || description.contains("percent");
+        assert!(
+            !name.ends_with("_ratios") && !name.contains("percent"),
+            "{name}"
+        );
+        if is_gauge && is_fraction {
+            assert!(name.ends_with("_ratio"), "{name}: {description}");
+            ratios.push(name.to_string());
+        }
+        if name.ends_with("_ratio") {
+            let value = metric(&text, name).unwrap();
+            assert!((0.0..=1.0).contains(&value), "{name} = {value}");
+        }
+    }
+    assert_eq!(
+        ratios,
+        [
+            "switchboard_error_ratio",
+            "switchboard_agent_availability_ratio"
+        ]
+    );
 }
 
 /// An agent going offline starts an availability alert; its heartbeat resolves it, and both
@@ -348,7 +567,7 @@ async fn dashboard_is_served_at_root_and_dashboard() {
             "{path}: {content_type}"
         );
         let page = response.text().await.unwrap();
-        assert!(page.contains("<canvas") && page.contains("/api/v1/monitor/events"));
+        assert!(page.contains("<canvas") && page.contains("/api/v1/metrics/current"));
     }
 }
 

@@ -3,10 +3,15 @@
 //! times (an alert starts when its condition first holds and resolves when it stops holding).
 //!
 //! Critical: health score < 50, or error rate > 10 %. Warning: score < 75 (and not < 50, where
-//! the critical alert speaks for it), mean send→ack latency > 5 s, or agent availability
-//! < 80 %. The error rate needs at least [`ERROR_RATE_OPERATIONS_MIN`] operations in the
-//! window, so one failed request on an idle server does not page anyone; availability needs at
-//! least one registered agent ("0 of 0 online" is not an outage).
+//! the critical alert speaks for it), mean send→ack latency > 5 s, agent availability < 80 %,
+//! or at least [`DEAD_LETTERS_WARNING_MIN`] dead letter (a message no agent processed, waiting
+//! for a person to redrive or purge it). No alert without a cause: the error rate needs at
+//! least [`ERROR_RATE_OPERATIONS_MIN`] operations in the window, so one failed request on an
+//! idle server does not page anyone, and availability needs at least one registered agent
+//! ("0 of 0 online" is not an outage).
+//!
+//! A resolved alert's message says what recovered ("resolved: health score back to 92.0 (was
+//! below 75)"), not the text it fired with.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -27,6 +32,8 @@ pub const ERROR_RATE_OPERATIONS_MIN: u64 = 20;
 pub const LATENCY_SECONDS_MAX: f64 = 5.0;
 /// Warning below this fraction of available agents.
 pub const AVAILABILITY_MIN: f64 = 0.80;
+/// Warning at this many dead letters (messages, all queues but the server's logs) or more.
+pub const DEAD_LETTERS_WARNING_MIN: u64 = 1;
 /// Resolved alerts kept (oldest dropped first); they are also dropped after 24 hours.
 pub const RESOLVED_ALERTS_MAX: usize = 500;
 /// How long resolved alerts are kept, in milliseconds (24 hours, the history's span).
@@ -47,6 +54,8 @@ pub struct AlertInputs {
     pub availability: f64,
     /// Registered agents.
     pub agents_total: usize,
+    /// Dead letters waiting for a redrive or purge.
+    pub dead_letters: u64,
 }
 
 /// Which rule an alert comes from. At most one alert per rule is active.
@@ -63,6 +72,8 @@ pub enum AlertRule {
     DeliveryLatencyHigh,
     /// Availability < 80 %.
     AgentAvailabilityLow,
+    /// At least one dead letter.
+    DeadLetters,
 }
 
 /// How urgent an alert is.
@@ -163,7 +174,92 @@ pub fn evaluate(inputs: &AlertInputs) -> Vec<Condition> {
             ),
         );
     }
+    if inputs.dead_letters >= DEAD_LETTERS_WARNING_MIN {
+        hold(
+            AlertRule::DeadLetters,
+            Severity::Warning,
+            inputs.dead_letters as f64,
+            DEAD_LETTERS_WARNING_MIN as f64,
+            super::score::dead_letters_waiting(inputs.dead_letters),
+        );
+    }
     conditions
+}
+
+/// What recovered, for an alert of `rule` that stopped holding: the value now and a sentence.
+fn resolution(rule: AlertRule, inputs: &AlertInputs) -> (f64, String) {
+    match rule {
+        AlertRule::HealthScoreCritical => (
+            inputs.score,
+            format!(
+                "resolved: health score back to {:.1} (was below {CRITICAL_SCORE_BELOW})",
+                inputs.score
+            ),
+        ),
+        AlertRule::HealthScoreLow if inputs.score < CRITICAL_SCORE_BELOW => (
+            inputs.score,
+            format!(
+                "superseded: health score {:.1} fell below {CRITICAL_SCORE_BELOW} (was below \
+                 {WARNING_SCORE_BELOW}); the critical alert continues it",
+                inputs.score
+            ),
+        ),
+        AlertRule::HealthScoreLow => (
+            inputs.score,
+            format!(
+                "resolved: health score back to {:.1} (was below {WARNING_SCORE_BELOW})",
+                inputs.score
+            ),
+        ),
+        AlertRule::ErrorRateHigh if inputs.operations < ERROR_RATE_OPERATIONS_MIN => (
+            inputs.error_rate,
+            format!(
+                "resolved: only {} operations in the window, too few to judge the error rate \
+                 (was above {:.0} %)",
+                inputs.operations,
+                ERROR_RATE_MAX * 100.0
+            ),
+        ),
+        AlertRule::ErrorRateHigh => (
+            inputs.error_rate,
+            format!(
+                "resolved: error rate back to {:.1} % (was above {:.0} %)",
+                inputs.error_rate * 100.0,
+                ERROR_RATE_MAX * 100.0
+            ),
+        ),
+        AlertRule::DeliveryLatencyHigh => (
+            inputs.average_delivery_seconds,
+            format!(
+                "resolved: mean delivery latency back to {:.1} s (was above \
+                 {LATENCY_SECONDS_MAX} s)",
+                inputs.average_delivery_seconds
+            ),
+        ),
+        AlertRule::AgentAvailabilityLow if inputs.agents_total == 0 => (
+            inputs.availability,
+            format!(
+                "resolved: no agents registered, none unavailable (availability was below \
+                 {:.0} %)",
+                AVAILABILITY_MIN * 100.0
+            ),
+        ),
+        AlertRule::AgentAvailabilityLow => (
+            inputs.availability,
+            format!(
+                "resolved: agent availability back to {:.0} % (was below {:.0} %)",
+                inputs.availability * 100.0,
+                AVAILABILITY_MIN * 100.0
+            ),
+        ),
+        AlertRule::DeadLetters => (
+            inputs.dead_letters as f64,
+            format!(
+                "resolved: dead letters down to {} (was at least {DEAD_LETTERS_WARNING_MIN})",
+                inputs.dead_letters
+            ),
+        ),
+    }
 }
 
 fn iso<S: Serializer>(ms: &UnixMillis, serializer: S) -> Result<S::Ok, S::Error> {
@@ -186,11 +282,11 @@ pub struct Alert {
     pub rule: AlertRule,
     /// Its severity.
     pub severity: Severity,
-    /// The latest measured value while active, the last one when resolved.
+    /// The latest measured value while active; the value that ended it when resolved.
     pub value: f64,
     /// The threshold.
     pub threshold: f64,
-    /// The latest sentence.
+    /// The latest sentence while active; once resolved, what recovered.
     pub message: String,
     /// When the condition first held.
     #[serde(serialize_with = "iso")]
@@ -220,8 +316,10 @@ pub struct AlertBook {
 }
 
 impl AlertBook {
-    /// Starts alerts for new conditions, refreshes active ones, resolves the rest.
-    pub fn update(&mut self, conditions: Vec<Condition>, now: UnixMillis) -> Vec<AlertChange> {
+    /// Evaluates `inputs`: starts alerts for new conditions, refreshes active ones, resolves
+    /// the rest (saying what recovered).
+    pub fn update(&mut self, inputs: &AlertInputs, now: UnixMillis) -> Vec<AlertChange> {
+        let conditions = evaluate(inputs);
         let mut changes = Vec::new();
         let holding: Vec<AlertRule> = conditions.iter().map(|c| c.rule).collect();
         for condition in conditions {
@@ -255,6 +353,7 @@ impl AlertBook {
             .collect();
         for rule in ended {
             let mut alert = self.active.remove(&rule).expect("listed from the map");
+            (alert.value, alert.message) = resolution(rule, inputs);
             alert.resolved_at = Some(now);
             changes.push(AlertChange::Resolved(alert.clone()));
             self.resolved.push_back(alert);

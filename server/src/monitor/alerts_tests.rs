@@ -11,13 +11,18 @@ fn calm() -> AlertInputs {
         average_delivery_seconds: 0.0,
         availability: 1.0,
         agents_total: 3,
+        dead_letters: 0,
     }
 }
 
-fn rules(change: impl FnOnce(&mut AlertInputs)) -> Vec<(AlertRule, Severity)> {
+fn calm_but(change: impl FnOnce(&mut AlertInputs)) -> AlertInputs {
     let mut inputs = calm();
     change(&mut inputs);
-    evaluate(&inputs)
+    inputs
+}
+
+fn rules(change: impl FnOnce(&mut AlertInputs)) -> Vec<(AlertRule, Severity)> {
+    evaluate(&calm_but(change))
         .into_iter()
         .map(|c| (c.rule, c.severity))
         .collect()
@@ -99,28 +104,52 @@ fn availability_is_not_judged_without_agents() {
     .is_empty());
 }
 
-fn condition(rule: AlertRule, value: f64) -> Condition {
-    Condition {
-        rule,
-        severity: Severity::Warning,
-        value,
-        threshold: 5.0,
-        message: format!("value {value}"),
-    }
+#[test]
+fn a_dead_letter_is_a_warning() {
+    assert!(rules(|i| i.dead_letters = 0).is_empty());
+    assert_eq!(
+        rules(|i| i.dead_letters = DEAD_LETTERS_WARNING_MIN),
+        [(AlertRule::DeadLetters, Severity::Warning)]
+    );
+}
+
+#[test]
+fn an_idle_server_with_no_agents_raises_nothing() {
+    // What the collector reports for a fresh server: no agents, no traffic.
+    let idle = crate::monitor::score::HealthInputs {
+        routing_success_rate: 1.0,
+        ..Default::default()
+    };
+    let inputs = AlertInputs {
+        score: crate::monitor::score::score(&idle).score,
+        error_rate: 0.0,
+        operations: 0,
+        average_delivery_seconds: 0.0,
+        availability: idle.availability(),
+        agents_total: 0,
+        dead_letters: 0,
+    };
+    assert!(evaluate(&inputs).is_empty(), "{:?}", evaluate(&inputs));
+    assert_eq!(inputs.availability, 1.0, "none of no agents is unavailable");
+}
+
+/// Latency 6 s: one warning.
+fn slow() -> AlertInputs {
+    calm_but(|i| i.average_delivery_seconds = 6.0)
 }
 
 #[test]
 fn an_alert_starts_once_keeps_its_start_and_resolves_when_the_condition_ends() {
     let mut book = AlertBook::default();
-    let started = book.update(vec![condition(AlertRule::DeliveryLatencyHigh, 6.0)], 1_000);
+    let started = book.update(&slow(), 1_000);
     assert!(matches!(&started[..], [AlertChange::Started(a)] if a.started_at == 1_000));
-    let again = book.update(vec![condition(AlertRule::DeliveryLatencyHigh, 7.0)], 2_000);
+    let again = book.update(&calm_but(|i| i.average_delivery_seconds = 7.0), 2_000);
     assert!(again.is_empty(), "still the same alert: {again:?}");
     let active = book.active();
     assert_eq!(active.len(), 1);
     assert_eq!(active[0].started_at, 1_000);
     assert_eq!(active[0].value, 7.0);
-    let resolved = book.update(vec![], 3_000);
+    let resolved = book.update(&calm(), 3_000);
     match &resolved[..] {
         [AlertChange::Resolved(alert)] => {
             assert_eq!(alert.started_at, 1_000);
@@ -132,12 +161,89 @@ fn an_alert_starts_once_keeps_its_start_and_resolves_when_the_condition_ends() {
     assert_eq!(book.recent(10).len(), 1);
 }
 
+fn resolved_message(changes: &[AlertChange], rule: AlertRule) -> (f64, String) {
+    changes
+        .iter()
+        .find_map(|change| match change {
+            AlertChange::Resolved(alert) if alert.rule == rule => {
+                Some((alert.value, alert.message.clone()))
+            }
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no resolution of {rule:?} in {changes:?}"))
+}
+
+#[test]
+fn a_resolved_alert_says_what_recovered() {
+    let mut book = AlertBook::default();
+    book.update(&calm_but(|i| i.score = 70.0), 1_000);
+    let changes = book.update(&calm_but(|i| i.score = 92.0), 2_000);
+    let (value, message) = resolved_message(&changes, AlertRule::HealthScoreLow);
+    assert_eq!(
+        message,
+        "resolved: health score back to 92.0 (was below 75)"
+    );
+    assert_eq!(value, 92.0);
+    assert_eq!(
+        book.recent(1)[0].message,
+        message,
+        "the resolved list says it too"
+    );
+}
+
+#[test]
+fn a_warning_that_turns_critical_says_it_was_superseded() {
+    let mut book = AlertBook::default();
+    book.update(&calm_but(|i| i.score = 70.0), 1_000);
+    let changes = book.update(&calm_but(|i| i.score = 40.0), 2_000);
+    let (_, message) = resolved_message(&changes, AlertRule::HealthScoreLow);
+    assert!(
+        message.starts_with("superseded: health score 40.0 fell below 50"),
+        "{message}"
+    );
+    assert!(changes
+        .iter()
+        .any(|c| matches!(c, AlertChange::Started(a) if a.rule == AlertRule::HealthScoreCritical)));
+}
+
+#[test]
+fn each_rule_resolves_with_its_recovered_value() {
+    let cases: [(AlertInputs, AlertRule, &str); 4] = [
+        (
+            calm_but(|i| i.error_rate = 0.5),
+            AlertRule::ErrorRateHigh,
+            "resolved: error rate back to 0.0 % (was above 10 %)",
+        ),
+        (
+            slow(),
+            AlertRule::DeliveryLatencyHigh,
+            "resolved: mean delivery latency back to 0.0 s (was above 5 s)",
+        ),
+        (
+            calm_but(|i| i.availability = 0.5),
+            AlertRule::AgentAvailabilityLow,
+            "resolved: agent availability back to 100 % (was below 80 %)",
+        ),
+        (
+            calm_but(|i| i.dead_letters = 20),
+            AlertRule::DeadLetters,
+            "resolved: dead letters down to 0 (was at least 1)",
+        ),
+    ];
+    for (firing, rule, expected) in cases {
+        let mut book = AlertBook::default();
+        book.update(&firing, 1_000);
+        let changes = book.update(&calm(), 2_000);
+        assert_eq!(resolved_message(&changes, rule).1, expected);
+    }
+}
+
 #[test]
 fn since_lists_alerts_that_overlap_the_window() {
     let mut book = AlertBook::default();
-    book.update(vec![condition(AlertRule::DeliveryLatencyHigh, 6.0)], 1_000);
-    book.update(vec![], 2_000);
-    book.update(vec![condition(AlertRule::AgentAvailabilityLow, 0.5)], 5_000);
+    book.update(&slow(), 1_000);
+    book.update(&calm(), 2_000);
+    book.update(&calm_but(|i| i.availability = 0.5), 5_000);
     assert_eq!(book.since(0).len(), 2);
     assert_eq!(book.since(2_000).len(), 2);
     let late = book.since(2_001);
@@ -149,11 +255,8 @@ fn since_lists_alerts_that_overlap_the_window() {
 fn resolved_alerts_are_bounded() {
     let mut book = AlertBook::default();
     for step in 0..(RESOLVED_ALERTS_MAX as u64 + 10) {
-        book.update(
-            vec![condition(AlertRule::DeliveryLatencyHigh, 6.0)],
-            step * 2,
-        );
-        book.update(vec![], step * 2 + 1);
+        book.update(&slow(), step * 2);
+        book.update(&calm(), step * 2 + 1);
     }
     assert_eq!(book.recent(usize::MAX).len(), RESOLVED_ALERTS_MAX);
 }
@@ -161,7 +264,7 @@ fn resolved_alerts_are_bounded() {
 #[test]
 fn alerts_serialize_with_iso_times() {
     let mut book = AlertBook::default();
-    book.update(vec![condition(AlertRule::DeliveryLatencyHigh, 6.0)], 0);
+    book.update(&slow(), 0);
     let json = serde_json::to_value(book.active()).unwrap();
     assert_eq!(json[0]["started_at"], "1970-01-01T00:00:00.000Z");
     assert_eq!(json[0]["resolved_at"], serde_json::Value::Null);

@@ -22,10 +22,25 @@ pub const SNAPSHOT_AGENTS_MAX: usize = 200;
 pub const SNAPSHOT_QUEUES_MAX: usize = 20;
 /// Resolved alerts listed in a snapshot, newest first.
 pub const SNAPSHOT_RESOLVED_ALERTS_MAX: usize = 20;
-/// Engine queues whose name starts with this are the server's own (the registry's log).
-const INTERNAL_QUEUE_PREFIX: &str = "_";
+/// Engine queues whose name starts with this are the server's own logs (registry, routing
+/// rules, migration; the queue API refuses such names): left out of every number.
+const SERVER_LOG_PREFIX: &str = "_";
+/// How long after the start agents restored from storage may take to come back before they
+/// count as unavailable, in milliseconds: the registry's presence window, the silence after
+/// which any agent is shown offline. The registry restores every agent offline until it is
+/// heard from, so without it a restart raised an availability alert at once.
+pub const RETURNING_GRACE_MS: u64 = crate::limits::PRESENCE_WINDOW.as_millis() as u64;
 /// Engine queues whose name starts with this are agents' inboxes.
 const INBOX_PREFIX: &str = "inbox:";
+
+/// Queues the server keeps for its own plumbing: reply queues of asks and waiting queues of
+/// routed messages (`/api/v1/stats` counts those under routing). Their messages are users'
+/// messages, so they count in the depths and dead letters, but they are not listed or counted
+/// among the user's queues.
+fn is_internal_queue(name: &str) -> bool {
+    name.starts_with(crate::receipts::asks::REPLY_QUEUE_PREFIX)
+        || crate::routing::waiting::is_waiting_queue(name)
+}
 
 /// Everything the monitoring shows, at one moment.
 #[derive(Debug, Clone, Serialize)]
@@ -126,7 +141,10 @@ pub struct AgentsPanel {
     pub total: usize,
     /// Online, busy or idle, or with a socket open.
     pub available: usize,
-    /// `available / total` (0 with none).
+    /// Restored at the start and not heard from since, within [`RETURNING_GRACE_MS`]:
+    /// neither available nor unavailable yet.
+    pub returning: usize,
+    /// `available / (total - returning)`; 1 with none judged (none is unavailable).
     pub availability: f64,
     /// Up to [`SNAPSHOT_AGENTS_MAX`] agents, by name.
     pub list: Vec<AgentRow>,
@@ -151,10 +169,10 @@ pub struct AgentRow {
     pub dead: u64,
 }
 
-/// Queue depths over all queues but the server's own.
+/// Queue depths over all queues but the server's logs.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct QueuesPanel {
-    /// Queues.
+    /// The user's queues: inboxes and queues made with the queue API (internal ones left out).
     pub count: usize,
     /// Ready now.
     pub ready: u64,
@@ -168,7 +186,7 @@ pub struct QueuesPanel {
     pub size: u64,
     /// Ready, delayed or leased.
     pub pending: u64,
-    /// Up to [`SNAPSHOT_QUEUES_MAX`] queues that are not inboxes, largest first.
+    /// Up to [`SNAPSHOT_QUEUES_MAX`] of the user's queues that are not inboxes, largest first.
     pub other: Vec<QueueRow>,
 }
 
@@ -252,7 +270,7 @@ pub fn collect_with_sample(state: &AppState) -> (Snapshot, Sample) {
         .engine
         .all_queue_stats()
         .into_iter()
-        .filter(|q| !q.name.starts_with(INTERNAL_QUEUE_PREFIX))
+        .filter(|q| !q.name.starts_with(SERVER_LOG_PREFIX))
         .collect();
     let now_sample = sample(state, &queues);
     let now = now_sample.at;
@@ -275,9 +293,11 @@ pub fn collect_with_sample(state: &AppState) -> (Snapshot, Sample) {
     let health = score(&HealthInputs {
         queue_size: queues_panel.size,
         pending: queues_panel.pending,
+        dead_letters: queues_panel.dead,
         average_delivery_seconds: latency.ack.mean_seconds,
         agents_total: agents.total,
         agents_available: agents.available,
+        agents_returning: agents.returning,
         routing_success_rate: errors.routing_success_rate,
         average_routing_seconds: latency.routing.mean_seconds,
         storage_problem: engine_stats.storage_problem.clone(),
@@ -338,6 +358,7 @@ impl Snapshot {
             average_delivery_seconds: self.latency.ack.mean_seconds,
             availability: self.agents.availability,
             agents_total: self.agents.total,
+            dead_letters: self.queues.dead,
         }
     }
 }
@@ -385,7 +406,9 @@ fn agents_panel(state: &AppState, queues: &[QueueStats]) -> AgentsPanel {
     let views = state.registry.list();
     let by_name: std::collections::HashMap<&str, &QueueStats> =
         queues.iter().map(|q| (&*q.name, q)).collect();
+    let now = state.engine.now_ms();
     let mut available = 0;
+    let mut returning = 0;
     let mut list = Vec::with_capacity(views.len().min(SNAPSHOT_AGENTS_MAX));
     for view in &views {
         let connected = state.sockets.is_connected(&view.record.id);
@@ -401,6 +424,8 @@ fn agents_panel(state: &AppState, queues: &[QueueStats]) -> AgentsPanel {
             )
         {
             available += 1;
+        } else if is_returning(view.last_seen, state.monitor.started_at, now) {
+            returning += 1;
         }
         if list.len() < SNAPSHOT_AGENTS_MAX {
             let depth = by_name.get(view.record.inbox().as_str());
@@ -418,14 +443,28 @@ fn agents_panel(state: &AppState, queues: &[QueueStats]) -> AgentsPanel {
     AgentsPanel {
         total: views.len(),
         available,
-        availability: ratio(available as u64, views.len() as u64),
+        returning,
+        availability: if views.len() == returning {
+            1.0
+        } else {
+            ratio(available as u64, (views.len() - returning) as u64)
+        },
         list,
     }
 }
 
+/// An unavailable agent last seen no later than the start was restored from storage and not
+/// heard from since; within [`RETURNING_GRACE_MS`] of the start it is still on its way back.
+fn is_returning(last_seen: UnixMillis, started_at: UnixMillis, now: UnixMillis) -> bool {
+    last_seen <= started_at && now < started_at.saturating_add(RETURNING_GRACE_MS)
+}
+
 fn queues_panel(queues: &[QueueStats]) -> QueuesPanel {
     let mut panel = QueuesPanel {
-        count: queues.len(),
+        count: queues
+            .iter()
+            .filter(|q| !is_internal_queue(&q.name))
+            .count(),
         ..QueuesPanel::default()
     };
     for queue in queues {
@@ -438,7 +477,7 @@ fn queues_panel(queues: &[QueueStats]) -> QueuesPanel {
     panel.size = panel.pending + panel.dead;
     let mut other: Vec<QueueRow> = queues
         .iter()
-        .filter(|q| !q.name.starts_with(INBOX_PREFIX))
+        .filter(|q| !q.name.starts_with(INBOX_PREFIX) && !is_internal_queue(&q.name))
         .map(|q| QueueRow {
             name: q.name.to_string(),
             waiting: q.ready + q.delayed,
@@ -451,3 +490,7 @@ fn queues_panel(queues: &[QueueStats]) -> QueuesPanel {
     panel.other = other;
     panel
 }
+
+#[cfg(test)]
+#[path = "collector_tests.rs"]
+mod tests;

@@ -1,7 +1,11 @@
 //! `GET /metrics`: the Prometheus text format (0.0.4), encoded by `prometheus-client`.
 //!
 //! Names follow Prometheus conventions: a `switchboard_` prefix, base units (`_seconds`,
-//! `_bytes`), `_total` on counters, labels for a dimension rather than one name per value.
+//! `_bytes`), `_total` on counters, `_ratio` on a 0..1 fraction (`switchboard_error_ratio`,
+//! `switchboard_agent_availability_ratio`), labels for a dimension rather than one name per
+//! value. The health score stays `switchboard_health_score` in points (0 to 100, four
+//! components of 25): the same number the API, the dashboard and the alert thresholds use.
+//! HELP texts are written without a final period: the encoder adds one.
 //! Each scrape builds a fresh registry from a [`Snapshot`] (values computed elsewhere are
 //! exported as constants) plus the live latency histograms, so there is no second copy of any
 //! number to keep in step. Per-agent series are left out on purpose: agents come and go, and a
@@ -30,18 +34,45 @@ struct Exposition {
     registry: Registry,
 }
 
+/// The unit of a 0..1 fraction. `Unit::Ratios` would name it `_ratios`; Prometheus names
+/// end in `_ratio`.
+fn ratio_unit() -> Unit {
+    Unit::Other("ratio".into())
+}
+
+/// `help` as the registry wants it: the registry ends every HELP text with a period itself.
+fn help(text: &str) -> &str {
+    debug_assert!(
+        !text.ends_with('.'),
+        "HELP text {text:?} ends in a period; the encoder adds one"
+    );
+    text
+}
+
 impl Exposition {
     fn counter(&mut self, name: &str, help: &str, value: u64) {
-        self.registry.register(name, help, ConstCounter::new(value));
+        self.registry
+            .register(name, self::help(help), ConstCounter::new(value));
     }
 
     fn gauge(&mut self, name: &str, help: &str, value: f64) {
-        self.registry.register(name, help, ConstGauge::new(value));
+        self.registry
+            .register(name, self::help(help), ConstGauge::new(value));
     }
 
     fn gauge_in(&mut self, name: &str, help: &str, unit: Unit, value: f64) {
         self.registry
-            .register_with_unit(name, help, unit, ConstGauge::new(value));
+            .register_with_unit(name, self::help(help), unit, ConstGauge::new(value));
+    }
+
+    fn histogram_seconds(
+        &mut self,
+        name: &str,
+        help: &str,
+        histogram: prometheus_client::metrics::histogram::Histogram,
+    ) {
+        self.registry
+            .register_with_unit(name, self::help(help), Unit::Seconds, histogram);
     }
 
     /// One gauge series per value of `label`.
@@ -56,7 +87,7 @@ impl Exposition {
         for (label_value, value) in values {
             family.get_or_create(&[(label, *label_value)]).set(*value);
         }
-        self.registry.register(name, help, family);
+        self.registry.register(name, self::help(help), family);
     }
 
     /// One counter series per value of `label`.
@@ -73,7 +104,7 @@ impl Exposition {
                 .get_or_create(&[(label, *label_value)])
                 .inc_by(*value);
         }
-        self.registry.register(name, help, family);
+        self.registry.register(name, self::help(help), family);
     }
 }
 
@@ -86,54 +117,54 @@ pub fn render(snapshot: &Snapshot, monitor: &Monitor) -> String {
     let counters = &totals.counters;
     out.counter(
         "switchboard_messages_sent",
-        "Messages placed in agents' inboxes (a broadcast counts one per copy).",
+        "Messages placed in agents' inboxes (a broadcast counts one per copy)",
         counters.sent,
     );
     out.counter(
         "switchboard_messages_delivered",
-        "Messages handed to agents, redeliveries included.",
+        "Messages handed to agents, redeliveries included",
         counters.delivered,
     );
     out.counter(
         "switchboard_messages_first_delivered",
-        "Deliveries that were a message's first.",
+        "Deliveries that were a message's first",
         counters.first_delivered,
     );
     out.counter(
         "switchboard_messages_acked",
-        "Messages acknowledged by their agent.",
+        "Messages acknowledged by their agent",
         counters.acked,
     );
     out.counter(
         "switchboard_messages_nacked",
-        "Messages given back by their agent.",
+        "Messages given back by their agent",
         counters.nacked,
     );
     out.counter(
         "switchboard_messages_retried",
-        "Messages put back for another attempt (nacks and lease timeouts), all queues.",
+        "Messages put back for another attempt (nacks and lease timeouts), all queues",
         totals.retried,
     );
     out.counter(
         "switchboard_messages_dead_lettered",
-        "Messages that became dead letters, all queues.",
+        "Messages that became dead letters, all queues",
         totals.dead_lettered,
     );
     out.counter(
         "switchboard_messages_expired",
-        "Messages whose time to live ran out, all queues.",
+        "Messages whose time to live ran out, all queues",
         totals.expired,
     );
     out.counter(
         "switchboard_routing_failures",
-        "Sends that could not be placed (unknown recipient, no target, enqueue failed).",
+        "Sends that could not be placed (unknown recipient, no target, enqueue failed)",
         counters.routing_failures,
     );
     let http_ok =
         counters.http_requests - counters.http_client_errors - counters.http_server_errors;
     out.counters_by(
         "switchboard_http_requests",
-        "HTTP requests answered, by outcome (monitoring endpoints excluded).",
+        "HTTP requests answered, by outcome (monitoring endpoints excluded)",
         "outcome",
         &[
             ("success", http_ok),
@@ -143,7 +174,7 @@ pub fn render(snapshot: &Snapshot, monitor: &Monitor) -> String {
     );
     out.counters_by(
         "switchboard_websocket_frames",
-        "WebSocket frames received from agents, by outcome.",
+        "WebSocket frames received from agents, by outcome",
         "outcome",
         &[
             ("accepted", counters.ws_frames - counters.ws_frames_rejected),
@@ -151,34 +182,31 @@ pub fn render(snapshot: &Snapshot, monitor: &Monitor) -> String {
         ],
     );
 
-    out.registry.register_with_unit(
+    out.histogram_seconds(
         "switchboard_message_ack_latency",
-        "Time from send to acknowledgement.",
-        Unit::Seconds,
+        "Time from send to acknowledgement",
         monitor.ack_latency.exported(),
     );
-    out.registry.register_with_unit(
+    out.histogram_seconds(
         "switchboard_message_first_delivery_latency",
-        "Time from send to first delivery.",
-        Unit::Seconds,
+        "Time from send to first delivery",
         monitor.first_delivery_latency.exported(),
     );
-    out.registry.register_with_unit(
+    out.histogram_seconds(
         "switchboard_send_duration",
-        "Time to handle one send: routing and the durable enqueue.",
-        Unit::Seconds,
+        "Time to handle one send: routing and the durable enqueue",
         monitor.routing_latency.exported(),
     );
 
     let health = &snapshot.health;
     out.gauge(
         "switchboard_health_score",
-        "Health score, 0 to 100.",
+        "Health score, 0 to 100",
         health.score,
     );
     out.gauges_by(
         "switchboard_health_component_score",
-        "Points of each health component, 0 to 25.",
+        "Points of each health component, 0 to 25",
         "component",
         &[
             ("queue", health.components.queue.score),
@@ -189,15 +217,15 @@ pub fn render(snapshot: &Snapshot, monitor: &Monitor) -> String {
     );
     out.gauge_in(
         "switchboard_error",
-        "Failed operations / operations over the last 5 minutes.",
-        Unit::Ratios,
+        "Failed operations / operations over the last 5 minutes",
+        ratio_unit(),
         snapshot.errors.error_rate,
     );
     let active = &snapshot.alerts.active;
     let count = |severity| active.iter().filter(|a| a.severity == severity).count() as f64;
     out.gauges_by(
         "switchboard_alerts_active",
-        "Active alerts, by severity.",
+        "Active alerts, by severity",
         "severity",
         &[
             ("critical", count(super::alerts::Severity::Critical)),
@@ -208,7 +236,7 @@ pub fn render(snapshot: &Snapshot, monitor: &Monitor) -> String {
     let queues = &snapshot.queues;
     out.gauges_by(
         "switchboard_queue_messages",
-        "Messages in all queues, by state.",
+        "Messages in all queues, by state",
         "state",
         &[
             ("ready", queues.ready as f64),
@@ -219,69 +247,69 @@ pub fn render(snapshot: &Snapshot, monitor: &Monitor) -> String {
     );
     out.gauge(
         "switchboard_queues",
-        "Queues (agent inboxes and others).",
+        "The user's queues: agent inboxes and queues made with the queue API",
         queues.count as f64,
     );
     out.gauge(
         "switchboard_agents_registered",
-        "Registered agents.",
+        "Registered agents",
         snapshot.agents.total as f64,
     );
     out.gauge(
         "switchboard_agents_available",
-        "Agents online, busy or idle, or with a socket open.",
+        "Agents online, busy or idle, or with a socket open",
         snapshot.agents.available as f64,
     );
     out.gauge_in(
         "switchboard_agent_availability",
-        "Available agents / registered agents.",
-        Unit::Ratios,
+        "Available agents / registered agents (1 with none registered: none is unavailable)",
+        ratio_unit(),
         snapshot.agents.availability,
     );
     out.gauge(
         "switchboard_websocket_connections",
-        "Open agent WebSockets.",
+        "Open agent WebSockets",
         snapshot.websockets.connections as f64,
     );
 
     let storage = &snapshot.storage;
     out.gauge(
         "switchboard_storage_up",
-        "1 while storage accepts writes, else 0.",
+        "1 while storage accepts writes, else 0",
         if storage.problem.is_none() { 1.0 } else { 0.0 },
     );
     out.counter(
         "switchboard_storage_commits",
-        "Storage commits (batches).",
+        "Storage commits (batches)",
         storage.commits,
     );
     out.gauge(
         "switchboard_storage_pending_records",
-        "Records waiting for the next commit.",
+        "Records waiting for the next commit",
         storage.pending_records as f64,
     );
     out.gauge_in(
         "switchboard_storage_last_commit_duration",
-        "Duration of the latest storage commit.",
+        "Duration of the latest storage commit",
         Unit::Seconds,
         storage.last_commit_seconds,
     );
     out.gauge(
         "switchboard_storage_last_batch_records",
-        "Records in the latest storage commit.",
+        "Records in the latest storage commit",
         storage.last_batch_records as f64,
     );
 
     if let Some(memory) = snapshot.memory {
         out.gauge_in(
             "process_resident_memory",
-            "Resident memory size.",
+            "Resident memory size",
             Unit::Bytes,
             memory.resident_bytes as f64,
         );
         out.gauge_in(
             "process_virtual_memory",
-            "Virtual memory size.",
+            "Virtual memory size",
             Unit::Bytes,
             memory.virtual_bytes as f64,
         );

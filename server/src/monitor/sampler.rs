@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::alerts::{evaluate, AlertChange};
+use super::alerts::AlertChange;
 use super::collector::{collect_with_sample, Snapshot, SNAPSHOT_RESOLVED_ALERTS_MAX};
 use super::history::HistoryPoint;
 use crate::state::AppState;
@@ -39,7 +39,7 @@ pub fn tick(state: &AppState) -> Snapshot {
     monitor.recent.lock().push(sample);
     let changes = {
         let mut book = monitor.alerts.lock();
-        let changes = book.update(evaluate(&snapshot.alert_inputs()), snapshot.timestamp_ms);
+        let changes = book.update(&snapshot.alert_inputs(), snapshot.timestamp_ms);
         snapshot.alerts.active = book.active();
         snapshot.alerts.recent = book.recent(SNAPSHOT_RESOLVED_ALERTS_MAX);
         changes
@@ -77,7 +77,8 @@ fn log(change: &AlertChange) {
             tracing::warn!(rule = ?alert.rule, severity = ?alert.severity, "alert started: {}", alert.message)
         }
         AlertChange::Resolved(alert) => {
-            tracing::info!(rule = ?alert.rule, "alert resolved: {}", alert.message)
+            // The message says "resolved: ..." and what recovered.
+            tracing::info!(rule = ?alert.rule, "alert {}", alert.message)
         }
     }
 }

@@ -3,8 +3,18 @@
 //! tested at their edges without a server. Each component is clamped to 0..=25, so the score
 //! is never negative.
 //!
-//! One addition: when storage refuses writes, no message can be routed, so the broker
-//! component is 0 and the issue says why.
+//! Additions to the original's rules:
+//! - when storage refuses writes, no message can be routed, so the broker component is 0 and
+//!   the issue says why;
+//! - dead letters cost the queue component [`DEAD_LETTER_POINTS`] each, at most
+//!   [`DEAD_LETTERS_POINTS_MAX`]: each is a message no agent processed, and it waits for a
+//!   person to redrive or purge it (20 dead letters: 85, degraded);
+//! - with no agent registered nothing is unavailable: availability is 1, not 0, and an idle
+//!   fresh server scores 95 (the original's 5 points for fewer than 3 agents), not 75;
+//! - agents restored at a restart and not heard from yet are "returning" for a grace period
+//!   (see `collector::RETURNING_GRACE_MS`): their availability is not judged until then;
+//! - one condition gives one issue, at its most severe: a mean delivery time above 10 s costs
+//!   both the queue and responsiveness components but is listed once.
 
 use serde::Serialize;
 
@@ -22,6 +32,10 @@ pub const AGENTS_MIN: usize = 3;
 pub const RESPONSIVE_DELIVERY_SECONDS_MAX: f64 = 5.0;
 /// Responsiveness: a mean routing (send handling) time above this, in seconds, costs 10 points.
 pub const ROUTING_SECONDS_MAX: f64 = 1.0;
+/// Queue: each dead letter (in any queue but the server's own) costs this many points.
+pub const DEAD_LETTER_POINTS: f64 = 1.0;
+/// Queue: dead letters cost at most this many points together.
+pub const DEAD_LETTERS_POINTS_MAX: f64 = 15.0;
 /// Scores at or above this are healthy.
 pub const HEALTHY_SCORE_MIN: f64 = 90.0;
 /// Scores at or above this (and below healthy) are degraded; below, unhealthy.
@@ -34,12 +48,17 @@ pub struct HealthInputs {
     pub queue_size: u64,
     /// Messages ready, delayed or leased.
     pub pending: u64,
+    /// Dead letters waiting for a redrive or purge.
+    pub dead_letters: u64,
     /// Mean send→ack time over the recent window, in seconds (0 with no acks).
     pub average_delivery_seconds: f64,
     /// Registered agents.
     pub agents_total: usize,
     /// Agents online, busy or idle, or with a socket open.
     pub agents_available: usize,
+    /// Agents restored at the server's start and not heard from since, within the grace
+    /// after it: neither available nor unavailable yet.
+    pub agents_returning: usize,
     /// Sends placed / sends attempted over the recent window (1 with no sends).
     pub routing_success_rate: f64,
     /// Mean time to handle a send over the recent window, in seconds.
@@ -49,12 +68,18 @@ pub struct HealthInputs {
 }
 
 impl HealthInputs {
-    /// Available agents / registered agents; 0 with no agents (nobody can be delivered to).
+    /// Agents whose availability is judged: all but the returning ones.
+    pub fn agents_judged(&self) -> usize {
+        self.agents_total.saturating_sub(self.agents_returning)
+    }
+
+    /// Available agents / judged agents; 1 with none judged (none is unavailable).
     pub fn availability(&self) -> f64 {
-        if self.agents_total == 0 {
-            0.0
+        let judged = self.agents_judged();
+        if judged == 0 {
+            1.0
         } else {
-            self.agents_available as f64 / self.agents_total as f64
+            (self.agents_available as f64 / judged as f64).min(1.0)
         }
     }
 }
@@ -126,6 +151,16 @@ fn component(points: f64) -> Component {
     }
 }
 
+/// "N dead letters waiting for a redrive or purge", for issues and alerts.
+pub fn dead_letters_waiting(count: u64) -> String {
+    let noun = if count == 1 {
+        "dead letter"
+    } else {
+        "dead letters"
+    };
+    format!("{count} {noun} waiting for a redrive or purge")
+}
+
 fn round1(value: f64) -> f64 {
     (value * 10.0).round() / 10.0
 }
@@ -144,10 +179,6 @@ pub fn score(inputs: &HealthInputs) -> HealthReport {
     }
     if inputs.average_delivery_seconds > QUEUE_DELIVERY_SECONDS_MAX {
         queue -= 10.0;
-        issues.push(format!(
-            "average delivery time {:.1} s is above {QUEUE_DELIVERY_SECONDS_MAX} s",
-            inputs.average_delivery_seconds
-        ));
     }
     if inputs.pending > PENDING_MAX {
         queue -= 5.0;
@@ -156,16 +187,19 @@ pub fn score(inputs: &HealthInputs) -> HealthReport {
             inputs.pending
         ));
     }
+    if inputs.dead_letters > 0 {
+        let points = (inputs.dead_letters as f64 * DEAD_LETTER_POINTS).min(DEAD_LETTERS_POINTS_MAX);
+        queue -= points;
+        issues.push(dead_letters_waiting(inputs.dead_letters));
+    }
 
     let availability = inputs.availability();
     let mut agents = COMPONENT_POINTS * availability;
-    if inputs.agents_total == 0 {
-        issues.push("no agents registered".to_string());
-    } else if availability < 1.0 {
+    if availability < 1.0 {
         issues.push(format!(
             "{} of {} agents available ({:.0} %)",
             inputs.agents_available,
-            inputs.agents_total,
+            inputs.agents_judged(),
             availability * 100.0
         ));
     }
@@ -191,8 +225,14 @@ pub fn score(inputs: &HealthInputs) -> HealthReport {
     let mut responsiveness = COMPONENT_POINTS;
     if inputs.average_delivery_seconds > RESPONSIVE_DELIVERY_SECONDS_MAX {
         responsiveness -= 10.0;
+        // Listed once, with the higher threshold it crossed.
+        let crossed = if inputs.average_delivery_seconds > QUEUE_DELIVERY_SECONDS_MAX {
+            QUEUE_DELIVERY_SECONDS_MAX
+        } else {
+            RESPONSIVE_DELIVERY_SECONDS_MAX
+        };
         issues.push(format!(
-            "average delivery time {:.1} s is above {RESPONSIVE_DELIVERY_SECONDS_MAX} s",
+            "average delivery time {:.1} s is above {crossed} s",
             inputs.average_delivery_seconds
         ));
     }

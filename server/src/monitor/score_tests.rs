@@ -8,9 +8,11 @@ fn perfect() -> HealthInputs {
     HealthInputs {
         queue_size: 0,
         pending: 0,
+        dead_letters: 0,
         average_delivery_seconds: 0.0,
         agents_total: 3,
         agents_available: 3,
+        agents_returning: 0,
         routing_success_rate: 1.0,
         average_routing_seconds: 0.0,
         storage_problem: None,
@@ -100,14 +102,66 @@ fn fewer_than_3_agents_cost_5_points() {
 }
 
 #[test]
-fn no_agents_scores_zero_for_agents_never_negative() {
+fn no_agents_registered_is_nothing_unavailable() {
     let report = with(|i| {
         i.agents_total = 0;
         i.agents_available = 0;
     });
-    assert_eq!(report.components.agents.score, 0.0);
-    assert_eq!(report.score, 75.0);
-    assert!(report.issues.iter().any(|i| i == "no agents registered"));
+    // Only the original's 5 points for fewer than 3 agents: an idle fresh server is healthy.
+    assert_eq!(report.components.agents.score, 20.0);
+    assert_eq!(report.score, 95.0);
+    assert_eq!(report.status, HealthStatus::Healthy);
+    assert_eq!(report.issues, ["0 agents registered, fewer than 3"]);
+}
+
+#[test]
+fn agents_returning_after_a_restart_are_not_unavailable() {
+    let restarted = with(|i| {
+        i.agents_total = 3;
+        i.agents_available = 0;
+        i.agents_returning = 3;
+    });
+    assert_eq!(restarted.components.agents.score, 25.0);
+    let one_back = with(|i| {
+        i.agents_total = 4;
+        i.agents_available = 1;
+        i.agents_returning = 2;
+    });
+    assert_eq!(one_back.components.agents.score, 12.5, "1 of the 2 judged");
+    assert!(one_back.issues.iter().any(|issue| issue.contains("1 of 2")));
+}
+
+#[test]
+fn a_slow_delivery_is_listed_once_at_its_most_severe() {
+    let report = with(|i| i.average_delivery_seconds = 12.0);
+    assert_eq!(report.score, 80.0, "both components still pay");
+    assert_eq!(
+        report.issues,
+        ["average delivery time 12.0 s is above 10 s"]
+    );
+    let report = with(|i| i.average_delivery_seconds = 7.0);
+    assert_eq!(report.issues, ["average delivery time 7.0 s is above 5 s"]);
+}
+
+#[test]
+fn each_dead_letter_costs_the_queue_a_point() {
+    let report = with(|i| i.dead_letters = 3);
+    assert_eq!(report.components.queue.score, 22.0);
+    assert_eq!(
+        report.issues,
+        ["3 dead letters waiting for a redrive or purge"]
+    );
+}
+
+#[test]
+fn twenty_dead_letters_make_a_perfect_server_degraded() {
+    let report = with(|i| i.dead_letters = 20);
+    assert_eq!(
+        report.components.queue.score,
+        25.0 - DEAD_LETTERS_POINTS_MAX
+    );
+    assert_eq!(report.score, 85.0);
+    assert_eq!(report.status, HealthStatus::Degraded);
 }
 
 #[test]
@@ -141,9 +195,11 @@ fn everything_wrong_scores_near_zero_never_below() {
     let report = score(&HealthInputs {
         queue_size: u64::MAX,
         pending: u64::MAX,
+        dead_letters: u64::MAX,
         average_delivery_seconds: 1e9,
         agents_total: 1,
         agents_available: 0,
+        agents_returning: 0,
         routing_success_rate: -3.0,
         average_routing_seconds: 1e9,
         storage_problem: None,

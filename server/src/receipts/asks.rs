@@ -46,9 +46,12 @@ pub fn expects_reply(metadata: &Metadata) -> bool {
         == Some(true)
 }
 
+/// Prefix of the reply queues (internal: monitoring does not list them as the user's).
+pub const REPLY_QUEUE_PREFIX: &str = "replies:";
+
 /// The engine queue holding the replies for asks of the agent with this id.
 pub fn replies_queue(agent_id: &str) -> String {
-    format!("replies:{agent_id}")
+    format!("{REPLY_QUEUE_PREFIX}{agent_id}")
 }
 
 struct Waiter {
@@ -239,6 +242,9 @@ async fn take(
 ) -> ApiResult<InboxMessage> {
     state.engine.ack(reply.message.id, reply.token).await?;
     let now = state.engine.now_ms();
+    // The answer reaches its asker here, not through the inbox paths that count the rest.
+    state.monitor.delivered(std::slice::from_ref(&reply), now);
+    state.monitor.acked(reply.message.enqueued_at, now);
     state
         .receipts
         .acked(reply.message.id, Some(&asker.name), now);

@@ -1,11 +1,16 @@
-// The dashboard: fills the cards from each snapshot the server streams (server-sent events
-// at /api/v1/monitor/events, one a second) and keeps the charts' last 10 minutes. On load the
-// charts are seeded from the history export so they are not empty.
+// The dashboard: polls the current snapshot (/api/v1/metrics/current) once a second, fills
+// the cards from it, and keeps the charts' last 10 minutes. On load the charts are seeded from
+// the history export so they are not empty.
+//
+// Why polling and not the event stream (/api/v1/monitor/events, still served for other
+// clients): an open stream is a request that never finishes, so a headless browser's virtual
+// time (`chromium --headless --screenshot --virtual-time-budget=...`) never ran out and the
+// page could not be captured. A poll is one short request a second, and a failed one tells at
+// once that the server is gone: the numbers are dimmed and a banner says since when.
 //
 // A server in `--auth token` mode wants a token: open the page as `/#token=TOKEN`. The token
 // stays in the URL fragment (never sent to the server with the page), then moves to session
-// storage and off the address bar; it is sent as a header to fetch and as `?token=` to the
-// event stream, since EventSource cannot set headers.
+// storage and off the address bar; it is sent as a header with every request.
 const token = (() => {
   const match = /(?:^|[#&])token=([^&]+)/.exec(location.hash);
   if (match) {
@@ -28,7 +33,16 @@ const latency = [
   new Series("p95", "#f5b942"),
   new Series("p99", "#ff5d6c"),
 ];
-let lastSnapshotAt = Date.now();
+/** Time between two polls of the snapshot, in milliseconds. */
+const POLL_INTERVAL_MS = 1000;
+/** A poll not answered within this many milliseconds counts as failed. */
+const POLL_TIMEOUT_MS = 5000;
+/** When polls started failing (ms since the epoch); null while the server answers. */
+let unreachableSince = null;
+/** The page shows numbers from the server (it answered at least once). */
+let rendered = false;
+/** Active alerts of the previous snapshot, by id (null before the first one). */
+let knownAlerts = null;
 
 function count(n) {
   return Number(n || 0).toLocaleString("en-US");
@@ -129,7 +143,7 @@ function renderAgents(agents) {
   text("agents-summary", `${agents.available} of ${agents.total} available`);
   text("agents-available", agents.total ? percent(agents.availability) : "–");
   const bar = $("availability-bar");
-  bar.style.width = `${agents.availability * 100}%`;
+  bar.style.width = agents.total ? `${agents.availability * 100}%` : "0";
   bar.style.background = agents.availability >= 0.8 ? "#3ecf8e" : "#f5b942";
   const body = $("agents-table");
   body.innerHTML = "";
@@ -174,6 +188,7 @@ function renderQueues(queues) {
     depths.appendChild(cell);
   }
   text("dead-letters", count(queues.dead));
+  $("dead-letters").className = queues.dead ? "" : "none";
   text("queue-count", count(queues.count));
   const list = $("other-queues");
   list.innerHTML = "";
@@ -209,7 +224,6 @@ function renderAlerts(alerts) {
 }
 
 function render(snapshot) {
-  lastSnapshotAt = Date.now();
   text("storage-backend", `storage ${snapshot.storage.backend}`);
   text("uptime", duration(snapshot.uptime_seconds));
   renderHealth(snapshot.health);
@@ -272,20 +286,49 @@ function drawCharts(now) {
   drawChart($("chart-latency"), latency, (v) => (v === 0 ? "0" : seconds(v)), now);
 }
 
-function toast(change) {
-  const alert = change.alert;
-  const resolved = change.change === "resolved";
-  const node = element("div", `toast ${resolved ? "resolved" : alert.severity}`,
-    `${resolved ? "Resolved" : alert.severity === "critical" ? "Critical" : "Warning"}: ${alert.message}`);
+function toast(alert, resolved) {
+  // A resolved alert's message already says "resolved: ..." and what recovered.
+  const label = resolved ? "" : alert.severity === "critical" ? "Critical: " : "Warning: ";
+  const node = element("div", `toast ${resolved ? "resolved" : alert.severity}`, `${label}${alert.message}`);
   $("toasts").appendChild(node);
   setTimeout(() => node.remove(), 8000);
 }
 
+/** Toasts the alerts that started or resolved since the previous snapshot. */
+function announceAlertChanges(alerts) {
+  const active = new Map(alerts.active.map((alert) => [alert.id, alert]));
+  if (knownAlerts !== null) {
+    for (const [id, alert] of active) if (!knownAlerts.has(id)) toast(alert, false);
+    for (const id of knownAlerts.keys()) {
+      const resolved = alerts.recent.find((alert) => alert.id === id);
+      if (!active.has(id) && resolved) toast(resolved, true);
+    }
+  }
+  knownAlerts = active;
+}
+
 function setConnection(state) {
   const pill = $("connection-state");
-  const labels = { live: "live", wait: "reconnecting…", down: "disconnected" };
+  const labels = { live: "live", down: "disconnected" };
   pill.textContent = labels[state];
   pill.className = `pill pill-${state}`;
+}
+
+/** The numbers on the page are old: dim them and say since when. */
+function showUnreachable(reason) {
+  if (unreachableSince === null) unreachableSince = Date.now();
+  const since = new Date(unreachableSince).toLocaleTimeString("en-GB", { hour12: false });
+  text("unreachable", `${reason} since ${since}${rendered ? ": the numbers below are from then" : ""}`);
+  $("unreachable").hidden = false;
+  document.body.classList.add("stale");
+  setConnection("down");
+}
+
+function showReachable() {
+  unreachableSince = null;
+  $("unreachable").hidden = true;
+  document.body.classList.remove("stale");
+  setConnection("live");
 }
 
 async function seedCharts() {
@@ -305,27 +348,35 @@ async function seedCharts() {
       }
     }
   } catch (error) {
-    // The live feed fills the charts anyway.
+    // The polls fill the charts anyway.
   }
 }
 
-function connect() {
-  const query = token ? `?token=${encodeURIComponent(token)}` : "";
-  const source = new EventSource(`/api/v1/monitor/events${query}`);
-  source.addEventListener("open", () => setConnection("live"));
-  source.addEventListener("snapshot", (event) => {
-    setConnection("live");
-    render(JSON.parse(event.data));
-  });
-  source.addEventListener("alert", (event) => toast(JSON.parse(event.data)));
-  // EventSource reconnects by itself; only say so.
-  source.addEventListener("error", () => setConnection(source.readyState === EventSource.CLOSED ? "down" : "wait"));
+async function poll() {
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), POLL_TIMEOUT_MS);
+  try {
+    const response = await fetch("/api/v1/metrics/current", { headers: authHeaders, signal: abort.signal });
+    if (response.ok) {
+      const snapshot = await response.json();
+      showReachable();
+      render(snapshot);
+      rendered = true;
+      announceAlertChanges(snapshot.alerts);
+    } else if (response.status === 401) {
+      showUnreachable("the server wants a token (open this page as /#token=TOKEN)");
+    } else {
+      showUnreachable(`server answers ${response.status}`);
+    }
+  } catch (error) {
+    showUnreachable("server unreachable");
+  } finally {
+    clearTimeout(timer);
+    setTimeout(poll, POLL_INTERVAL_MS);
+  }
 }
 
 drawLegend($("legend-throughput"), throughput);
 drawLegend($("legend-latency"), latency);
 window.addEventListener("resize", () => drawCharts(Date.now()));
-setInterval(() => {
-  if (Date.now() - lastSnapshotAt > 5000) setConnection("wait");
-}, 2000);
-seedCharts().then(connect);
+seedCharts().then(poll);

@@ -1,12 +1,17 @@
 //! The dashboard: one self-contained page (HTML with its CSS and JavaScript inline, no CDN, no
-//! build step) served at `/` and `/dashboard`, and its live feed, a server-sent event stream
-//! at `/api/v1/monitor/events`.
+//! build step) served at `/` and `/dashboard`, and a live feed, a server-sent event stream at
+//! `/api/v1/monitor/events`.
 //!
 //! The page's parts live in `index.html`, `style.css`, `charts.js` and `app.js` beside this
 //! file so each stays readable; they are compiled into the binary with `include_str!` and put
-//! together once. The stream sends the current snapshot at once, then a `snapshot` event each
-//! time the sampler takes one (once a second) and an `alert` event for each alert that starts
-//! or resolves. It ends when the server shuts down, so it never holds up a graceful stop.
+//! together once. The page polls `/api/v1/metrics/current` once a second rather than holding
+//! the stream open: a request that never ends kept headless browsers' virtual time from
+//! running out (`chromium --headless --screenshot --virtual-time-budget=...` never finished),
+//! and a failed poll tells at once that the server is gone (`app.js` then dims the numbers and
+//! says since when). The stream stays for other clients: it sends the current snapshot at
+//! once, then a `snapshot` event each time the sampler takes one (once a second) and an
+//! `alert` event for each alert that starts or resolves. It ends when the server shuts down,
+//! so it never holds up a graceful stop.
 
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
@@ -159,7 +164,14 @@ mod tests {
     fn the_page_is_self_contained() {
         let page = page_text();
         assert!(!page.contains("/*STYLE*/") && !page.contains("/*SCRIPT*/"));
-        assert!(page.contains("EventSource"), "the live feed is wired in");
+        assert!(
+            page.contains("/api/v1/metrics/current"),
+            "the page polls the snapshot"
+        );
+        assert!(
+            !page.contains("EventSource"),
+            "an open stream keeps headless screenshots from finishing"
+        );
         for external in [
             "src=\"http",
             "href=\"http",
