@@ -14,7 +14,7 @@ use crate::config::ServeArgs;
 
 /// `switchboard`: message bus for AI coding agents.
 #[derive(Debug, Parser)]
-#[command(name = "switchboard", version, about)]
+#[command(name = "switchboard", version, about, after_help = client::EXIT_CODES_HELP)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]

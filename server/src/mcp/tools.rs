@@ -17,7 +17,7 @@ use super::params::{
     WAIT_SECONDS_DEFAULT,
 };
 use crate::cli::client::api::{Client, ClientError, Outgoing};
-use crate::cli::client::{explain, Failure};
+use crate::cli::client::{explain, Failure, ReplyVia};
 
 /// The switchboard tools, acting as one agent.
 #[derive(Debug, Clone)]
@@ -72,6 +72,10 @@ impl SwitchboardTools {
         message.priority = params.priority.unwrap_or_default().into();
         if let Some(thread) = params.thread_id {
             message.metadata.insert("thread_id".into(), json!(thread));
+        }
+        message.reply_to = params.reply_to;
+        if let Some(key) = params.idempotency_key {
+            message.idempotency_key = key;
         }
         match self.client.send(&self.agent, &message).await {
             Ok(sent) => Ok(pretty(&sent)),
@@ -155,7 +159,8 @@ impl SwitchboardTools {
     )]
     async fn reply(&self, Parameters(params): Parameters<ReplyParams>) -> ToolResult {
         let answer = Outgoing::new("", &params.text);
-        crate::cli::client::send_reply(&self.client, &self.agent, &params.message_id, answer)
+        let (client, agent, id) = (&self.client, &self.agent, &params.message_id);
+        crate::cli::client::send_reply_via(client, agent, id, answer, ReplyVia::Mcp)
             .await
             .map(|sent| pretty(&sent))
             .map_err(|failure| failure.message)

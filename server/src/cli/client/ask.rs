@@ -10,7 +10,8 @@ use serde_json::json;
 
 use super::api::{poll_seconds, Client, ClientError, Outgoing};
 use super::identity::Connection;
-use super::output::{message_block, print_json};
+use super::output::{message_block, print_json, print_text};
+use super::retry::reconnecting;
 use super::send::message_text;
 use super::{checked, Failure, PriorityArg};
 use crate::api::wire::{InboxMessage, SendMessageResponse};
@@ -25,7 +26,7 @@ pub struct AskArgs {
     pub to: String,
     /// The question; `-` reads it from standard input.
     pub text: String,
-    /// How long to wait for the reply, in seconds (exit 2 when none comes).
+    /// How long to wait for the reply, in seconds (exit 3 when none comes).
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     pub timeout: u64,
     /// Priority of the question.
@@ -66,14 +67,14 @@ pub async fn ask_and_wait(
     let reply = loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
         let wait_seconds = poll_seconds(remaining);
-        if let Some(reply) = client
-            .wait_reply(asker, &sent.message_id, wait_seconds)
-            .await?
-        {
+        let waited = reconnecting(client, || {
+            client.wait_reply(asker, &sent.message_id, wait_seconds)
+        });
+        if let Some(reply) = waited.await? {
             break Some(reply);
         }
         if Instant::now() >= deadline {
-            client.cancel_reply(asker, &sent.message_id).await?;
+            reconnecting(client, || client.cancel_reply(asker, &sent.message_id)).await?;
             break None;
         }
     };
@@ -84,7 +85,7 @@ pub async fn ask_and_wait(
     })
 }
 
-/// Runs `switchboard ask`: exit 0 with the reply, 2 when none came in time.
+/// Runs `switchboard ask`: exit 0 with the reply, 3 when none came in time.
 pub async fn ask(args: AskArgs) -> Result<(), Failure> {
     let asker = args.connection.require_identity()?;
     let client = args.connection.client()?;
@@ -98,12 +99,12 @@ pub async fn ask(args: AskArgs) -> Result<(), Failure> {
     let timeout = Duration::from_secs(args.timeout);
     let asked = checked(&client, ask_and_wait(&client, &asker, question, timeout)).await?;
     if args.json {
-        print_json(&asked);
+        print_json(&asked)?;
     }
     match &asked.reply {
         Some(reply) => {
             if !args.json {
-                print!("{}", message_block(reply));
+                print_text(&message_block(reply))?;
             }
             Ok(())
         }
@@ -133,18 +134,47 @@ pub struct ReplyArgs {
     pub json: bool,
 }
 
+/// Where the one replying works, so that advice names a tool it has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyVia {
+    /// The `switchboard` commands.
+    Cli,
+    /// The MCP tools.
+    Mcp,
+}
+
 /// Sends `text` from `replier` as the answer to message `id`, to that message's sender.
 pub async fn send_reply(
     client: &Client,
     replier: &str,
     id: &str,
+    answer: Outgoing,
+) -> Result<SendMessageResponse, Failure> {
+    send_reply_via(client, replier, id, answer, ReplyVia::Cli).await
+}
+
+/// [`send_reply`], with advice for a replier working through `via`.
+pub async fn send_reply_via(
+    client: &Client,
+    replier: &str,
+    id: &str,
     mut answer: Outgoing,
+    via: ReplyVia,
 ) -> Result<SendMessageResponse, Failure> {
     let receipt = client.status(id).await.map_err(|error| match error {
-        ClientError::NotFound { .. } => Failure::usage(format!(
-            "cannot find message {id} to answer (its receipt is gone); send the answer with \
-             `switchboard send SENDER TEXT --reply-to {id}`"
-        )),
+        ClientError::NotFound { .. } => {
+            let by_hand = match via {
+                ReplyVia::Cli => format!("`switchboard send SENDER TEXT --reply-to {id}`"),
+                ReplyVia::Mcp => format!(
+                    "the send_message tool: to = the sender, text = your answer, reply_to = \
+                     \"{id}\""
+                ),
+            };
+            Failure::usage(format!(
+                "cannot find message {id} to answer (its receipt is gone); send the answer \
+                 with {by_hand}"
+            ))
+        }
         other => Failure::from(other),
     })?;
     let Some(sender) = receipt["sender"].as_str() else {
@@ -165,12 +195,11 @@ pub async fn reply(args: ReplyArgs) -> Result<(), Failure> {
     answer.priority = args.priority.into();
     let sent = send_reply(&client, &replier, &args.id, answer).await?;
     if args.json {
-        print_json(&sent);
+        print_json(&sent)
     } else {
-        println!(
-            "replied to {} with {} (to {})",
+        print_text(&format!(
+            "replied to {} with {} (to {})\n",
             args.id, sent.message_id, sent.recipient
-        );
+        ))
     }
-    Ok(())
 }
