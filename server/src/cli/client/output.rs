@@ -162,7 +162,8 @@ pub fn message_block(message: &InboxMessage) -> String {
     }
     let mut out = header;
     out.push('\n');
-    for line in message.content.lines() {
+    // Escaped before splitting: `lines()` would drop a lone `\r` at the very end.
+    for line in printable(&message.content).lines() {
         out.push_str("    ");
         out.push_str(line);
         out.push('\n');
