@@ -342,11 +342,14 @@ async fn inbox_shows_control_characters_escaped_and_json_keeps_them() {
         .await;
     text.ok();
     for raw in ['\x1b', '\x07', '\r'] {
-        assert!(!text.stdout.contains(raw), "raw {raw:?} in {:?}", text.stdout);
+        assert!(
+            !text.stdout.contains(raw),
+            "raw {raw:?} in {:?}",
+            text.stdout
+        );
     }
     assert!(
-        text.stdout
-            .contains(r"    \x1b]0;pwned\x07\x1b[31mred\r"),
+        text.stdout.contains(r"    \x1b]0;pwned\x07\x1b[31mred\r"),
         "{}",
         text.stdout
     );

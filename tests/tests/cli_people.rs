@@ -265,8 +265,13 @@ async fn hook_is_silent_and_succeeds_when_it_cannot_deliver() {
 
 /// Runs `switchboard <args>` with stdout a pipe whose reader is already gone.
 async fn run_with_closed_stdout(bus: &Bus, args: &[&str]) -> cli_support::Run {
-    let (reader, writer) = std::io::pipe().expect("a pipe");
-    drop(reader);
+    // The write end of a pipe whose only reader, `true`, has exited.
+    let mut reader = std::process::Command::new("true")
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("start true");
+    let writer = reader.stdin.take().expect("piped stdin");
+    reader.wait().expect("true exits");
     let mut command = bus.command(args);
     command.stdout(Stdio::from(writer));
     finish(command).await

@@ -101,7 +101,8 @@ async fn a_send_that_gets_no_answer_is_outcome_unknown_not_unreachable() {
     assert!(keys.len() > 1, "retried: {keys:?}");
     assert!(keys.iter().all(|key| *key == keys[0]), "{keys:?}");
     assert!(
-        run.stderr.contains(&format!("--idempotency-key {}", keys[0])),
+        run.stderr
+            .contains(&format!("--idempotency-key {}", keys[0])),
         "{}",
         run.stderr
     );
@@ -134,7 +135,12 @@ async fn help_lists_the_exit_codes() {
     for args in [&["--help"][..], &["wait", "--help"]] {
         let help = bus.run(args).await;
         help.ok();
-        for line in ["Exit codes", "3  timed out", "4  cannot reach", "5  outcome unknown"] {
+        for line in [
+            "Exit codes",
+            "3  timed out",
+            "4  cannot reach",
+            "5  outcome unknown",
+        ] {
             assert!(help.stdout.contains(line), "{args:?}: {}", help.stdout);
         }
     }
@@ -153,7 +159,10 @@ async fn wait_rides_out_a_server_restart() {
     // The wait's long poll has reached the server when bob's last sign of life moves.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while last_seen(&bus, "bob").await == registered {
-        assert!(std::time::Instant::now() < deadline, "the wait never polled");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the wait never polled"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     bus.server.restart_on_same_port();

@@ -325,8 +325,14 @@ impl Client {
 
     /// Every registered agent.
     pub async fn agents(&self) -> Result<Vec<AgentInfo>, ClientError> {
-        self.call(Method::GET, "/api/v1/agents", &[], None, self.request_timeout)
-            .await
+        self.call(
+            Method::GET,
+            "/api/v1/agents",
+            &[],
+            None,
+            self.request_timeout,
+        )
+        .await
     }
 
     /// One agent, by name or id.

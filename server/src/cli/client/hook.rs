@@ -152,9 +152,9 @@ async fn deliver(
     // A stdout closed by its reader: nothing was shown, so nothing is acked.
     let printed = match event {
         HookEvent::UserPromptSubmit => print_text(&text),
-        HookEvent::Stop => print_json_line(
-            &json!({ "decision": "block", "reason": printable(&text) }).to_string(),
-        ),
+        HookEvent::Stop => {
+            print_json_line(&json!({ "decision": "block", "reason": printable(&text) }).to_string())
+        }
     };
     printed.map_err(|_| "cannot write to standard output".to_string())?;
     let ids: Vec<String> = messages.iter().map(|m| m.id.clone()).collect();

@@ -209,7 +209,10 @@ mod tests {
             "\\x1b]0;pwned\\x07\\x1b[31mred\\r"
         );
         assert_eq!(printable("a\tb\r\nc\n"), "a\tb\nc\n");
-        assert_eq!(printable("\u{9b}31m \u{202e}txt"), "\\u{9b}31m \\u{202e}txt");
+        assert_eq!(
+            printable("\u{9b}31m \u{202e}txt"),
+            "\\u{9b}31m \\u{202e}txt"
+        );
         assert!(matches!(printable("plain ✓"), Cow::Borrowed("plain ✓")));
     }
 

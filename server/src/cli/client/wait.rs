@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use clap::Args;
 
 use super::api::{poll_seconds, Client, LONG_POLL_SECONDS_MAX};
-use super::retry::reconnecting;
 use super::identity::Connection;
 use super::output::{message_block, print_json, print_text};
+use super::retry::reconnecting;
 use super::{checked, Failure};
 use crate::api::wire::InboxMessage;
 
