@@ -90,7 +90,7 @@ pub async fn ask(args: AskArgs) -> Result<(), Failure> {
     let asker = args.connection.require_identity()?;
     let client = args.connection.client()?;
     // Replies are kept for registered agents only: check first, with suggestions.
-    checked(&client, client.agent(&asker)).await?;
+    checked(&client, reconnecting(&client, || client.agent(&asker))).await?;
     let mut question = Outgoing::new(&args.to, &message_text(&args.text)?);
     question.priority = args.priority.into();
     if let Some(thread) = &args.thread {

@@ -50,11 +50,8 @@ pub async fn run(args: WaitArgs) -> Result<(), Failure> {
         print_text(&message_block(&message))?;
     }
     if args.ack {
-        checked(
-            &client,
-            client.ack(&agent, std::slice::from_ref(&message.id)),
-        )
-        .await?;
+        let ids = std::slice::from_ref(&message.id);
+        checked(&client, reconnecting(&client, || client.ack(&agent, ids))).await?;
     }
     Ok(())
 }
