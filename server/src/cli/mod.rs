@@ -42,7 +42,8 @@ pub enum Command {
     Client(client::ClientCommand),
 }
 
-/// Runs the command; the exit code is 0 on success, 1 when it could not do its job.
+/// Runs the command; the exit code is 0 on success, 1 when it could not do its job (client
+/// commands tell more outcomes apart: [`client::EXIT_CODES_HELP`]).
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve::run(args),
