@@ -28,6 +28,8 @@ pub struct Answer {
     pub metadata: Metadata,
     /// Leave the question leased (not acknowledged) after answering.
     pub keep_question: bool,
+    /// The answer's idempotency key (dedup key), so a retried reply is stored once.
+    pub dedup_key: Option<String>,
 }
 
 /// What answering did.
@@ -70,7 +72,7 @@ pub async fn reply(
     let Some(sender) = sender else {
         return Err(ApiError::NotFound(format!(
             "cannot find message {question} to answer (it is not in {}'s inbox and its receipt \
-             is gone); send the answer with `switchboard send SENDER TEXT --reply-to {question}`",
+             is gone); send the answer as a new message to its sender with reply_to = {question}",
             replier.name
         )));
     };
@@ -82,7 +84,7 @@ pub async fn reply(
         metadata: answer.metadata,
         delay_seconds: None,
         max_attempts: None,
-        dedup_key: None,
+        dedup_key: answer.dedup_key,
         reply_to: Some(question.to_string()),
     };
     let (enqueued, routed) = crate::routing::send(state, &replier.name, request).await?;
@@ -175,6 +177,7 @@ mod tests {
             priority: Priority::Medium,
             metadata: Metadata::new(),
             keep_question,
+            dedup_key: None,
         }
     }
 

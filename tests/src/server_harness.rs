@@ -71,6 +71,8 @@ fn build_binary() -> PathBuf {
 pub struct ServerProcess {
     storage: String,
     extra: Vec<String>,
+    /// Port asked for: 0 (a free one) until [`ServerProcess::restart_on_same_port`].
+    port: u16,
     child: Option<Child>,
     address: SocketAddr,
     /// `http` or `https`, as the server reported it.
@@ -93,6 +95,7 @@ impl ServerProcess {
         let mut server = Self {
             storage: storage.to_string(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            port: 0,
             child: None,
             address: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             scheme: "http".into(),
@@ -106,7 +109,8 @@ impl ServerProcess {
         // Each process's stderr on its own: a restarted server starts with none.
         self.stderr.lock().unwrap().clear();
         let mut command = Command::new(binary());
-        command.args(["serve", "--storage", &self.storage, "--api-port", "0"]);
+        let port = self.port.to_string();
+        command.args(["serve", "--storage", &self.storage, "--api-port", &port]);
         // Loopback unless the test names its own address.
         if !self.extra.iter().any(|arg| arg == "--api-host") {
             command.args(["--api-host", "127.0.0.1"]);
@@ -240,6 +244,15 @@ impl ServerProcess {
         if let Err(stderr) = self.spawn() {
             panic!("switchboard exited at restart; stderr:\n{stderr}");
         }
+    }
+}
+
+impl ServerProcess {
+    /// Starts the server again on the same storage and the same port, as an operator's
+    /// restart does (clients keep their URL).
+    pub fn restart_on_same_port(&mut self) {
+        self.port = self.address.port();
+        self.restart();
     }
 }
 

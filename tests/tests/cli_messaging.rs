@@ -1,6 +1,7 @@
 //! Black-box tests of the messaging commands of the real `switchboard` binary against a
 //! running server: send / inbox / ack / nack / wait / ask / reply round trips, their exit
-//! codes (a timed-out wait or ask exits 2) and the shape of their `--json` output.
+//! codes (a timed-out wait or ask exits 3, a usage error 2) and the shape of their `--json`
+//! output; message text shown to people with its control characters escaped.
 
 mod cli_support;
 
@@ -131,13 +132,13 @@ async fn ack_of_a_message_not_leased_exits_1() {
     assert!(run.stderr.contains("not acknowledged"), "{}", run.stderr);
 }
 
-/// `wait` exits 2 with nothing on stdout when no message comes in time.
+/// `wait` exits 3 with nothing on stdout when no message comes in time.
 #[tokio::test]
-async fn wait_times_out_with_exit_code_2() {
+async fn wait_times_out_with_exit_code_3() {
     let bus = Bus::start(&["bob"]).await;
     let started = std::time::Instant::now();
     let run = bus.run(&["wait", "--agent", "bob", "--timeout", "1"]).await;
-    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(run.code, 3, "{run:?}");
     assert!(run.stdout.is_empty(), "{}", run.stdout);
     assert!(
         run.stderr.contains("no message for bob within 1 s"),
@@ -235,9 +236,9 @@ async fn ask_returns_the_correlated_reply_and_leaves_the_inbox_alone() {
     assert_eq!(inbox[0]["attempts"], 1, "the ask spent no delivery of it");
 }
 
-/// An `ask` nobody answers exits 2; an answer that comes later lands in the asker's inbox.
+/// An `ask` nobody answers exits 3; an answer that comes later lands in the asker's inbox.
 #[tokio::test]
-async fn unanswered_ask_exits_2_and_a_late_reply_reaches_the_inbox() {
+async fn unanswered_ask_exits_3_and_a_late_reply_reaches_the_inbox() {
     let bus = Bus::start(&["alice", "bob"]).await;
     let asked = bus
         .run(&[
@@ -251,7 +252,7 @@ async fn unanswered_ask_exits_2_and_a_late_reply_reaches_the_inbox() {
             "--json",
         ])
         .await;
-    assert_eq!(asked.code, 2, "{asked:?}");
+    assert_eq!(asked.code, 3, "{asked:?}");
     assert!(
         asked.stderr.contains("no reply from bob within 1 s"),
         "{}",
@@ -295,9 +296,9 @@ async fn send_wait_ack_returns_when_the_recipient_acks() {
     assert_eq!(sent["receipt"]["state"], "acked");
 }
 
-/// `send --wait-ack` exits 2 when the recipient does not ack in time.
+/// `send --wait-ack` exits 3 when the recipient does not ack in time.
 #[tokio::test]
-async fn send_wait_ack_times_out_with_exit_code_2() {
+async fn send_wait_ack_times_out_with_exit_code_3() {
     let bus = Bus::start(&["bob"]).await;
     let run = bus
         .run(&[
@@ -311,10 +312,49 @@ async fn send_wait_ack_times_out_with_exit_code_2() {
             "1",
         ])
         .await;
-    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(run.code, 3, "{run:?}");
     assert!(
         run.stderr.contains("was not acked within 1 s"),
         "{}",
         run.stderr
     );
+}
+
+/// A message's escape sequences cannot recolour, retitle or overwrite the reader's terminal:
+/// `inbox` shows ESC, BEL and CR escaped, and `--json` keeps the exact text.
+#[tokio::test]
+async fn inbox_shows_control_characters_escaped_and_json_keeps_them() {
+    let bus = Bus::start(&["bob"]).await;
+    let hostile = "\x1b]0;pwned\x07\x1b[31mred\r";
+    // Twice: one copy read as text, one as JSON.
+    for _ in 0..2 {
+        let (status, sent) = bus
+            .post(
+                "/api/v1/messages?sender=mallory",
+                serde_json::json!({ "recipient": "bob", "content": hostile }),
+            )
+            .await;
+        assert_eq!(status, 200, "{sent}");
+    }
+
+    let text = bus
+        .run(&["inbox", "--agent", "bob", "--limit", "1", "--ack"])
+        .await;
+    text.ok();
+    for raw in ['\x1b', '\x07', '\r'] {
+        assert!(
+            !text.stdout.contains(raw),
+            "raw {raw:?} in {:?}",
+            text.stdout
+        );
+    }
+    assert!(
+        text.stdout.contains(r"    \x1b]0;pwned\x07\x1b[31mred\r"),
+        "{}",
+        text.stdout
+    );
+
+    let json = bus.run(&["inbox", "--agent", "bob", "--json"]).await;
+    json.ok();
+    assert_eq!(json.json()[0]["content"], hostile);
 }

@@ -1,7 +1,7 @@
 //! Black-box tests of what the client commands tell people, against the real binary: errors
 //! they can act on (no server, unknown agent, no identity), the agent taken from the worktree,
-//! `agents`, `status` and `tail` output, and `hook` (silent when empty or when the server is
-//! down, always exit 0).
+//! `agents`, `status` and `tail` output, `hook` (silent when empty or when the server is
+//! down, always exit 0), and a stdout closed by its reader (a quiet exit, never a panic).
 
 mod cli_support;
 
@@ -11,12 +11,12 @@ use std::time::Duration;
 use cli_support::{finish, wait, Bus};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-/// No server at the URL: exit 1 and a sentence saying how to start one.
+/// No server at the URL: exit 4 and a sentence saying how to start one.
 #[tokio::test]
 async fn unreachable_server_says_how_to_start_it() {
     let bus = Bus::start(&[]).await;
     let run = bus.run(&["agents", "--server", "http://127.0.0.1:1"]).await;
-    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(run.code, 4, "{run:?}");
     assert!(
         run.stderr
             .contains("cannot reach switchboard at http://127.0.0.1:1"),
@@ -261,4 +261,43 @@ async fn hook_is_silent_and_succeeds_when_it_cannot_deliver() {
     let unknown = bus.run(&["hook", "--agent", "nobody"]).await;
     assert_eq!(unknown.code, 0, "{unknown:?}");
     assert_eq!(unknown.stdout, "");
+}
+
+/// Runs `switchboard <args>` with stdout a pipe whose reader is already gone.
+async fn run_with_closed_stdout(bus: &Bus, args: &[&str]) -> cli_support::Run {
+    // The write end of a pipe whose only reader, `true`, has exited.
+    let mut reader = std::process::Command::new("true")
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("start true");
+    let writer = reader.stdin.take().expect("piped stdin");
+    reader.wait().expect("true exits");
+    let mut command = bus.command(args);
+    command.stdout(Stdio::from(writer));
+    finish(command).await
+}
+
+/// `switchboard agents | true`: the reader left, so the command ends quietly — no panic, no
+/// backtrace, not Rust's panic code 101.
+#[tokio::test]
+async fn agents_into_a_closed_pipe_exits_quietly() {
+    let bus = Bus::start(&["bob"]).await;
+    let run = run_with_closed_stdout(&bus, &["agents"]).await;
+    assert_ne!(run.code, 101, "{run:?}");
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    assert_eq!(run.stderr, "", "nothing to say: the reader left");
+}
+
+/// A hook whose stdout is closed still exits 0 without a panic, and acks nothing it could not
+/// show: the message is delivered next time.
+#[tokio::test]
+async fn hook_into_a_closed_pipe_exits_0_and_acks_nothing() {
+    let bus = Bus::start(&["bob"]).await;
+    let id = bus.send("alice", "bob", "keep me").await;
+    let run = run_with_closed_stdout(&bus, &["hook", "--agent", "bob"]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    let status = bus.run(&["status", &id, "--json"]).await;
+    status.ok();
+    assert_ne!(status.json()["state"], "acked", "{}", status.stdout);
 }

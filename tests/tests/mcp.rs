@@ -332,3 +332,44 @@ async fn tools_send_the_token_from_the_environment() {
     assert!(text.contains("SWITCHBOARD_TOKEN"), "{text}");
     anonymous.stop().await;
 }
+
+/// `send_message` with `reply_to` sends an answer the recipient sees as one (its `reply_to`
+/// is the question's id), as the REST send does.
+#[tokio::test]
+async fn send_message_passes_reply_to() {
+    let bus = Bus::start(&["alice", "bob"]).await;
+    let question = bus.send("bob", "alice", "which branch?").await;
+    let mut alice = McpClient::start(&bus, "alice").await;
+    let sent = alice
+        .call_ok(
+            "send_message",
+            json!({ "to": "bob", "text": "main", "reply_to": question }),
+        )
+        .await;
+    let inbox = bus
+        .run(&["inbox", "--agent", "bob", "--json", "--ack"])
+        .await;
+    inbox.ok();
+    assert_eq!(inbox.json()[0]["id"], sent["message_id"]);
+    assert_eq!(inbox.json()[0]["reply_to"], question.as_str());
+    alice.stop().await;
+}
+
+/// When `reply` cannot find the message, its advice names the MCP tool to use (send_message
+/// with reply_to), not a shell command the model may not have.
+#[tokio::test]
+async fn reply_to_an_unknown_message_suggests_the_send_message_tool() {
+    let bus = Bus::start(&["alice"]).await;
+    let mut alice = McpClient::start(&bus, "alice").await;
+    let (failed, text) = alice
+        .call(
+            "reply",
+            json!({ "message_id": "01a2deadbeef-0000-0000-0000-000000000000", "text": "hi" }),
+        )
+        .await;
+    assert!(failed, "{text}");
+    assert!(text.contains("send_message"), "{text}");
+    assert!(text.contains("reply_to"), "{text}");
+    assert!(!text.contains("switchboard send"), "{text}");
+    alice.stop().await;
+}

@@ -152,6 +152,10 @@ pub struct ReplyRequest {
     /// question acknowledges it, so it is not delivered again).
     #[serde(default)]
     pub keep_question: bool,
+    /// Idempotency key of the answer (the send's `dedup_key`): a reply retried with the same
+    /// key within the dedup window is stored once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedup_key: Option<String>,
 }
 
 /// Answer of `POST .../reply`: the send's answer, and whether the question was acknowledged.
@@ -185,6 +189,7 @@ pub async fn send_reply(
         priority: request.priority,
         metadata: request.metadata,
         keep_question: request.keep_question,
+        dedup_key: request.dedup_key,
     };
     let replied = crate::reply::reply(&state, &replier, &id, answer).await?;
     Ok(Json(ReplySent {

@@ -15,7 +15,7 @@ use crate::config::ServeArgs;
 
 /// `switchboard`: message bus for AI coding agents.
 #[derive(Debug, Parser)]
-#[command(name = "switchboard", version, about)]
+#[command(name = "switchboard", version, about, after_help = client::EXIT_CODES_HELP)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -46,7 +46,8 @@ pub enum Command {
     Client(client::ClientCommand),
 }
 
-/// Runs the command; the exit code is 0 on success, 1 when it could not do its job.
+/// Runs the command; the exit code is 0 on success, 1 when it could not do its job (client
+/// commands tell more outcomes apart: [`client::EXIT_CODES_HELP`]).
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve::run(args),

@@ -57,6 +57,15 @@ pub struct SendMessageParams {
     /// Optional thread id to group related messages (for example a task or ticket id).
     #[serde(default)]
     pub thread_id: Option<String>,
+    /// Optional id of the message this one answers (the recipient sees it as `reply_to`; an
+    /// agent waiting in `ask` for that message receives it). `reply` does this for you when
+    /// the message is still known.
+    #[serde(default)]
+    pub reply_to: Option<String>,
+    /// Optional idempotency key: sending again with the same key within 5 minutes stores the
+    /// message once. Pass the key an "outcome unknown" error named to retry safely.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
 }
 
 /// Parameters of `check_inbox`.

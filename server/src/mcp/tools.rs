@@ -18,7 +18,7 @@ use super::params::{
 };
 use crate::api::receipts::ReplyRequest;
 use crate::cli::client::api::{Client, ClientError, Outgoing};
-use crate::cli::client::{explain, Failure};
+use crate::cli::client::{explain, Failure, ReplyVia};
 
 /// The switchboard tools, acting as one agent.
 #[derive(Debug, Clone)]
@@ -73,6 +73,10 @@ impl SwitchboardTools {
         message.priority = params.priority.unwrap_or_default().into();
         if let Some(thread) = params.thread_id {
             message.metadata.insert("thread_id".into(), json!(thread));
+        }
+        message.reply_to = params.reply_to;
+        if let Some(key) = params.idempotency_key {
+            message.idempotency_key = key;
         }
         match self.client.send(&self.agent, &message).await {
             Ok(sent) => Ok(pretty(&sent)),
@@ -175,8 +179,10 @@ impl SwitchboardTools {
             priority: Default::default(),
             metadata: Default::default(),
             keep_question: params.keep_question.unwrap_or(false),
+            dedup_key: Some(crate::cli::client::api::idempotency_key()),
         };
-        crate::cli::client::send_reply(&self.client, &self.agent, &params.message_id, &answer)
+        let (client, agent, id) = (&self.client, &self.agent, &params.message_id);
+        crate::cli::client::send_reply_via(client, agent, id, &answer, ReplyVia::Mcp)
             .await
             .map(|sent| pretty(&sent))
             .map_err(|failure| failure.message)

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)] // each test file uses its own part of this module
 
+pub mod fake_server;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -68,8 +70,13 @@ impl Bus {
     /// Like [`Bus::start`], with extra `serve` flags (`agents` are registered without a
     /// token, so in token mode pass none and register with tokens yourself).
     pub async fn start_with(agents: &[&str], serve_flags: &[&str]) -> Self {
+        Self::start_on("memory:", agents, serve_flags).await
+    }
+
+    /// Like [`Bus::start_with`], on the storage at `storage` (e.g. `redb:PATH`, to restart).
+    pub async fn start_on(storage: &str, agents: &[&str], serve_flags: &[&str]) -> Self {
         let bus = Self {
-            server: ServerProcess::start("memory:", serve_flags),
+            server: ServerProcess::start(storage, serve_flags),
             http: reqwest::Client::new(),
             scratch: tempfile::tempdir().expect("a temporary directory"),
         };

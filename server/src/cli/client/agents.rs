@@ -4,7 +4,7 @@
 use clap::{Args, Subcommand};
 
 use super::identity::Connection;
-use super::output::{print_json, table};
+use super::output::{print_json, print_text, table};
 use super::{checked, Failure};
 use crate::api::wire::{AgentInfo, AgentStatus};
 
@@ -48,13 +48,12 @@ pub async fn run(args: AgentsArgs) -> Result<(), Failure> {
     let mut agents = checked(&client, client.agents()).await?;
     agents.sort_by(|a, b| a.name.cmp(&b.name));
     if args.json {
-        print_json(&agents);
+        print_json(&agents)
     } else if agents.is_empty() {
-        println!("no agents registered");
+        print_text("no agents registered\n")
     } else {
-        print!("{}", agents_table(&agents));
+        print_text(&agents_table(&agents))
     }
-    Ok(())
 }
 
 /// Runs `switchboard agents remove NAME`.

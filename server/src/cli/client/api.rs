@@ -18,21 +18,44 @@ use crate::api::wire::{RegisterResponse, SendMessageResponse};
 pub const SERVER_URL_DEFAULT: &str = "http://127.0.0.1:8080";
 /// Longest time to open a connection to the server.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// Longest time a plain request may take; long polls add their wait to it.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// Longest time a plain request may take when not told otherwise (`--request-timeout`); long
+/// polls add their wait to it.
+pub const REQUEST_TIMEOUT_SECONDS_DEFAULT: u64 = 15;
 /// Longest single long poll the server allows, in seconds (`limits::WAIT_SECONDS_MAX`).
 pub const LONG_POLL_SECONDS_MAX: u64 = crate::limits::WAIT_SECONDS_MAX;
 
 /// What can go wrong talking to the server.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// No server answers at the URL.
+    /// No server answers at the URL: nothing was sent.
     #[error("cannot reach switchboard at {url} ({cause}); start it with `switchboard serve`, or name the right server with --server URL (or SWITCHBOARD_URL)")]
     Unreachable {
         /// The server URL tried.
         url: String,
         /// The innermost cause ("Connection refused").
         cause: String,
+    },
+    /// The request went out but no answer came back (timed out, or the connection broke):
+    /// the server may have carried it out.
+    #[error("outcome unknown: switchboard at {url} took the request but did not answer ({cause}), so it may have been carried out; check before repeating it (a slow server may need a longer --request-timeout SECONDS)")]
+    NoAnswer {
+        /// The server URL tried.
+        url: String,
+        /// The innermost cause ("operation timed out", "connection reset").
+        cause: String,
+    },
+    /// A send went out, was retried with its idempotency key, and never got an answer: the
+    /// message may have been stored (once: the key prevents a second copy).
+    #[error("outcome unknown: switchboard at {url} took the message but did not answer ({cause}) in {attempts} tries, so it may have been stored and delivered. Sending it again with the same idempotency key within 5 minutes stores it at most once: --idempotency-key {key} (MCP send_message: idempotency_key)")]
+    SendOutcomeUnknown {
+        /// The server URL tried.
+        url: String,
+        /// The last cause.
+        cause: String,
+        /// Tries made, all with `key`.
+        attempts: u32,
+        /// The send's idempotency key.
+        key: String,
     },
     /// The server wants a token (401).
     #[error("{detail} (give your agent's token with --token TOKEN or SWITCHBOARD_TOKEN; `switchboard register` prints it when it registers a new name)")]
@@ -81,6 +104,11 @@ fn innermost(error: &dyn std::error::Error) -> String {
 pub struct Client {
     base: String,
     http: reqwest::Client,
+    /// Longest a plain request may take (long polls add their wait).
+    request_timeout: Duration,
+    /// How long the waiting commands keep reconnecting to a server that went away (see
+    /// [`super::retry::reconnecting`]).
+    reconnect_window: Duration,
 }
 
 impl Client {
@@ -99,12 +127,29 @@ impl Client {
             url: base.clone(),
             cause: innermost(&error),
         })?;
-        Ok(Self { base, http })
+        Ok(Self {
+            base,
+            http,
+            request_timeout: Duration::from_secs(REQUEST_TIMEOUT_SECONDS_DEFAULT),
+            reconnect_window: Duration::from_secs(super::retry::RECONNECT_SECONDS_DEFAULT),
+        })
+    }
+
+    /// This client with another per-request timeout and reconnect window.
+    pub fn with_patience(mut self, request_timeout: Duration, reconnect_window: Duration) -> Self {
+        self.request_timeout = request_timeout;
+        self.reconnect_window = reconnect_window;
+        self
     }
 
     /// The server's base URL.
     pub fn base(&self) -> &str {
         &self.base
+    }
+
+    /// How long the waiting commands keep reconnecting to a server that went away.
+    pub fn reconnect_window(&self) -> Duration {
+        self.reconnect_window
     }
 
     /// Sends a request and reads a JSON answer; 404 and other refusals become errors carrying
@@ -148,9 +193,16 @@ impl Client {
         })
     }
 
+    /// A failed exchange: no connection means nothing was sent; a connection that timed out
+    /// or broke after the request went out leaves the outcome unknown.
     fn transport(&self, url: &str, error: &reqwest::Error) -> ClientError {
-        if error.is_connect() || error.is_timeout() || error.is_request() {
+        if error.is_connect() {
             ClientError::Unreachable {
+                url: self.base.clone(),
+                cause: innermost(error),
+            }
+        } else if error.is_timeout() || error.is_request() || error.is_body() {
+            ClientError::NoAnswer {
                 url: self.base.clone(),
                 cause: innermost(error),
             }
@@ -162,8 +214,22 @@ impl Client {
         }
     }
 
-    /// `POST /api/v1/messages?sender=...`.
+    /// `POST /api/v1/messages?sender=...`, tried again (with the message's idempotency key,
+    /// so at most one copy is stored) while the server cannot be reached or does not answer;
+    /// see [`super::retry::SEND_ATTEMPTS_MAX`].
     pub async fn send(
+        &self,
+        sender: &str,
+        message: &Outgoing,
+    ) -> Result<SendMessageResponse, ClientError> {
+        super::retry::send_with_retries(self, &message.idempotency_key, || {
+            self.send_once(sender, message)
+        })
+        .await
+    }
+
+    /// One `POST /api/v1/messages?sender=...`.
+    async fn send_once(
         &self,
         sender: &str,
         message: &Outgoing,
@@ -175,7 +241,7 @@ impl Client {
             "/api/v1/messages",
             &query,
             Some(&body),
-            REQUEST_TIMEOUT,
+            self.request_timeout,
         )
         .await
     }
@@ -194,14 +260,14 @@ impl Client {
             ("wait_seconds", wait_seconds.to_string()),
         ];
         let path = format!("/api/v1/messages/{}", encode(agent));
-        let timeout = REQUEST_TIMEOUT + Duration::from_secs(wait_seconds);
+        let timeout = self.request_timeout + Duration::from_secs(wait_seconds);
         self.call(Method::GET, &path, &query, None, timeout).await
     }
 
     /// `agent`'s messages delivered to it and not settled yet (`GET .../leased`).
     pub async fn leased(&self, agent: &str) -> Result<LeasedAnswer, ClientError> {
         let path = format!("/api/v1/agents/{}/leased", encode(agent));
-        self.call(Method::GET, &path, &[], None, REQUEST_TIMEOUT)
+        self.call(Method::GET, &path, &[], None, self.request_timeout)
             .await
     }
 
@@ -213,7 +279,7 @@ impl Client {
             "/api/v1/messages/ack",
             &[],
             Some(&body),
-            REQUEST_TIMEOUT,
+            self.request_timeout,
         )
         .await
     }
@@ -231,14 +297,14 @@ impl Client {
             query.push(("delay_seconds", delay.to_string()));
         }
         let path = format!("/api/v1/messages/{}/nack", encode(id));
-        self.call(Method::POST, &path, &query, None, REQUEST_TIMEOUT)
+        self.call(Method::POST, &path, &query, None, self.request_timeout)
             .await
     }
 
     /// A message's delivery receipt (`GET /api/v1/messages/{id}/status`), as JSON.
     pub async fn status(&self, id: &str) -> Result<Value, ClientError> {
         let path = format!("/api/v1/messages/{}/status", encode(id));
-        self.call(Method::GET, &path, &[], None, REQUEST_TIMEOUT)
+        self.call(Method::GET, &path, &[], None, self.request_timeout)
             .await
     }
 
@@ -255,7 +321,7 @@ impl Client {
             ("wait_seconds", wait_seconds.to_string()),
         ];
         let path = format!("/api/v1/messages/{}/reply", encode(id));
-        let timeout = REQUEST_TIMEOUT + Duration::from_secs(wait_seconds);
+        let timeout = self.request_timeout + Duration::from_secs(wait_seconds);
         let answer: ReplyAnswer = self.call(Method::GET, &path, &query, None, timeout).await?;
         Ok(answer.reply)
     }
@@ -271,41 +337,60 @@ impl Client {
         let body = serde_json::to_value(answer).expect("an answer always serializes");
         let query = [("agent_id", agent.to_string())];
         let path = format!("/api/v1/messages/{}/reply", encode(id));
-        self.call(Method::POST, &path, &query, Some(&body), REQUEST_TIMEOUT)
-            .await
+        let once = || {
+            self.call(
+                Method::POST,
+                &path,
+                &query,
+                Some(&body),
+                self.request_timeout,
+            )
+        };
+        match &answer.dedup_key {
+            // Retried like a send: the key stores the answer at most once.
+            Some(key) => super::retry::send_with_retries(self, key, once).await,
+            None => once().await,
+        }
     }
 
     /// Stops waiting for the reply to question `id`; a late reply goes to the inbox.
     pub async fn cancel_reply(&self, agent: &str, id: &str) -> Result<CancelAnswer, ClientError> {
         let query = [("agent_id", agent.to_string())];
         let path = format!("/api/v1/messages/{}/reply", encode(id));
-        self.call(Method::DELETE, &path, &query, None, REQUEST_TIMEOUT)
+        self.call(Method::DELETE, &path, &query, None, self.request_timeout)
             .await
     }
 
     /// Every registered agent.
     pub async fn agents(&self) -> Result<Vec<AgentInfo>, ClientError> {
-        self.call(Method::GET, "/api/v1/agents", &[], None, REQUEST_TIMEOUT)
-            .await
+        self.call(
+            Method::GET,
+            "/api/v1/agents",
+            &[],
+            None,
+            self.request_timeout,
+        )
+        .await
     }
 
     /// One agent, by name or id.
     pub async fn agent(&self, key: &str) -> Result<AgentInfo, ClientError> {
         let path = format!("/api/v1/agents/{}", encode(key));
-        self.call(Method::GET, &path, &[], None, REQUEST_TIMEOUT)
+        self.call(Method::GET, &path, &[], None, self.request_timeout)
             .await
     }
 
     /// `DELETE /api/v1/agents/{key}`: removes an agent (by name or id) from the registry.
     pub async fn remove_agent(&self, key: &str) -> Result<Value, ClientError> {
         let path = format!("/api/v1/agents/{}", encode(key));
-        self.call(Method::DELETE, &path, &[], None, REQUEST_TIMEOUT)
+        self.call(Method::DELETE, &path, &[], None, self.request_timeout)
             .await
     }
 
     /// Opens the live feed (`GET /api/v1/feed`), optionally only `agent`'s traffic.
     pub async fn feed(&self, agent: Option<&str>) -> Result<reqwest::Response, ClientError> {
         let url = format!("{}/api/v1/feed", self.base);
+        // No timeout: the feed is meant to stay open; `connect_timeout` still bounds the start.
         let mut request = self.http.get(&url);
         if let Some(agent) = agent {
             request = request.query(&[("agent", agent)]);
@@ -336,7 +421,7 @@ impl Client {
             "/api/v1/agents/register",
             &[],
             Some(&body),
-            REQUEST_TIMEOUT,
+            self.request_timeout,
         )
         .await
     }
@@ -365,10 +450,14 @@ pub struct Outgoing {
     /// The message this one answers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<String>,
+    /// Sent as the server's `dedup_key`: a retry with the same key within the dedup window
+    /// (5 minutes) answers the first message's id instead of storing a second copy.
+    #[serde(rename = "dedup_key")]
+    pub idempotency_key: String,
 }
 
 impl Outgoing {
-    /// A medium-priority message with no metadata.
+    /// A medium-priority message with no metadata and a fresh idempotency key.
     pub fn new(recipient: &str, content: &str) -> Self {
         Self {
             recipient: recipient.to_string(),
@@ -376,8 +465,14 @@ impl Outgoing {
             priority: Priority::Medium,
             metadata: serde_json::Map::new(),
             reply_to: None,
+            idempotency_key: idempotency_key(),
         }
     }
+}
+
+/// A fresh idempotency key for one send (or reply), kept across its retries.
+pub fn idempotency_key() -> String {
+    format!("sb-{}", uuid::Uuid::new_v4())
 }
 
 /// Whole seconds of a long poll covering `remaining` (rounded up, so that a poll never asks for

@@ -10,7 +10,8 @@ use serde_json::json;
 
 use super::api::{poll_seconds, Client, ClientError, Outgoing};
 use super::identity::Connection;
-use super::output::{message_block, print_json};
+use super::output::{message_block, print_json, print_text};
+use super::retry::reconnecting;
 use super::send::message_text;
 use super::{checked, Failure, PriorityArg};
 use crate::api::receipts::{ReplyRequest, ReplySent};
@@ -26,7 +27,7 @@ pub struct AskArgs {
     pub to: String,
     /// The question; `-` reads it from standard input.
     pub text: String,
-    /// How long to wait for the reply, in seconds (exit 2 when none comes).
+    /// How long to wait for the reply, in seconds (exit 3 when none comes).
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     pub timeout: u64,
     /// Priority of the question.
@@ -67,14 +68,14 @@ pub async fn ask_and_wait(
     let reply = loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
         let wait_seconds = poll_seconds(remaining);
-        if let Some(reply) = client
-            .wait_reply(asker, &sent.message_id, wait_seconds)
-            .await?
-        {
+        let waited = reconnecting(client, || {
+            client.wait_reply(asker, &sent.message_id, wait_seconds)
+        });
+        if let Some(reply) = waited.await? {
             break Some(reply);
         }
         if Instant::now() >= deadline {
-            client.cancel_reply(asker, &sent.message_id).await?;
+            reconnecting(client, || client.cancel_reply(asker, &sent.message_id)).await?;
             break None;
         }
     };
@@ -85,12 +86,12 @@ pub async fn ask_and_wait(
     })
 }
 
-/// Runs `switchboard ask`: exit 0 with the reply, 2 when none came in time.
+/// Runs `switchboard ask`: exit 0 with the reply, 3 when none came in time.
 pub async fn ask(args: AskArgs) -> Result<(), Failure> {
     let asker = args.connection.require_identity()?;
     let client = args.connection.client()?;
     // Replies are kept for registered agents only: check first, with suggestions.
-    checked(&client, client.agent(&asker)).await?;
+    checked(&client, reconnecting(&client, || client.agent(&asker))).await?;
     let mut question = Outgoing::new(&args.to, &message_text(&args.text)?);
     question.priority = args.priority.into();
     if let Some(thread) = &args.thread {
@@ -99,12 +100,12 @@ pub async fn ask(args: AskArgs) -> Result<(), Failure> {
     let timeout = Duration::from_secs(args.timeout);
     let asked = checked(&client, ask_and_wait(&client, &asker, question, timeout)).await?;
     if args.json {
-        print_json(&asked);
+        print_json(&asked)?;
     }
     match &asked.reply {
         Some(reply) => {
             if !args.json {
-                print!("{}", message_block(reply));
+                print_text(&message_block(reply))?;
             }
             Ok(())
         }
@@ -138,6 +139,15 @@ pub struct ReplyArgs {
     pub json: bool,
 }
 
+/// Where the one replying works, so that advice names a tool it has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyVia {
+    /// The `switchboard` commands.
+    Cli,
+    /// The MCP tools.
+    Mcp,
+}
+
 /// Sends `answer` from `replier` as the answer to message `id`, to that message's sender; the
 /// server acknowledges the question unless `answer.keep_question`.
 pub async fn send_reply(
@@ -146,7 +156,34 @@ pub async fn send_reply(
     id: &str,
     answer: &ReplyRequest,
 ) -> Result<ReplySent, Failure> {
-    checked(client, client.reply(replier, id, answer)).await
+    send_reply_via(client, replier, id, answer, ReplyVia::Cli).await
+}
+
+/// [`send_reply`], with advice for a replier working through `via`.
+pub async fn send_reply_via(
+    client: &Client,
+    replier: &str,
+    id: &str,
+    answer: &ReplyRequest,
+    via: ReplyVia,
+) -> Result<ReplySent, Failure> {
+    match client.reply(replier, id, answer).await {
+        Ok(replied) => Ok(replied),
+        Err(ClientError::NotFound { .. }) => {
+            let by_hand = match via {
+                ReplyVia::Cli => format!("`switchboard send SENDER TEXT --reply-to {id}`"),
+                ReplyVia::Mcp => format!(
+                    "the send_message tool: to = the sender, text = your answer, reply_to = \
+                     \"{id}\""
+                ),
+            };
+            Err(Failure::usage(format!(
+                "cannot find message {id} to answer (it is not in your inbox and its receipt \
+                 is gone); send the answer with {by_hand}"
+            )))
+        }
+        Err(error) => Err(super::explain(client, error).await),
+    }
 }
 
 /// Runs `switchboard reply`.
@@ -158,11 +195,11 @@ pub async fn reply(args: ReplyArgs) -> Result<(), Failure> {
         priority: args.priority.into(),
         metadata: Default::default(),
         keep_question: args.keep_question,
+        dedup_key: Some(super::api::idempotency_key()),
     };
     let replied = send_reply(&client, &replier, &args.id, &answer).await?;
     if args.json {
-        print_json(&replied);
-        return Ok(());
+        return print_json(&replied);
     }
     let sent = &replied.sent;
     let question = if replied.question_acknowledged {
@@ -178,9 +215,8 @@ pub async fn reply(args: ReplyArgs) -> Result<(), Failure> {
             args.id
         )
     };
-    println!(
-        "replied to {} with {} (to {}); {question}",
+    print_text(&format!(
+        "replied to {} with {} (to {}); {question}\n",
         args.id, sent.message_id, sent.recipient
-    );
-    Ok(())
+    ))
 }

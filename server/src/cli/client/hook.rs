@@ -17,7 +17,7 @@ use clap::{Args, ValueEnum};
 use serde_json::{json, Value};
 
 use super::identity::{worktree_agent, Connection};
-use super::output::message_block;
+use super::output::{message_block, print_json_line, print_text, printable};
 use crate::api::wire::InboxMessage;
 
 /// Longest a hook runs, start to end.
@@ -149,10 +149,14 @@ async fn deliver(
         return Ok(());
     }
     let text = context_text(agent, &messages);
-    match event {
-        HookEvent::UserPromptSubmit => print!("{text}"),
-        HookEvent::Stop => println!("{}", json!({ "decision": "block", "reason": text })),
-    }
+    // A stdout closed by its reader: nothing was shown, so nothing is acked.
+    let printed = match event {
+        HookEvent::UserPromptSubmit => print_text(&text),
+        HookEvent::Stop => {
+            print_json_line(&json!({ "decision": "block", "reason": printable(&text) }).to_string())
+        }
+    };
+    printed.map_err(|_| "cannot write to standard output".to_string())?;
     let ids: Vec<String> = messages.iter().map(|m| m.id.clone()).collect();
     client
         .ack(agent, &ids)

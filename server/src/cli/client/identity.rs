@@ -4,10 +4,11 @@
 //! as discovery names it).
 
 use std::path::Path;
+use std::time::Duration;
 
 use clap::Args;
 
-use super::api::{Client, ClientError, SERVER_URL_DEFAULT};
+use super::api::{Client, ClientError, REQUEST_TIMEOUT_SECONDS_DEFAULT, SERVER_URL_DEFAULT};
 use super::credentials::Credentials;
 use super::Failure;
 
@@ -29,12 +30,28 @@ pub struct Connection {
     /// `--token` and `--ca-cert`.
     #[command(flatten)]
     pub credentials: Credentials,
+    /// Longest wait for the server's answer to one request, in seconds (long polls add their
+    /// wait). A send that gets none is retried with its idempotency key.
+    #[arg(long, env = "SWITCHBOARD_REQUEST_TIMEOUT", value_name = "SECONDS",
+          default_value_t = REQUEST_TIMEOUT_SECONDS_DEFAULT,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout: u64,
+    /// How long wait, inbox, ask and tail keep reconnecting to a server that went away (a
+    /// restart) before they give up (exit 4), in seconds.
+    #[arg(long, env = "SWITCHBOARD_RECONNECT_TIMEOUT", value_name = "SECONDS",
+          default_value_t = super::retry::RECONNECT_SECONDS_DEFAULT)]
+    pub reconnect_timeout: u64,
 }
 
 impl Connection {
     /// A client of the server, presenting the token.
     pub fn client(&self) -> Result<Client, ClientError> {
-        Client::with_credentials(&self.server, &self.credentials)
+        Ok(
+            Client::with_credentials(&self.server, &self.credentials)?.with_patience(
+                Duration::from_secs(self.request_timeout),
+                Duration::from_secs(self.reconnect_timeout),
+            ),
+        )
     }
 
     /// The caller's agent name, if it can be told.

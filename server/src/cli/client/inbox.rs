@@ -5,7 +5,8 @@
 use clap::Args;
 
 use super::identity::Connection;
-use super::output::{message_block, print_json};
+use super::output::{message_block, print_json, print_text};
+use super::retry::reconnecting;
 use super::{checked, Failure};
 use crate::api::wire::InboxMessage;
 
@@ -35,11 +36,13 @@ pub struct InboxArgs {
 pub async fn run(args: InboxArgs) -> Result<(), Failure> {
     let agent = args.connection.require_identity()?;
     let client = args.connection.client()?;
-    let messages = checked(&client, client.lease(&agent, args.limit, args.wait)).await?;
+    // Rides out a server restart (see `retry`).
+    let lease = reconnecting(&client, || client.lease(&agent, args.limit, args.wait));
+    let messages = checked(&client, lease).await?;
     if args.json {
-        print_json(&messages);
+        print_json(&messages)?;
     } else {
-        print!("{}", inbox_text(&agent, &messages, args.ack));
+        print_text(&inbox_text(&agent, &messages, args.ack))?;
         // A reminder only: a server without the route (older) just gives none.
         if let Ok(held) = client.leased(&agent).await {
             let earlier: Vec<String> = held
@@ -48,7 +51,7 @@ pub async fn run(args: InboxArgs) -> Result<(), Failure> {
                 .map(|leased| leased.id)
                 .filter(|id| !messages.iter().any(|message| &message.id == id))
                 .collect();
-            print!("{}", unacked_notice(&earlier));
+            print_text(&unacked_notice(&earlier))?;
         }
     }
     if args.ack && !messages.is_empty() {
@@ -125,9 +128,12 @@ pub async fn ack(args: AckArgs) -> Result<(), Failure> {
     let client = args.connection.client()?;
     let answer = checked(&client, client.ack(&agent, &args.ids)).await?;
     if args.json {
-        print_json(&answer);
+        print_json(&answer)?;
     } else if !answer.acknowledged.is_empty() {
-        println!("acknowledged {}", answer.acknowledged.join(", "));
+        print_text(&format!(
+            "acknowledged {}\n",
+            answer.acknowledged.join(", ")
+        ))?;
     }
     if answer.not_found.is_empty() {
         Ok(())
@@ -162,14 +168,16 @@ pub async fn nack(args: NackArgs) -> Result<(), Failure> {
     let client = args.connection.client()?;
     let answer = checked(&client, client.nack(&agent, &args.id, Some(args.delay))).await?;
     if args.json {
-        print_json(&answer);
+        print_json(&answer)
     } else if args.delay == 0 {
-        println!("gave {} back; it will be delivered again", args.id);
+        print_text(&format!(
+            "gave {} back; it will be delivered again\n",
+            args.id
+        ))
     } else {
-        println!(
-            "gave {} back; it will be delivered again in {} s",
+        print_text(&format!(
+            "gave {} back; it will be delivered again in {} s\n",
             args.id, args.delay
-        );
+        ))
     }
-    Ok(())
 }

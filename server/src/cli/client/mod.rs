@@ -2,16 +2,18 @@
 //! a running server. One file per command or group:
 //! - `send`: `send TO TEXT` (`--wait-ack` waits for the recipient's ack);
 //! - `inbox`: `inbox`, `ack ID...`, `nack ID`;
-//! - `wait`: block until a message arrives (exit 2 on timeout);
+//! - `wait`: block until a message arrives (exit 3 on timeout);
 //! - `ask`: `ask TO TEXT` (send and wait for the correlated reply) and `reply ID TEXT`;
 //! - `register`: register (or update) the caller's agent, printing its token in token mode;
 //! - `agents` (and `agents remove`), `status` (a message's delivery receipt), `tail` (live traffic);
 //! - `hook`: pending messages for an agent's context at a turn boundary (never fails);
 //! - [`api`]: the HTTP client they share with the MCP server; [`identity`]: server URL and
-//!   agent name; `suggest`: "did you mean" for unknown agents; `output`: tables and messages.
+//!   agent name; `suggest`: "did you mean" for unknown agents; `output`: tables and messages
+//!   (control characters escaped), written so that a closed stdout is a quiet exit; `retry`:
+//!   sends retried with their idempotency key, waiting commands riding out a restart.
 //!
-//! Every command prints text for people by default and JSON with `--json`. Exit codes: 0 done,
-//! 1 failed (one line on stderr saying what to do), 2 timed out ([`EXIT_TIMEOUT`]).
+//! Every command prints text for people by default and JSON with `--json`. Exit codes: see
+//! [`EXIT_CODES_HELP`].
 
 mod agents;
 pub mod api;
@@ -22,6 +24,7 @@ pub mod identity;
 mod inbox;
 mod output;
 mod register;
+pub mod retry;
 mod send;
 mod status;
 mod suggest;
@@ -35,13 +38,32 @@ use clap::{Subcommand, ValueEnum};
 
 use crate::api::wire::Priority;
 use api::{Client, ClientError};
-pub use ask::{ask_and_wait, send_reply, Asked};
+pub use ask::{ask_and_wait, send_reply, send_reply_via, Asked, ReplyVia};
 pub use wait::next_message;
 
 /// Exit code of a command that failed.
 pub const EXIT_FAILURE: u8 = 1;
+/// Exit code of a command line that does not parse (clap's own code, kept apart from the rest).
+pub const EXIT_USAGE: u8 = 2;
 /// Exit code of `wait`, `ask` and `send --wait-ack` when their time ran out.
-pub const EXIT_TIMEOUT: u8 = 2;
+pub const EXIT_TIMEOUT: u8 = 3;
+/// Exit code when no server answered at the URL: nothing was sent.
+pub const EXIT_UNREACHABLE: u8 = 4;
+/// Exit code when a request went out but no answer came back: it may have been carried out.
+pub const EXIT_OUTCOME_UNKNOWN: u8 = 5;
+
+/// The exit codes, for `--help` (top-level and `wait`) and docs/agents.md.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes of the client commands:
+  0  done
+  1  failed (one line on stderr says what to do)
+  2  bad command line (usage)
+  3  timed out: nothing arrived in time (wait, ask, send --wait-ack)
+  4  cannot reach the server (nothing was sent; wait, inbox, ask and tail first keep
+     reconnecting for --reconnect-timeout seconds)
+  5  outcome unknown: the request went out but no answer came back (a send may have been
+     stored; sending again with the same --idempotency-key stores it at most once)
+`hook` always exits 0.";
 
 /// The client subcommands (flattened into [`crate::cli::Command`]).
 #[derive(Debug, Subcommand)]
@@ -55,9 +77,10 @@ pub enum ClientCommand {
     Ack(inbox::AckArgs),
     /// Give a message back, to be delivered again.
     Nack(inbox::NackArgs),
-    /// Block until a message arrives, print it, exit 0; exit 2 on --timeout.
+    /// Block until a message arrives, print it, exit 0; exit 3 on --timeout.
+    #[command(after_help = EXIT_CODES_HELP)]
     Wait(wait::WaitArgs),
-    /// Send a question and wait for its reply (exit 2 when none comes in time).
+    /// Send a question and wait for its reply (exit 3 when none comes in time).
     Ask(ask::AskArgs),
     /// Answer a message (its sender gets your reply, correlated by id).
     Reply(ask::ReplyArgs),
@@ -110,7 +133,10 @@ fn block_on(command: impl Future<Output = Result<(), Failure>>) -> ExitCode {
     match runtime.block_on(command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("switchboard: {}", failure.message);
+            // Empty for a failure already plain to see (stdout closed by its reader).
+            if !failure.message.is_empty() {
+                eprintln!("switchboard: {}", output::printable(&failure.message));
+            }
             ExitCode::from(failure.code)
         }
     }
@@ -121,7 +147,7 @@ fn block_on(command: impl Future<Output = Result<(), Failure>>) -> ExitCode {
 pub struct Failure {
     /// One sentence (or two) saying what went wrong and what to do.
     pub message: String,
-    /// [`EXIT_FAILURE`] or [`EXIT_TIMEOUT`].
+    /// One of the `EXIT_` codes.
     pub code: u8,
 }
 
@@ -134,7 +160,7 @@ impl Failure {
         }
     }
 
-    /// A timeout, exit code 2.
+    /// A timeout, exit code [`EXIT_TIMEOUT`].
     pub fn timeout(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
@@ -145,7 +171,17 @@ impl Failure {
 
 impl From<ClientError> for Failure {
     fn from(error: ClientError) -> Self {
-        Failure::usage(error.to_string())
+        let code = match &error {
+            ClientError::Unreachable { .. } => EXIT_UNREACHABLE,
+            ClientError::NoAnswer { .. } | ClientError::SendOutcomeUnknown { .. } => {
+                EXIT_OUTCOME_UNKNOWN
+            }
+            _ => EXIT_FAILURE,
+        };
+        Self {
+            message: error.to_string(),
+            code,
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 use clap::Args;
 
 use super::identity::Connection;
-use super::output::print_json;
+use super::output::{print_json, print_text};
 use super::{checked, Failure};
 
 /// Flags of `switchboard register`.
@@ -27,18 +27,20 @@ pub async fn run(args: RegisterArgs) -> Result<(), Failure> {
     let client = args.connection.client()?;
     let answer = checked(&client, client.register(&name, &args.capabilities)).await?;
     if args.json {
-        print_json(&answer);
-        return Ok(());
+        return print_json(&answer);
     }
-    println!("registered {} (id {})", answer.name, answer.agent_id);
+    print_text(&format!(
+        "registered {} (id {})\n",
+        answer.name, answer.agent_id
+    ))?;
     if let Some(token) = &answer.token {
-        println!("token: {token}");
-        println!(
+        print_text(&format!("token: {token}\n"))?;
+        print_text(&format!(
             "Keep this token: it is shown only now (the server keeps just its hash). Give it to \
              this agent's tools as SWITCHBOARD_TOKEN={token} (or --token); losing it means \
-             asking the admin to re-register {name} for a new one.",
+             asking the admin to re-register {name} for a new one.\n",
             name = answer.name
-        );
+        ))?;
     }
     Ok(())
 }

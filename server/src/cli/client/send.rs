@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::api::{Client, Outgoing};
 use super::identity::Connection;
-use super::output::print_json;
+use super::output::{print_json, print_text};
 use super::{checked, Failure, PriorityArg};
 use crate::api::wire::SendMessageResponse;
 
@@ -39,7 +39,12 @@ pub struct SendArgs {
     /// The message this one answers (its id).
     #[arg(long, value_name = "ID")]
     pub reply_to: Option<String>,
-    /// Wait until the recipient acknowledges the message (exit 2 when --timeout passes first,
+    /// Send with this idempotency key (default: a fresh one): a send repeated with the same key
+    /// within 5 minutes stores the message once and answers its first id. After "outcome
+    /// unknown", repeat the command with the key it names.
+    #[arg(long, value_name = "KEY")]
+    pub idempotency_key: Option<String>,
+    /// Wait until the recipient acknowledges the message (exit 3 when --timeout passes first,
     /// 1 when it dead-letters or expires).
     #[arg(long)]
     pub wait_ack: bool,
@@ -87,47 +92,48 @@ pub async fn run(args: SendArgs) -> Result<(), Failure> {
     let mut message = Outgoing::new(&args.to, &message_text(&args.text)?);
     message.priority = args.priority.into();
     message.reply_to = args.reply_to.clone();
+    if let Some(key) = &args.idempotency_key {
+        message.idempotency_key = key.clone();
+    }
     if let Some(thread) = &args.thread {
         message.metadata.insert("thread_id".into(), json!(thread));
     }
     let sent = checked(&client, client.send(&sender, &message)).await?;
     if !args.wait_ack {
         if args.json {
-            print_json(&sent);
-        } else {
-            println!("sent {} to {}", sent.message_id, sent.recipient);
-            print_note(&sent);
+            return print_json(&sent);
         }
-        return Ok(());
+        print_text(&format!("sent {} to {}\n", sent.message_id, sent.recipient))?;
+        return print_note(&sent);
     }
     if !args.json {
-        println!(
-            "sent {} to {}; waiting for the ack…",
+        print_text(&format!(
+            "sent {} to {}; waiting for the ack…\n",
             sent.message_id, sent.recipient
-        );
-        print_note(&sent);
+        ))?;
+        print_note(&sent)?;
     }
     let receipt = wait_for_ack(&client, &sent.message_id, args.timeout).await?;
     if args.json {
         let mut out = serde_json::to_value(&sent).expect("a send answer serializes");
         out["receipt"] = receipt;
-        print_json(&out);
+        print_json(&out)
     } else {
         let acked = last_stage(&receipt, "acked");
-        println!(
-            "acked by {} at {}",
+        print_text(&format!(
+            "acked by {} at {}\n",
             acked["agent"].as_str().unwrap_or(&sent.recipient),
             acked["at"].as_str().unwrap_or("?")
-        );
+        ))
     }
-    Ok(())
 }
 
 /// Says why a routed message waits (e.g. no agent has its capability) or where `auto` fell
 /// back, when the server says so.
-fn print_note(sent: &SendMessageResponse) {
-    if let Some(note) = &sent.note {
-        println!("note: {note}");
+fn print_note(sent: &SendMessageResponse) -> Result<(), Failure> {
+    match &sent.note {
+        Some(note) => print_text(&format!("note: {note}\n")),
+        None => Ok(()),
     }
 }
 

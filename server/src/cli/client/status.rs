@@ -6,7 +6,7 @@ use clap::Args;
 use serde_json::Value;
 
 use super::identity::Connection;
-use super::output::{print_json, table};
+use super::output::{print_json, print_text, table};
 use super::{checked, Failure};
 
 /// Flags of `switchboard status`.
@@ -27,11 +27,10 @@ pub async fn run(args: StatusArgs) -> Result<(), Failure> {
     let client = args.connection.client()?;
     let receipt = checked(&client, client.status(&args.id)).await?;
     if args.json {
-        print_json(&receipt);
+        print_json(&receipt)
     } else {
-        print!("{}", receipt_text(&receipt));
+        print_text(&receipt_text(&receipt))
     }
-    Ok(())
 }
 
 fn text(value: &Value) -> &str {

@@ -1,12 +1,14 @@
 //! `switchboard tail [NAME]`: live traffic for a person watching — each message when it is
 //! queued, delivered, nacked, acked, replied to, dead-lettered or expired — read from the
 //! server's feed (`GET /api/v1/feed`, server-sent events). `--json` prints one event per line.
+//! A feed that breaks off (a server restart) is opened again, for up to `--reconnect-timeout`.
 
 use clap::Args;
 use serde_json::Value;
 
 use super::identity::Connection;
-use super::output::clock;
+use super::output::{clock, print_json_line, print_text};
+use super::retry::{reconnecting, RETRY_PAUSE_FIRST};
 use super::status::details;
 use super::{checked, Failure};
 
@@ -60,19 +62,28 @@ fn take_events(buffer: &mut String) -> Vec<SseEvent> {
 /// Runs `switchboard tail`.
 pub async fn run(args: TailArgs) -> Result<(), Failure> {
     let client = args.connection.client()?;
-    let mut response = checked(&client, client.feed(args.only.as_deref())).await?;
+    let only = args.only.as_deref();
+    let mut response = checked(&client, reconnecting(&client, || client.feed(only))).await?;
     let mut buffer = String::new();
     let mut shown = 0usize;
     loop {
-        let chunk = response.chunk().await.map_err(|error| {
-            Failure::usage(format!(
-                "the feed from {} broke off: {error}",
-                client.base()
-            ))
-        })?;
-        let Some(chunk) = chunk else {
-            eprintln!("switchboard: the server closed the feed");
-            return Ok(());
+        let chunk = match response.chunk().await {
+            Ok(Some(chunk)) => chunk,
+            ended => {
+                let cause = match ended {
+                    Err(error) => error.to_string(),
+                    Ok(_) => "the server closed it".to_string(),
+                };
+                eprintln!(
+                    "switchboard: the feed from {} broke off ({cause}); opening it again",
+                    client.base()
+                );
+                buffer.clear();
+                // A pause, so a server that keeps closing the feed is not asked in a tight loop.
+                tokio::time::sleep(RETRY_PAUSE_FIRST).await;
+                response = checked(&client, reconnecting(&client, || client.feed(only))).await?;
+                continue;
+            }
         };
         buffer.push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n"));
         for event in take_events(&mut buffer) {
@@ -85,9 +96,9 @@ pub async fn run(args: TailArgs) -> Result<(), Failure> {
                 "lagged" => eprintln!("switchboard: too slow, missed some events: {}", event.data),
                 "receipt" => {
                     if args.json {
-                        println!("{}", event.data);
+                        print_json_line(&event.data)?;
                     } else if let Ok(value) = serde_json::from_str::<Value>(&event.data) {
-                        println!("{}", line(&value));
+                        print_text(&format!("{}\n", line(&value)))?;
                     }
                     shown += 1;
                     if args.count.is_some_and(|count| shown >= count) {

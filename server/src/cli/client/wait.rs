@@ -1,5 +1,6 @@
-//! `switchboard wait [--timeout S]`: block until a message arrives, print it, exit 0; exit 2
-//! when the timeout passes first. For scripts and loops:
+//! `switchboard wait [--timeout S]`: block until a message arrives, print it, exit 0; exit 3
+//! when the timeout passes first. A server restart does not end the wait: it reconnects for up
+//! to `--reconnect-timeout` seconds (then exit 4). For scripts and loops:
 //!
 //! ```text
 //! while msg=$(switchboard wait --timeout 600 --ack --json); do handle "$msg"; done
@@ -11,7 +12,8 @@ use clap::Args;
 
 use super::api::{poll_seconds, Client, LONG_POLL_SECONDS_MAX};
 use super::identity::Connection;
-use super::output::{message_block, print_json};
+use super::output::{message_block, print_json, print_text};
+use super::retry::reconnecting;
 use super::{checked, Failure};
 use crate::api::wire::InboxMessage;
 
@@ -20,7 +22,7 @@ use crate::api::wire::InboxMessage;
 pub struct WaitArgs {
     #[command(flatten)]
     pub connection: Connection,
-    /// Give up after this many seconds (exit 2); without it, wait for ever.
+    /// Give up after this many seconds (exit 3); without it, wait for ever.
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
     /// Acknowledge the message once printed (otherwise `switchboard ack ID` after handling).
@@ -43,21 +45,19 @@ pub async fn run(args: WaitArgs) -> Result<(), Failure> {
         )));
     };
     if args.json {
-        print_json(&message);
+        print_json(&message)?;
     } else {
-        print!("{}", message_block(&message));
+        print_text(&message_block(&message))?;
     }
     if args.ack {
-        checked(
-            &client,
-            client.ack(&agent, std::slice::from_ref(&message.id)),
-        )
-        .await?;
+        let ids = std::slice::from_ref(&message.id);
+        checked(&client, reconnecting(&client, || client.ack(&agent, ids))).await?;
     }
     Ok(())
 }
 
-/// Long-polls `agent`'s inbox for one message until `timeout` (for ever when `None`).
+/// Long-polls `agent`'s inbox for one message until `timeout` (for ever when `None`), riding
+/// out a server that goes away for up to the client's reconnect window.
 pub async fn next_message(
     client: &Client,
     agent: &str,
@@ -69,7 +69,9 @@ pub async fn next_message(
             Some(deadline) => deadline.saturating_duration_since(Instant::now()),
             None => Duration::from_secs(LONG_POLL_SECONDS_MAX),
         };
-        let mut messages = checked(client, client.lease(agent, 1, poll_seconds(remaining))).await?;
+        let seconds = poll_seconds(remaining);
+        let lease = reconnecting(client, || client.lease(agent, 1, seconds));
+        let mut messages = checked(client, lease).await?;
         if let Some(message) = messages.pop() {
             return Ok(Some(message));
         }

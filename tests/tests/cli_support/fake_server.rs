@@ -1,0 +1,143 @@
+//! Stand-ins for a server that misbehaves on the wire, to test what the client concludes:
+//! - [`SilentServer`] accepts connections, reads each request, and never answers;
+//! - [`AnswerLosingProxy`] forwards to a real server but drops the first answer (the server
+//!   did the work; the client never hears of it).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// Largest request the silent server reads, in bytes.
+const REQUEST_BYTES_MAX: usize = 1024 * 1024;
+
+/// A listener that takes requests and never answers them.
+pub struct SilentServer {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    bodies: Arc<Mutex<Vec<String>>>,
+    task: JoinHandle<()>,
+}
+
+impl SilentServer {
+    /// Starts listening on a free loopback port.
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("an address"));
+        let bodies: Arc<Mutex<Vec<String>>> = Arc::default();
+        let recorded = bodies.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let recorded = recorded.clone();
+                tokio::spawn(async move {
+                    if let Some(body) = read_request_body(&mut stream).await {
+                        recorded.lock().unwrap().push(body);
+                    }
+                    // Hold the connection open, answering nothing, until the client leaves.
+                    let mut rest = [0u8; 1024];
+                    while matches!(stream.read(&mut rest).await, Ok(n) if n > 0) {}
+                });
+            }
+        });
+        Self { url, bodies, task }
+    }
+
+    /// The bodies of the requests received so far, in order.
+    pub fn bodies(&self) -> Vec<String> {
+        self.bodies.lock().unwrap().clone()
+    }
+}
+
+impl Drop for SilentServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Reads one HTTP/1.1 request (headers, then `Content-Length` bytes of body); its body.
+async fn read_request_body(stream: &mut TcpStream) -> Option<String> {
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let header_end = loop {
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 || buffer.len() > REQUEST_BYTES_MAX {
+            return None;
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end + 4;
+        }
+    };
+    let headers = String::from_utf8_lossy(&buffer[..header_end]).to_lowercase();
+    let length: usize = headers
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0);
+    while buffer.len() < header_end + length {
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+    }
+    Some(String::from_utf8_lossy(&buffer[header_end..header_end + length]).into_owned())
+}
+
+/// A TCP proxy to a real server that lets the first request through but drops its answer
+/// (closing the client's connection once the server has answered); later connections pass
+/// untouched.
+pub struct AnswerLosingProxy {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    task: JoinHandle<()>,
+}
+
+impl AnswerLosingProxy {
+    /// Starts a proxy to `upstream`.
+    pub async fn start(upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("an address"));
+        let task = tokio::spawn(async move {
+            let mut first = true;
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
+                let Ok(mut server) = TcpStream::connect(upstream).await else {
+                    return;
+                };
+                let lose_the_answer = std::mem::take(&mut first);
+                tokio::spawn(async move {
+                    if lose_the_answer {
+                        let (mut from_client, _to_client) = client.split();
+                        let (mut from_server, mut to_server) = server.split();
+                        let forward = tokio::io::copy(&mut from_client, &mut to_server);
+                        let mut answer = [0u8; 1];
+                        // The server's first byte means it did the work; then hang up on the
+                        // client without passing anything on.
+                        tokio::select! {
+                            _ = forward => {}
+                            _ = from_server.read_exact(&mut answer) => {}
+                        }
+                    } else {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                    let _ = client.shutdown().await;
+                });
+            }
+        });
+        Self { url, task }
+    }
+}
+
+impl Drop for AnswerLosingProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
