@@ -140,8 +140,14 @@ async fn the_cli_talks_https_with_ca_cert() {
         Duration::from_secs(30),
     );
     assert!(status.success(), "{err}");
-    let (status, _, _) = run_to_end(&["agents", "--server", &base], Duration::from_secs(30));
-    assert_eq!(status.code(), Some(1), "an untrusted certificate fails");
+    let (status, _, err) = run_to_end(&["agents", "--server", &base], Duration::from_secs(30));
+    // Exit 1 (failed), not 4 (cannot reach): trying again would not help.
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "an untrusted certificate fails: {err}"
+    );
+    assert!(err.contains("--ca-cert"), "says how to trust it: {err}");
 }
 
 #[test]

@@ -80,6 +80,15 @@ pub enum ClientError {
         /// The server's detail.
         detail: String,
     },
+    /// The TLS handshake failed (an untrusted or wrong certificate): trying again will not
+    /// help, so this is no "cannot reach".
+    #[error("the TLS handshake with switchboard at {url} failed ({cause}); if the server uses a self-signed certificate, trust it with --ca-cert PEM (or SWITCHBOARD_CA_CERT)")]
+    Untrusted {
+        /// The server URL tried.
+        url: String,
+        /// The TLS error ("invalid peer certificate: UnknownIssuer").
+        cause: String,
+    },
     /// The answer was not what a switchboard server sends.
     #[error("unexpected answer from {url}: {cause}; is this a switchboard server?")]
     Garbled {
@@ -97,6 +106,26 @@ fn innermost(error: &dyn std::error::Error) -> String {
         source = next;
     }
     source.to_string()
+}
+
+/// The TLS error in `error`'s causes, if a TLS handshake is what failed. rustls's error sits
+/// inside `io::Error`s (nested), whose `source()` skips what they wrap, so each io error is
+/// opened instead of followed.
+fn tls_failure(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut level = Some(error);
+    while let Some(current) = level {
+        if let Some(tls) = current.downcast_ref::<rustls::Error>() {
+            return Some(tls.to_string());
+        }
+        level = match current
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(wrapped) => Some(wrapped as &(dyn std::error::Error + 'static)),
+            None => current.source(),
+        };
+    }
+    None
 }
 
 /// A connection to one server. Cheap to clone.
@@ -196,7 +225,12 @@ impl Client {
     /// A failed exchange: no connection means nothing was sent; a connection that timed out
     /// or broke after the request went out leaves the outcome unknown.
     fn transport(&self, url: &str, error: &reqwest::Error) -> ClientError {
-        if error.is_connect() {
+        if let Some(tls) = tls_failure(error) {
+            ClientError::Untrusted {
+                url: self.base.clone(),
+                cause: tls,
+            }
+        } else if error.is_connect() {
             ClientError::Unreachable {
                 url: self.base.clone(),
                 cause: innermost(error),
