@@ -364,7 +364,7 @@ async fn reply_to_an_unknown_message_suggests_the_send_message_tool() {
     let (failed, text) = alice
         .call(
             "reply",
-            json!({ "message_id": "01a2deadbeef-0000-0000-0000-000000000000", "text": "hi" }),
+            json!({ "message_id": "00000000-0000-0000-0000-0000deadbeef", "text": "hi" }),
         )
         .await;
     assert!(failed, "{text}");
