@@ -142,7 +142,9 @@ async fn send(args: &TmuxSendArgs) -> Result<String, Failure> {
                 return Ok(format!("sent to {name} through the queue as {id}{also}"));
             }
             // The queue may hold it already: typing it too could deliver it twice.
-            Err(error @ (ClientError::SendOutcomeUnknown { .. } | ClientError::NoAnswer { .. })) => {
+            Err(
+                error @ (ClientError::SendOutcomeUnknown { .. } | ClientError::NoAnswer { .. }),
+            ) => {
                 return Err(Failure {
                     message: format!(
                         "switchboard: {error}. Nothing was typed into the pane, so that it is \

@@ -11,6 +11,7 @@ use switchboard_engine::{Engine, Enqueued};
 
 use super::advice;
 use super::candidates::{candidates, Target};
+use super::idempotency::RoutedSends;
 use super::metrics::RoutingMetrics;
 use super::persist::{self, RuleStore};
 use super::rules::{self, RuleSet, RuleSetSpec};
@@ -94,6 +95,8 @@ pub struct Router {
     pub(super) strategies: Mutex<Strategies>,
     /// Counters for `/api/v1/stats`.
     pub metrics: RoutingMetrics,
+    /// Answers of routed sends by idempotency key, for their retries.
+    sends: RoutedSends,
 }
 
 impl Router {
@@ -107,6 +110,7 @@ impl Router {
             updating: tokio::sync::Mutex::new(()),
             strategies: Mutex::new(Strategies::default()),
             metrics: RoutingMetrics::default(),
+            sends: RoutedSends::default(),
         }
     }
 
@@ -297,10 +301,45 @@ pub async fn send(
     request: SendMessageRequest,
 ) -> ApiResult<(Enqueued, Routed)> {
     if super::is_routed(&request.recipient) {
-        return route(state, sender, request).await;
+        return route_once(state, sender, request).await;
     }
     let (enqueued, agent) = inbox::send(state, sender, request).await?;
     Ok((enqueued, Routed::direct(&agent)))
+}
+
+/// Routes `request` once per idempotency key: a retry with the `dedup_key` of an earlier try
+/// (within the dedup window) gets that try's answer, deduplicated, and is not routed again
+/// (see `idempotency`).
+async fn route_once(
+    state: &AppState,
+    sender: &str,
+    request: SendMessageRequest,
+) -> ApiResult<(Enqueued, Routed)> {
+    let Some(slot) = request.dedup_key.as_deref().and_then(|key| {
+        state
+            .routing
+            .sends
+            .slot(sender, &request.recipient, key, state.engine.now_ms())
+    }) else {
+        return route(state, sender, request).await;
+    };
+    let mut routed_now = false;
+    let (enqueued, routed) = slot
+        .get_or_try_init(|| {
+            routed_now = true;
+            route(state, sender, request)
+        })
+        .await?
+        .clone();
+    Ok(if routed_now {
+        (enqueued, routed)
+    } else {
+        let first = Enqueued {
+            id: enqueued.id,
+            deduplicated: true,
+        };
+        (first, routed)
+    })
 }
 
 struct Decision {

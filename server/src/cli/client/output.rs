@@ -15,8 +15,8 @@ use std::borrow::Cow;
 use serde::Serialize;
 
 use super::{Failure, EXIT_FAILURE};
-use crate::cli::stdout::StdoutError;
 use crate::api::wire::{InboxMessage, Priority};
+use crate::cli::stdout::StdoutError;
 
 /// Widest a table cell is printed, in characters; longer cells end with `…`.
 pub const CELL_CHARS_MAX: usize = 60;
