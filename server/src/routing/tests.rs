@@ -346,3 +346,17 @@ async fn a_routed_send_with_another_key_is_a_new_message() {
     let stored = [inbox(&state, "q1").await, inbox(&state, "q2").await].concat();
     assert_eq!(stored, ["run the suite", "run the suite"]);
 }
+
+#[tokio::test]
+async fn a_retry_arriving_while_the_first_try_is_routed_is_stored_once() {
+    let state = state().await;
+    agent(&state, "q1", &["quality"]).await;
+    agent(&state, "q2", &["quality"]).await;
+    let (first, retry) = tokio::join!(
+        send_keyed(&state, "run the suite", "racing"),
+        send_keyed(&state, "run the suite", "racing")
+    );
+    assert_eq!(retry.0, first.0);
+    let stored = [inbox(&state, "q1").await, inbox(&state, "q2").await].concat();
+    assert_eq!(stored, ["run the suite"]);
+}
