@@ -99,7 +99,8 @@ impl RoutedSends {
     }
 
     /// How many keys are remembered now.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.remembered.lock().slots.len()
     }
 }
