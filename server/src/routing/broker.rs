@@ -309,7 +309,7 @@ pub async fn send(
 
 /// Routes `request` once per idempotency key: a retry with the `dedup_key` of an earlier try
 /// (within the dedup window) gets that try's answer, deduplicated, and is not routed again
-/// (see `idempotency`).
+/// (see `idempotency`). A retry arriving while the first try is routed waits for its answer.
 async fn route_once(
     state: &AppState,
     sender: &str,
@@ -323,14 +323,24 @@ async fn route_once(
     }) else {
         return route(state, sender, request).await;
     };
-    let mut routed_now = false;
-    let (enqueued, routed) = slot
-        .get_or_try_init(|| {
-            routed_now = true;
-            route(state, sender, request)
-        })
-        .await?
-        .clone();
+    // Routed on a task of its own: a client that gives up (and retries) drops this request,
+    // and a route cut short after storing the message but before filling the slot would let
+    // the retry route and store it again.
+    let (state, sender) = (state.clone(), sender.to_string());
+    let first_try = tokio::spawn(async move {
+        let mut routed_now = false;
+        let answer = slot
+            .get_or_try_init(|| {
+                routed_now = true;
+                route(&state, &sender, request)
+            })
+            .await?
+            .clone();
+        ApiResult::Ok((answer, routed_now))
+    });
+    let ((enqueued, routed), routed_now) = first_try
+        .await
+        .map_err(|error| ApiError::Internal(format!("routing a send failed: {error}")))??;
     Ok(if routed_now {
         (enqueued, routed)
     } else {
