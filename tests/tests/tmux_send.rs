@@ -1,19 +1,25 @@
 //! `switchboard tmux-send TARGET MESSAGE...`, the drop-in for `send-claude-message.sh`, when
 //! the queue cannot take the message: it types into the pane itself (safely), or with
 //! `--no-fallback` refuses; a target that is not a pane is an error and nothing is typed
-//! anywhere; a pane whose terminal a shell reads is never typed into. (Sending through the
+//! anywhere; a pane whose terminal a shell reads is never typed into; a send that went out
+//! unanswered is not typed too (it may be queued already). (Sending through the
 //! queue in dual mode is tested in `migration_run.rs` and `migration_shell_panes.rs`.)
 
+mod cli_support;
 mod tmux_lab;
 
 use std::time::Duration;
 
+use cli_support::fake_server::SilentServer;
+use serde_json::Value;
 use switchboard_tests::server_harness::run_to_end;
 use tmux_lab::TmuxLab;
 
 /// A URL where no server listens.
 const NO_SERVER: &str = "http://127.0.0.1:9";
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+/// Exit code of a send whose outcome is unknown (as `switchboard send`'s).
+const EXIT_OUTCOME_UNKNOWN: i32 = 5;
 
 fn tmux_send(lab: &TmuxLab, extra: &[&str]) -> (bool, String, String) {
     let mut args = vec![
@@ -97,4 +103,53 @@ fn a_pane_running_a_shell_gets_nothing_typed() {
             "the shell ran `touch {file}`"
         );
     }
+}
+
+/// The server is up (it answers the migration status) but never answers the send: the message
+/// may be queued, so typing it too could deliver it twice. Nothing is typed; the send was
+/// retried with one idempotency key; the command says "outcome unknown" and exits 5.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_whose_outcome_is_unknown_types_nothing_and_exits_5() {
+    let lab = TmuxLab::new();
+    let pane = lab.reader("agent-hive", "agent-alpha");
+    let server = SilentServer::answering_gets(r#"{"run": null}"#).await;
+    let args: Vec<String> = [
+        "tmux-send",
+        "--server",
+        &server.url,
+        "--tmux-socket",
+        &lab.socket,
+        "--request-timeout",
+        "1",
+        "agent-hive:agent-alpha",
+        "hello",
+    ]
+    .map(String::from)
+    .to_vec();
+    let (status, out, err) = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_to_end(&args, RUN_TIMEOUT)
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.code(), Some(EXIT_OUTCOME_UNKNOWN), "{out}\n{err}");
+    assert!(err.contains("outcome unknown"), "{err}");
+    assert!(err.contains("Nothing was typed into the pane"), "{err}");
+    assert!(!out.contains("typed into pane"), "{out}");
+    assert!(pane.lines().is_empty(), "{:?}", pane.lines());
+    let keys: Vec<String> = server
+        .bodies()
+        .iter()
+        .map(|body| {
+            let body: Value = serde_json::from_str(body).expect("a JSON body");
+            assert_eq!(body["recipient"], "alpha", "{body}");
+            body["dedup_key"].as_str().expect("a dedup key").to_string()
+        })
+        .collect();
+    assert!(keys.len() > 1, "retried: {keys:?}");
+    assert!(keys.iter().all(|key| key == &keys[0]), "one key: {keys:?}");
+    assert!(
+        err.contains(&keys[0]),
+        "names the key to repeat with: {err}"
+    );
 }

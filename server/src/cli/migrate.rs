@@ -6,7 +6,7 @@
 //! Other modes: `--dry-run` prints the plan; `--follow` watches a run already going;
 //! `--proceed` ends dual mode now; `--rollback` rolls the whole migration back.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -14,6 +14,7 @@ use std::time::Duration;
 use clap::Args;
 use serde_json::{json, Value};
 
+use crate::cli::stdout::{fail, print};
 use crate::migrate::model::{MigrationRun, Phase};
 use crate::migrate::report::{self, Report, REPORT_FILE};
 use crate::migrate::settings::{RunArgs, StartRequest};
@@ -76,10 +77,7 @@ pub fn run(args: MigrateArgs) -> ExitCode {
     };
     match runtime.block_on(migrate(&args)) {
         Ok(code) => code,
-        Err(paragraph) => {
-            eprintln!("{paragraph}");
-            ExitCode::from(1)
-        }
+        Err(paragraph) => fail(&paragraph),
     }
 }
 
@@ -88,13 +86,13 @@ async fn migrate(args: &MigrateArgs) -> Result<ExitCode, String> {
     if args.rollback {
         let body = json!({ "reason": args.reason });
         server.post("/api/v1/migration/rollback", body).await?;
-        println!("The migration was rolled back; every agent is on tmux delivery again.");
+        print("The migration was rolled back; every agent is on tmux delivery again.\n")?;
         finish(&server, args).await?;
         return Ok(ExitCode::SUCCESS);
     }
     if args.proceed {
         server.post("/api/v1/migration/proceed", json!({})).await?;
-        println!("Dual mode ends now; the batches start.");
+        print("Dual mode ends now; the batches start.\n")?;
         return Ok(ExitCode::SUCCESS);
     }
     if !args.follow {
@@ -104,15 +102,15 @@ async fn migrate(args: &MigrateArgs) -> Result<ExitCode, String> {
         let body = serde_json::to_value(&request).expect("a start request always serializes");
         let answer = server.post("/api/v1/migration/start", body).await?;
         if args.dry_run {
-            print!("{}", answer["text"].as_str().unwrap_or_default());
+            print(answer["text"].as_str().unwrap_or_default())?;
             return Ok(ExitCode::SUCCESS);
         }
-        println!(
+        print(&format!(
             "Migration {} started on {}. Ctrl-C stops watching; the migration goes on in the \
-             server (watch again with --follow, roll back with --rollback).",
+             server (watch again with --follow, roll back with --rollback).\n",
             answer["migration_id"].as_str().unwrap_or("?"),
             server.base
-        );
+        ))?;
     }
     let phase = follow(&server).await?;
     finish(&server, args).await?;
@@ -136,19 +134,18 @@ async fn follow(server: &Server) -> Result<Phase, String> {
             .map_err(|error| format!("switchboard: unreadable migration status: {error}"))?;
         if live {
             // Clear the countdown line before printing events over it.
-            print!("\r\x1b[K");
+            print("\r\x1b[K")?;
         }
         let already = printed;
         for event in run.events.iter().filter(|event| event.seq > already) {
-            println!("{}  {}", &iso8601(event.at)[11..19], event.text);
+            print(&format!("{}  {}\n", &iso8601(event.at)[11..19], event.text))?;
             printed = event.seq;
         }
         if run.phase.is_final() {
             return Ok(run.phase);
         }
         if live {
-            print!("{}", progress_line(&run, now_ms()));
-            let _ = std::io::stdout().flush();
+            print(&progress_line(&run, now_ms()))?;
         }
         tokio::time::sleep(POLL_INTERVAL).await;
     }
@@ -209,9 +206,8 @@ async fn finish(server: &Server, args: &MigrateArgs) -> Result<(), String> {
             args.report.display()
         )
     })?;
-    print!("{}", report.summary());
-    println!("Report written to {}", args.report.display());
-    Ok(())
+    print(&report.summary())?;
+    print(&format!("Report written to {}\n", args.report.display()))
 }
 
 /// The running server, over HTTP.

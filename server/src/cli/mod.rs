@@ -5,6 +5,7 @@ pub mod client;
 pub mod loadgen;
 mod migrate;
 mod serve;
+pub mod stdout;
 mod tmux_send;
 
 use std::process::ExitCode;

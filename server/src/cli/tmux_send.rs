@@ -4,18 +4,27 @@
 //! rolled back to tmux delivery) the server also types it into the pane, so existing agent
 //! prompts keep working during and after the migration.
 //!
-//! When the pane's agent is unknown to the server, or the server cannot be reached, the text
-//! is typed into the pane directly, as the old script did but safely (no C-c, literal text,
-//! checked submission); `--no-fallback` makes that an error instead. Nothing is ever typed
-//! into a pane whose terminal a shell reads (nor one running a program that is not an allowed
-//! agent, `--agent-program`): that is refused, exit code 1.
+//! The send carries an idempotency key and is retried with it, as `switchboard send` is. When
+//! the pane's agent is unknown to the server, or the server cannot be reached (nothing was
+//! sent), the text is typed into the pane directly, as the old script did but safely (no C-c,
+//! literal text, checked submission); `--no-fallback` makes that an error instead. When the
+//! send went out and no answer came back, the message may be in the queue already: nothing is
+//! typed (that would deliver it twice), and the command says "outcome unknown" with exit code
+//! 5, naming the key to repeat it with. Nothing is ever typed into a pane whose terminal a
+//! shell reads (nor one running a program that is not an allowed agent, `--agent-program`):
+//! that is refused, exit code 1.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Args;
-use serde_json::{json, Value};
+use serde_json::Value;
 
+use super::client::api::{Client, ClientError, Outgoing, REQUEST_TIMEOUT_SECONDS_DEFAULT};
+use super::client::retry::RECONNECT_SECONDS_DEFAULT;
+use super::client::{Failure, EXIT_FAILURE, EXIT_OUTCOME_UNKNOWN};
 use super::migrate::Server;
+use super::stdout::print;
 use crate::migrate::settings::AGENT_PROGRAMS_ENV;
 use crate::migrate::tmux::discover::AGENT_WINDOW_PREFIX;
 use crate::migrate::tmux::target::list_panes;
@@ -45,6 +54,17 @@ pub struct TmuxSendArgs {
     /// Fail rather than type into the pane when the queue cannot take the message.
     #[arg(long)]
     pub no_fallback: bool,
+    /// Longest wait for the server's answer to the send, in seconds; a send that gets none is
+    /// retried with its idempotency key.
+    #[arg(long, env = "SWITCHBOARD_REQUEST_TIMEOUT", value_name = "SECONDS",
+          default_value_t = REQUEST_TIMEOUT_SECONDS_DEFAULT,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout: u64,
+    /// Send with this idempotency key (default: a fresh one): a send repeated with the same
+    /// key within 5 minutes is queued once. After "outcome unknown", repeat the command with
+    /// the key it names.
+    #[arg(long, value_name = "KEY")]
+    pub idempotency_key: Option<String>,
     /// Program allowed to have the message typed into its pane (repeatable, or
     /// comma-separated; default: as `serve --agent-program`). Never a shell.
     #[arg(
@@ -63,7 +83,8 @@ pub struct TmuxSendArgs {
 }
 
 /// Runs `switchboard tmux-send`: exit code 0 when the message went through the queue or was
-/// typed into the pane, 1 otherwise (with the reason on stderr).
+/// typed into the pane, 5 when the send went out unanswered (outcome unknown), 1 otherwise
+/// (with the reason on stderr).
 pub fn run(args: TmuxSendArgs) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -72,59 +93,82 @@ pub fn run(args: TmuxSendArgs) -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("switchboard: cannot start the async runtime: {error}");
-            return ExitCode::from(1);
+            return ExitCode::from(EXIT_FAILURE);
         }
     };
-    match runtime.block_on(send(&args)) {
-        Ok(line) => {
-            println!("{line}");
-            ExitCode::SUCCESS
-        }
-        Err(paragraph) => {
-            eprintln!("{paragraph}");
-            ExitCode::from(1)
+    let printed = runtime
+        .block_on(send(&args))
+        .and_then(|line| print(&format!("{line}\n")).map_err(failure));
+    match printed {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            // Empty when stdout's reader left: nobody is left to tell.
+            if !failure.message.is_empty() {
+                eprintln!("{}", failure.message);
+            }
+            ExitCode::from(failure.code)
         }
     }
 }
 
-async fn send(args: &TmuxSendArgs) -> Result<String, String> {
+/// A failure with exit code 1 and `paragraph` as its message.
+fn failure(paragraph: String) -> Failure {
+    Failure {
+        message: paragraph,
+        code: EXIT_FAILURE,
+    }
+}
+
+async fn send(args: &TmuxSendArgs) -> Result<String, Failure> {
     let target: Target = args
         .target
         .parse()
-        .map_err(|error| format!("switchboard: {error}"))?;
+        .map_err(|error| failure(format!("switchboard: {error}")))?;
     let message = args.message.join(" ");
     let tmux = Tmux::new(args.tmux_socket.clone());
     let pane = match list_panes(&tmux).await {
         Ok(panes) => target.resolve(&panes).ok().cloned(),
         Err(_) => None,
     };
-    let server = Server::new(&args.server, &args.credentials)?;
+    let server = Server::new(&args.server, &args.credentials).map_err(failure)?;
     let queue_error = match agent_for(&server, &args.target, pane.as_ref()).await {
-        Ok(Some((name, typed_too))) => {
-            match send_to_queue(&server, &args.sender, &name, &message).await {
-                Ok(id) => {
-                    let also = if typed_too {
-                        " (in dual mode: the server also types it into the pane)"
-                    } else {
-                        ""
-                    };
-                    return Ok(format!("sent to {name} through the queue as {id}{also}"));
-                }
-                Err(error) => error,
+        Ok(Some((name, typed_too))) => match send_to_queue(args, &name, &message).await {
+            Ok(id) => {
+                let also = if typed_too {
+                    " (in dual mode: the server also types it into the pane)"
+                } else {
+                    ""
+                };
+                return Ok(format!("sent to {name} through the queue as {id}{also}"));
             }
-        }
+            // The queue may hold it already: typing it too could deliver it twice.
+            Err(
+                error @ (ClientError::SendOutcomeUnknown { .. } | ClientError::NoAnswer { .. }),
+            ) => {
+                return Err(Failure {
+                    message: format!(
+                        "switchboard: {error}. Nothing was typed into the pane, so that it is \
+                         not delivered twice."
+                    ),
+                    code: EXIT_OUTCOME_UNKNOWN,
+                });
+            }
+            Err(error) => error.to_string(),
+        },
         Ok(None) => format!("no agent of the server works in {}", args.target),
         Err(error) => error,
     };
     if args.no_fallback {
-        return Err(format!("{queue_error} (and --no-fallback was given)"));
+        return Err(failure(format!(
+            "{queue_error} (and --no-fallback was given)"
+        )));
     }
     let Some(pane) = pane else {
-        return Err(format!(
+        return Err(failure(format!(
             "{queue_error}; and the target {} is not a pane of {}, so nothing was sent",
             args.target,
             tmux.describe()
-        ));
+        )));
     };
     let options = DeliveryOptions {
         policy: PanePolicy::allowing(&args.agent_programs),
@@ -132,12 +176,12 @@ async fn send(args: &TmuxSendArgs) -> Result<String, String> {
     };
     let outcome = deliver(&tmux, &pane.pane_id, &message, &options).await;
     if let DeliveryOutcome::Refused { reason } = &outcome {
-        return Err(format!(
+        return Err(failure(format!(
             "switchboard: {queue_error}; and nothing was typed into pane {} ({}): refused: \
              {reason}",
             pane.pane_id,
             pane.target()
-        ));
+        )));
     }
     let line = format!(
         "typed into pane {} ({}) because {queue_error}: {}{}",
@@ -150,7 +194,7 @@ async fn send(args: &TmuxSendArgs) -> Result<String, String> {
             .unwrap_or_default()
     );
     match outcome.reason() {
-        Some(_) if outcome.label() == "failed" => Err(format!("switchboard: {line}")),
+        Some(_) if outcome.label() == "failed" => Err(failure(format!("switchboard: {line}"))),
         _ => Ok(line),
     }
 }
@@ -195,38 +239,20 @@ async fn agent_for(
         .map(|name| (name.to_string(), false)))
 }
 
+/// Sends through the queue with an idempotency key, retried with it while the server cannot
+/// be reached or does not answer; the message's id.
 async fn send_to_queue(
-    server: &Server,
-    sender: &str,
+    args: &TmuxSendArgs,
     recipient: &str,
     content: &str,
-) -> Result<String, String> {
-    let path = format!("/api/v1/messages?sender={}", encode(sender));
-    let body = json!({ "recipient": recipient, "content": content });
-    let answer = server.post(&path, body).await?;
-    Ok(answer["message_id"].as_str().unwrap_or("?").to_string())
-}
-
-/// Percent-encodes a query value.
-fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (byte as char).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::encode;
-
-    #[test]
-    fn query_values_are_percent_encoded() {
-        assert_eq!(encode("agent a&b"), "agent%20a%26b");
-        assert_eq!(encode("lead-1"), "lead-1");
+) -> Result<String, ClientError> {
+    let client = Client::with_credentials(&args.server, &args.credentials)?.with_patience(
+        Duration::from_secs(args.request_timeout),
+        Duration::from_secs(RECONNECT_SECONDS_DEFAULT),
+    );
+    let mut message = Outgoing::new(recipient, content);
+    if let Some(key) = &args.idempotency_key {
+        message.idempotency_key = key.clone();
     }
+    Ok(client.send(&args.sender, &message).await?.message_id)
 }

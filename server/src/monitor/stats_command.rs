@@ -11,6 +11,7 @@ use clap::Args;
 use serde_json::Value;
 
 use super::history::HISTORY_HOURS_MAX;
+use crate::cli::stdout::{fail, print};
 
 /// Server asked when neither `--server` nor `SWITCHBOARD_URL` names one.
 pub const SERVER_URL_DEFAULT: &str = "http://127.0.0.1:8080";
@@ -56,10 +57,7 @@ pub fn run(args: StatsArgs) -> ExitCode {
     };
     match runtime.block_on(stats(&args)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(paragraph) => {
-            eprintln!("{paragraph}");
-            ExitCode::from(1)
-        }
+        Err(paragraph) => fail(&paragraph),
     }
 }
 
@@ -76,20 +74,15 @@ async fn stats(args: &StatsArgs) -> Result<(), String> {
         return match &args.output {
             Some(path) => std::fs::write(path, text + "\n")
                 .map_err(|error| format!("switchboard: cannot write {}: {error}", path.display())),
-            None => {
-                println!("{text}");
-                Ok(())
-            }
+            None => print(&(text + "\n")),
         };
     }
     let snapshot = get(args, base, "/api/v1/metrics/current").await?;
     if args.json {
         let text = serde_json::to_string_pretty(&snapshot).expect("JSON values always serialize");
-        println!("{text}");
-        return Ok(());
+        return print(&(text + "\n"));
     }
-    print!("{}", summary(base, &snapshot));
-    Ok(())
+    print(&summary(base, &snapshot))
 }
 
 async fn get(args: &StatsArgs, base: &str, path: &str) -> Result<Value, String> {

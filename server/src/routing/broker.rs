@@ -11,6 +11,7 @@ use switchboard_engine::{Engine, Enqueued};
 
 use super::advice;
 use super::candidates::{candidates, Target};
+use super::idempotency::RoutedSends;
 use super::metrics::RoutingMetrics;
 use super::persist::{self, RuleStore};
 use super::rules::{self, RuleSet, RuleSetSpec};
@@ -94,6 +95,8 @@ pub struct Router {
     pub(super) strategies: Mutex<Strategies>,
     /// Counters for `/api/v1/stats`.
     pub metrics: RoutingMetrics,
+    /// Answers of routed sends by idempotency key, for their retries.
+    sends: RoutedSends,
 }
 
 impl Router {
@@ -107,6 +110,7 @@ impl Router {
             updating: tokio::sync::Mutex::new(()),
             strategies: Mutex::new(Strategies::default()),
             metrics: RoutingMetrics::default(),
+            sends: RoutedSends::default(),
         }
     }
 
@@ -297,10 +301,55 @@ pub async fn send(
     request: SendMessageRequest,
 ) -> ApiResult<(Enqueued, Routed)> {
     if super::is_routed(&request.recipient) {
-        return route(state, sender, request).await;
+        return route_once(state, sender, request).await;
     }
     let (enqueued, agent) = inbox::send(state, sender, request).await?;
     Ok((enqueued, Routed::direct(&agent)))
+}
+
+/// Routes `request` once per idempotency key: a retry with the `dedup_key` of an earlier try
+/// (within the dedup window) gets that try's answer, deduplicated, and is not routed again
+/// (see `idempotency`). A retry arriving while the first try is routed waits for its answer.
+async fn route_once(
+    state: &AppState,
+    sender: &str,
+    request: SendMessageRequest,
+) -> ApiResult<(Enqueued, Routed)> {
+    let Some(slot) = request.dedup_key.as_deref().and_then(|key| {
+        state
+            .routing
+            .sends
+            .slot(sender, &request.recipient, key, state.engine.now_ms())
+    }) else {
+        return route(state, sender, request).await;
+    };
+    // Routed on a task of its own: a client that gives up (and retries) drops this request,
+    // and a route cut short after storing the message but before filling the slot would let
+    // the retry route and store it again.
+    let (state, sender) = (state.clone(), sender.to_string());
+    let first_try = tokio::spawn(async move {
+        let mut routed_now = false;
+        let answer = slot
+            .get_or_try_init(|| {
+                routed_now = true;
+                route(&state, &sender, request)
+            })
+            .await?
+            .clone();
+        ApiResult::Ok((answer, routed_now))
+    });
+    let ((enqueued, routed), routed_now) = first_try
+        .await
+        .map_err(|error| ApiError::Internal(format!("routing a send failed: {error}")))??;
+    Ok(if routed_now {
+        (enqueued, routed)
+    } else {
+        let first = Enqueued {
+            id: enqueued.id,
+            deduplicated: true,
+        };
+        (first, routed)
+    })
 }
 
 struct Decision {

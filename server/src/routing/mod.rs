@@ -7,6 +7,8 @@
 //! - `candidates`: who may receive a message (online, not gone, matching).
 //! - `broker`: the decision for one message, the send response's `routed_to`, `rule`,
 //!   `strategy`; the [`Router`] holding rules, strategies and metrics.
+//! - `idempotency`: a routed send retried with its `dedup_key` gets the first try's answer
+//!   instead of being routed again (perhaps to another agent).
 //! - `advice`: the send answer's `note` when a routed message waits or `auto` fell back.
 //! - `waiting`: waiting queues for messages with no online candidate, handed over to the
 //!   first matching agent that comes online.
@@ -18,6 +20,7 @@
 mod advice;
 mod broker;
 mod candidates;
+mod idempotency;
 mod metrics;
 mod persist;
 pub mod rules;

@@ -305,3 +305,58 @@ async fn auto_keeps_a_matched_capability_whose_agents_are_offline() {
     assert_eq!(routed.waiting_queue.as_deref(), Some("capability:quality"));
     assert!(routed.note.unwrap_or_default().contains("is online"));
 }
+
+/// A `capability:` send with `dedup_key`, from `tester`: its answer.
+async fn send_keyed(state: &AppState, content: &str, key: &str) -> (String, bool, String) {
+    let request = serde_json::from_value(json!({
+        "recipient": "capability:quality", "content": content, "dedup_key": key
+    }))
+    .unwrap();
+    let (enqueued, routed) = super::send(state, "tester", request).await.unwrap();
+    (
+        enqueued.id.to_string(),
+        enqueued.deduplicated,
+        routed.routed_to.unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn a_routed_send_retried_with_its_key_is_stored_once_though_turns_would_move_on() {
+    let state = state().await;
+    agent(&state, "q1", &["quality"]).await;
+    agent(&state, "q2", &["quality"]).await;
+    let first = send_keyed(&state, "run the suite", "retry-1").await;
+    let retry = send_keyed(&state, "run the suite", "retry-1").await;
+    assert_eq!(retry.0, first.0, "the retry answers the first message's id");
+    assert!(!first.1 && retry.1, "only the retry is deduplicated");
+    assert_eq!(retry.2, first.2, "the retry names the same agent");
+    let stored = [inbox(&state, "q1").await, inbox(&state, "q2").await].concat();
+    assert_eq!(stored, ["run the suite"]);
+}
+
+#[tokio::test]
+async fn a_routed_send_with_another_key_is_a_new_message() {
+    let state = state().await;
+    agent(&state, "q1", &["quality"]).await;
+    agent(&state, "q2", &["quality"]).await;
+    let first = send_keyed(&state, "run the suite", "key-a").await;
+    let second = send_keyed(&state, "run the suite", "key-b").await;
+    assert_ne!(second.0, first.0);
+    assert!(!second.1);
+    let stored = [inbox(&state, "q1").await, inbox(&state, "q2").await].concat();
+    assert_eq!(stored, ["run the suite", "run the suite"]);
+}
+
+#[tokio::test]
+async fn a_retry_arriving_while_the_first_try_is_routed_is_stored_once() {
+    let state = state().await;
+    agent(&state, "q1", &["quality"]).await;
+    agent(&state, "q2", &["quality"]).await;
+    let (first, retry) = tokio::join!(
+        send_keyed(&state, "run the suite", "racing"),
+        send_keyed(&state, "run the suite", "racing")
+    );
+    assert_eq!(retry.0, first.0);
+    let stored = [inbox(&state, "q1").await, inbox(&state, "q2").await].concat();
+    assert_eq!(stored, ["run the suite"]);
+}

@@ -1,5 +1,6 @@
 //! Stand-ins for a server that misbehaves on the wire, to test what the client concludes:
-//! - [`SilentServer`] accepts connections, reads each request, and never answers;
+//! - [`SilentServer`] accepts connections, reads each request, and never answers (or, made
+//!   with [`SilentServer::answering_gets`], answers GETs and never answers anything else);
 //! - [`AnswerLosingProxy`] forwards to a real server but drops the first answer (the server
 //!   did the work; the client never hears of it).
 
@@ -24,6 +25,16 @@ pub struct SilentServer {
 impl SilentServer {
     /// Starts listening on a free loopback port.
     pub async fn start() -> Self {
+        Self::listen(None).await
+    }
+
+    /// Starts listening on a free loopback port; every GET is answered with `json` (status
+    /// 200), every other request never: a server that is up, but whose sends hang.
+    pub async fn answering_gets(json: &str) -> Self {
+        Self::listen(Some(json.to_string())).await
+    }
+
+    async fn listen(get_answer: Option<String>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("an address"));
         let bodies: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -34,10 +45,22 @@ impl SilentServer {
                     return;
                 };
                 let recorded = recorded.clone();
+                let get_answer = get_answer.clone();
                 tokio::spawn(async move {
-                    if let Some(body) = read_request_body(&mut stream).await {
-                        recorded.lock().unwrap().push(body);
+                    let Some((method, body)) = read_request(&mut stream).await else {
+                        return;
+                    };
+                    if let (true, Some(json)) = (method == "GET", get_answer) {
+                        let answer = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                             content-length: {}\r\nconnection: close\r\n\r\n{json}",
+                            json.len()
+                        );
+                        let _ = stream.write_all(answer.as_bytes()).await;
+                        let _ = stream.shutdown().await;
+                        return;
                     }
+                    recorded.lock().unwrap().push(body);
                     // Hold the connection open, answering nothing, until the client leaves.
                     let mut rest = [0u8; 1024];
                     while matches!(stream.read(&mut rest).await, Ok(n) if n > 0) {}
@@ -47,7 +70,7 @@ impl SilentServer {
         Self { url, bodies, task }
     }
 
-    /// The bodies of the requests received so far, in order.
+    /// The bodies of the requests received and left unanswered so far, in order.
     pub fn bodies(&self) -> Vec<String> {
         self.bodies.lock().unwrap().clone()
     }
@@ -59,8 +82,9 @@ impl Drop for SilentServer {
     }
 }
 
-/// Reads one HTTP/1.1 request (headers, then `Content-Length` bytes of body); its body.
-async fn read_request_body(stream: &mut TcpStream) -> Option<String> {
+/// Reads one HTTP/1.1 request (headers, then `Content-Length` bytes of body); its method and
+/// body.
+async fn read_request(stream: &mut TcpStream) -> Option<(String, String)> {
     let mut buffer = Vec::new();
     let mut chunk = [0u8; 4096];
     let header_end = loop {
@@ -86,7 +110,9 @@ async fn read_request_body(stream: &mut TcpStream) -> Option<String> {
         }
         buffer.extend_from_slice(&chunk[..n]);
     }
-    Some(String::from_utf8_lossy(&buffer[header_end..header_end + length]).into_owned())
+    let method = headers.split(' ').next().unwrap_or_default().to_uppercase();
+    let body = String::from_utf8_lossy(&buffer[header_end..header_end + length]).into_owned();
+    Some((method, body))
 }
 
 /// A TCP proxy to a real server that lets the first request through but drops its answer

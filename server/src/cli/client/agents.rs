@@ -60,8 +60,7 @@ pub async fn run(args: AgentsArgs) -> Result<(), Failure> {
 async fn run_remove(args: RemoveArgs) -> Result<(), Failure> {
     let client = args.connection.client()?;
     checked(&client, client.remove_agent(&args.name)).await?;
-    println!("removed agent {}", args.name);
-    Ok(())
+    print_text(&format!("removed agent {}\n", args.name))
 }
 
 fn status_word(status: AgentStatus) -> &'static str {

@@ -11,12 +11,12 @@
 //! do after printing (such as acking what it could not show).
 
 use std::borrow::Cow;
-use std::io::Write;
 
 use serde::Serialize;
 
 use super::{Failure, EXIT_FAILURE};
 use crate::api::wire::{InboxMessage, Priority};
+use crate::cli::stdout::StdoutError;
 
 /// Widest a table cell is printed, in characters; longer cells end with `…`.
 pub const CELL_CHARS_MAX: usize = 60;
@@ -40,17 +40,15 @@ pub fn print_text(text: &str) -> Result<(), Failure> {
 
 /// Writes to stdout and flushes; a reader that went away is a quiet failure.
 fn write_stdout(text: &str) -> Result<(), Failure> {
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-        .map_err(|error| match error.kind() {
-            std::io::ErrorKind::BrokenPipe => Failure {
-                message: String::new(),
-                code: EXIT_FAILURE,
-            },
-            _ => Failure::usage(format!("cannot write to standard output: {error}")),
-        })
+    crate::cli::stdout::write(text).map_err(|error| match error {
+        StdoutError::ReaderGone => Failure {
+            message: String::new(),
+            code: EXIT_FAILURE,
+        },
+        StdoutError::Failed(error) => {
+            Failure::usage(format!("cannot write to standard output: {error}"))
+        }
+    })
 }
 
 /// `text` with control characters other than newline and tab, and bidirectional overrides,

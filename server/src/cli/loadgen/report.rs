@@ -40,8 +40,9 @@ pub struct Report {
 }
 
 impl Report {
-    /// Prints the table, or JSON.
-    pub fn print(&self, json: bool) {
+    /// Prints the table, or JSON; `Err` says why it could not (empty when stdout's reader
+    /// left: nobody is left to tell).
+    pub fn print(&self, json: bool) -> Result<(), String> {
         if json {
             let value = serde_json::json!({
                 "mode": self.mode, "agents": self.agents, "producers": self.producers,
@@ -51,8 +52,7 @@ impl Report {
                 "throughput_per_second": self.throughput_per_second,
                 "latency_ms": {"p50": self.latency_ms_p50, "p99": self.latency_ms_p99, "max": self.latency_ms_max, "kind": self.latency_kind},
             });
-            println!("{value:#}");
-            return;
+            return crate::cli::stdout::print(&format!("{value:#}\n"));
         }
         let rows = [
             (
@@ -88,11 +88,12 @@ impl Report {
         let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
         let value_width = rows.iter().map(|(_, v)| v.len()).max().unwrap_or(0);
         let line = format!("+-{}-+-{}-+", "-".repeat(width), "-".repeat(value_width));
-        println!("{line}");
+        let mut table = format!("{line}\n");
         for (key, value) in rows {
-            println!("| {key:<width$} | {value:>value_width$} |");
+            table.push_str(&format!("| {key:<width$} | {value:>value_width$} |\n"));
         }
-        println!("{line}");
+        table.push_str(&format!("{line}\n"));
+        crate::cli::stdout::print(&table)
     }
 }
 

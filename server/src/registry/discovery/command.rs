@@ -7,6 +7,8 @@ use std::time::Duration;
 use clap::Args;
 use serde_json::Value;
 
+use crate::cli::stdout::{fail, print};
+
 /// Server asked when neither `--server` nor `SWITCHBOARD_URL` names one.
 pub const SERVER_URL_DEFAULT: &str = "http://127.0.0.1:8080";
 /// Longest wait for the server's answer (a scan runs git and reads files).
@@ -38,22 +40,17 @@ pub fn run(args: DiscoverArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(discover(&args)) {
-        Ok(report) => {
-            if args.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).expect("JSON values always serialize")
-                );
-            } else {
-                print!("{}", summary(&report));
-            }
-            ExitCode::SUCCESS
+    let printed = runtime.block_on(discover(&args)).and_then(|report| {
+        if args.json {
+            let text = serde_json::to_string_pretty(&report).expect("JSON values always serialize");
+            print(&(text + "\n"))
+        } else {
+            print(&summary(&report))
         }
-        Err(paragraph) => {
-            eprintln!("{paragraph}");
-            ExitCode::from(1)
-        }
+    });
+    match printed {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(paragraph) => fail(&paragraph),
     }
 }
 
