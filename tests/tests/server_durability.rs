@@ -263,6 +263,42 @@ fn unreachable_storage_is_one_clear_paragraph_and_exit_1() {
     assert_eq!(paragraph.lines().count(), 1, "one paragraph: {paragraph}");
 }
 
+/// With the default kind of storage (Redis) unreachable (a closed loopback port: the default
+/// address may have a Redis), the start-up error suggests the embedded backend once, not once
+/// from the storage layer and again from the server.
+#[test]
+fn no_redis_at_start_suggests_the_embedded_backend_once() {
+    let url = format!("redis://127.0.0.1:{}", free_port());
+    let (status, _, stderr) = run_to_end(
+        &["serve", "--storage", &url, "--api-port", "0"],
+        Duration::from_secs(60),
+    );
+    assert_eq!(status.code(), Some(1), "stderr: {stderr}");
+    assert_eq!(
+        stderr.matches("redb:").count(),
+        1,
+        "the redb advice once: {stderr}"
+    );
+}
+
+/// A storage URL whose scheme names no backend (`redis+cluster://`) is reported as an
+/// unknown scheme listing the supported ones, not as an unreachable Redis.
+#[test]
+fn an_unknown_storage_scheme_lists_the_supported_ones() {
+    let url = format!("redis+cluster://127.0.0.1:{}", free_port());
+    let (status, _, stderr) = run_to_end(
+        &["serve", "--storage", &url, "--api-port", "0"],
+        Duration::from_secs(60),
+    );
+    assert_eq!(status.code(), Some(1), "stderr: {stderr}");
+    assert!(stderr.contains("unknown scheme"), "{stderr}");
+    for supported in ["redis://", "rediss://", "redb:", "sled:", "memory:"] {
+        assert!(stderr.contains(supported), "lists {supported}: {stderr}");
+    }
+    assert!(!stderr.contains("redis-cli"), "no Redis advice: {stderr}");
+    assert!(!stderr.contains("reachable"), "no Redis advice: {stderr}");
+}
+
 /// A log written to a pipe (a file, a journal) is plain text, without terminal colour codes.
 #[test]
 fn a_log_written_to_a_pipe_has_no_colour_codes() {
