@@ -240,6 +240,69 @@ async fn sigterm_shuts_down_cleanly_and_keeps_everything() {
     assert_eq!(messages[0]["content"], "survives");
 }
 
+/// Longest wait for the server to notice that Redis went away or came back: the owner-lease
+/// renewer looks every few seconds; this only bounds a failing test.
+const STORAGE_NOTICED_WITHIN: Duration = Duration::from_secs(15);
+
+/// Polls `/health` until it answers `want`; returns its body. Panics after
+/// [`STORAGE_NOTICED_WITHIN`].
+async fn health_becomes(http: &reqwest::Client, server: &ServerProcess, want: StatusCode) -> Value {
+    let started = std::time::Instant::now();
+    loop {
+        let response = http.get(server.url("/health")).send().await.unwrap();
+        if response.status() == want {
+            return response.json().await.unwrap();
+        }
+        assert!(
+            started.elapsed() < STORAGE_NOTICED_WITHIN,
+            "/health still answers {} {STORAGE_NOTICED_WITHIN:?} later",
+            response.status()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// POST /api/v1/messages to `recipient`; the status and the JSON body.
+async fn send(
+    http: &reqwest::Client,
+    server: &ServerProcess,
+    recipient: &str,
+) -> (StatusCode, Value) {
+    let response = http
+        .post(server.url("/api/v1/messages"))
+        .json(&json!({ "recipient": recipient, "content": "hello" }))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap())
+}
+
+/// Redis killed while the server is idle: `/health` turns 503 naming the storage without
+/// anything being written, a write is refused at once with 503 `storage unavailable` (not
+/// held until the request times out), and once Redis is back on its port, health and writes
+/// recover by themselves.
+#[tokio::test]
+async fn redis_down_while_idle_is_reported_and_refuses_writes_until_it_is_back() {
+    let mut redis = RedisServer::start(RedisMode::Aof { fsync: "always" });
+    let server = ServerProcess::start(&format!("{}/0", redis.url()), &[]);
+    let http = reqwest::Client::new();
+    register(&http, &server, "alice").await;
+    redis.kill();
+    let unhealthy = health_becomes(&http, &server, StatusCode::SERVICE_UNAVAILABLE).await;
+    let detail = unhealthy["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("storage unavailable"), "{unhealthy}");
+    assert!(detail.contains("Redis"), "names the store: {unhealthy}");
+    let (status, refused) = send(&http, &server, "alice").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{refused}");
+    let detail = refused["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("storage unavailable"), "{refused}");
+    redis.restart();
+    health_becomes(&http, &server, StatusCode::OK).await;
+    let (status, sent) = send(&http, &server, "alice").await;
+    assert_eq!(status, StatusCode::OK, "{sent}");
+}
+
 /// Storage that cannot be reached: one paragraph on stderr saying what to do, exit code 1.
 #[test]
 fn unreachable_storage_is_one_clear_paragraph_and_exit_1() {
