@@ -2,7 +2,37 @@
 //!
 //! The handlers are installed by [`StopSignals::install`], before the server says it is
 //! listening: a SIGTERM sent the moment it is up must stop it gracefully, not kill it with the
-//! default action.
+//! default action. Long polls end early on shutdown ([`unless_stopping`]): a graceful stop
+//! waits for every request in flight, and a client waiting 20 s must not hold it that long.
+
+use std::future::Future;
+
+use tokio::sync::watch;
+
+/// Runs the long poll `poll`, unless the server starts shutting down (`stopping` turns true)
+/// first: then answers `stopped()`, what the poll answers when its wait ends with nothing.
+/// Dropping the poll must be safe (`Engine::lease_wait` releases what it leased).
+pub async fn unless_stopping<T>(
+    stopping: &watch::Receiver<bool>,
+    poll: impl Future<Output = T>,
+    stopped: impl FnOnce() -> T,
+) -> T {
+    let mut stopping = stopping.clone();
+    tokio::select! {
+        // The poll first: what it has found already is still answered.
+        biased;
+        answer = poll => answer,
+        () = shutting_down(&mut stopping) => stopped(),
+    }
+}
+
+/// Resolves once `stopping` is true; never if its sender goes away without saying so (tests
+/// that build a state without a server).
+async fn shutting_down(stopping: &mut watch::Receiver<bool>) {
+    if stopping.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
 
 /// The installed stop signals.
 pub struct StopSignals {

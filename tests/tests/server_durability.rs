@@ -240,6 +240,61 @@ async fn sigterm_shuts_down_cleanly_and_keeps_everything() {
     assert_eq!(messages[0]["content"], "survives");
 }
 
+/// A long poll in flight when SIGTERM comes is answered at once with nothing (as when its wait
+/// ends), and the server exits long before the poll's 20 s would have run out.
+#[tokio::test]
+async fn sigterm_answers_long_polls_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = format!("redb:{}", dir.path().join("x.redb").display());
+    let mut server = ServerProcess::start(&storage, &[]);
+    let http = reqwest::Client::new();
+    register(&http, &server, "alice").await;
+    // Presence is not persisted: after a restart alice is offline until her poll arrives,
+    // which is how the test knows the poll is being served before it sends SIGTERM.
+    server.restart();
+    let agent_url = server.url("/api/v1/agents/alice");
+    let poll = tokio::spawn(
+        http.get(server.url("/api/v1/messages/alice?wait_seconds=20"))
+            .send(),
+    );
+    let started = std::time::Instant::now();
+    loop {
+        let agent: Value = http
+            .get(&agent_url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if agent["status"] == "online" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the poll never arrived: {agent}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let signalled = std::time::Instant::now();
+    let status = server.terminate();
+    let stopped_after = signalled.elapsed();
+    assert!(
+        status.success(),
+        "exit status {status}; stderr:\n{}",
+        server.stderr()
+    );
+    let answer = poll.await.unwrap().expect("the poll is answered");
+    assert_eq!(answer.status(), StatusCode::OK);
+    let messages: Vec<Value> = answer.json().await.unwrap();
+    assert!(messages.is_empty(), "{messages:?}");
+    // Far below the 20 s wait, far above a normal shutdown: only a poll that waited fails it.
+    assert!(
+        stopped_after < Duration::from_secs(10),
+        "stopping took {stopped_after:?}: the long poll held the shutdown"
+    );
+}
+
 /// Longest wait for the server to notice that Redis went away or came back: the owner-lease
 /// renewer looks every few seconds; this only bounds a failing test.
 const STORAGE_NOTICED_WITHIN: Duration = Duration::from_secs(15);

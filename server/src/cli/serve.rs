@@ -6,8 +6,9 @@
 //!
 //! Start-up failures (storage unreachable, port taken) print one paragraph on stderr saying
 //! what failed and what to do, and exit with code 1. On SIGTERM or Ctrl-C the server stops
-//! accepting, finishes in-flight requests, closes sockets (their leases go back to the
-//! inboxes), waits until everything written is durable, and exits 0.
+//! accepting, answers long polls at once (with nothing, as when their wait ends), finishes
+//! in-flight requests, closes sockets (their leases go back to the inboxes), waits until
+//! everything written is durable, and exits 0.
 
 use std::process::ExitCode;
 use std::sync::Arc;
