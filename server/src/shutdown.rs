@@ -95,3 +95,29 @@ impl StopSignals {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_waiting_poll_is_answered_once_the_server_starts_stopping() {
+        let (stop, stopping) = watch::channel(false);
+        let poll = std::future::pending::<Vec<u32>>();
+        let answer = tokio::spawn(async move { unless_stopping(&stopping, poll, Vec::new).await });
+        stop.send(true).unwrap();
+        assert_eq!(answer.await.unwrap(), Vec::<u32>::new());
+    }
+
+    #[tokio::test]
+    async fn a_poll_without_a_stop_sender_runs_to_its_own_end() {
+        let (stop, stopping) = watch::channel(false);
+        drop(stop);
+        // Not ready at its first poll, so a closed channel read as "stopping" would win.
+        let poll = async {
+            tokio::task::yield_now().await;
+            vec![7]
+        };
+        assert_eq!(unless_stopping(&stopping, poll, Vec::new).await, vec![7]);
+    }
+}
