@@ -21,7 +21,7 @@ use crate::message::{
 };
 use crate::metrics::{CommitMetrics, CommitStats};
 use crate::state::{QueueStats, State};
-use crate::storage::Storage;
+use crate::storage::{Reachability, Storage};
 use crate::wal::Record;
 
 /// How often the background timer settles due leases, delays and expiries, in milliseconds.
@@ -92,6 +92,8 @@ pub(crate) struct Shared {
     clock: Arc<dyn Clock>,
     waiters: Mutex<HashMap<Arc<str>, Arc<Notify>>>,
     storage_name: String,
+    /// The backend's own view of whether its store is reachable (see [`Reachability`]).
+    reachability: Option<Reachability>,
     durable_leases: bool,
 }
 
@@ -150,6 +152,7 @@ impl Engine {
         options: EngineOptions,
     ) -> Result<Engine> {
         let storage_name = storage.describe();
+        let reachability = storage.reachability();
         let snapshot = storage.recover().map_err(|error| {
             EngineError::Poisoned(format!("recovery from {storage_name} failed: {error}"))
         })?;
@@ -170,6 +173,7 @@ impl Engine {
             clock,
             waiters: Mutex::new(HashMap::new()),
             storage_name,
+            reachability,
             durable_leases: options.durable_leases,
         });
         let committer = {
@@ -234,7 +238,7 @@ impl Engine {
         loop {
             let full = {
                 let inner = self.shared.inner.lock();
-                check_status(&inner)?;
+                check_status(&inner, self.shared.reachability.as_ref())?;
                 inner.pending.len() >= PENDING_RECORDS_MAX
             };
             if !full {
@@ -247,7 +251,7 @@ impl Engine {
         }
         let mut guard = self.shared.inner.lock();
         let inner = &mut *guard;
-        check_status(inner)?;
+        check_status(inner, self.shared.reachability.as_ref())?;
         let before = inner.pending.len();
         let result = op(
             &mut inner.state,
@@ -576,7 +580,13 @@ impl Engine {
     pub fn engine_stats(&self) -> EngineStats {
         let inner = self.shared.inner.lock();
         let (storage_problem, poisoned) = match &inner.status {
-            Status::Running => (None, false),
+            Status::Running => (
+                self.shared
+                    .reachability
+                    .as_ref()
+                    .and_then(Reachability::problem),
+                false,
+            ),
             Status::Unavailable(text) => (Some(text.clone()), false),
             Status::Poisoned(text) => (Some(text.to_string()), true),
         };
@@ -648,12 +658,17 @@ impl Drop for ReleaseOnDrop<'_> {
     }
 }
 
-fn check_status(inner: &Inner) -> Result<()> {
+/// Refuses a new write unless the engine runs and its storage is not known unreachable (by a
+/// failed commit, or by the backend's own background work while nothing is committed).
+fn check_status(inner: &Inner, reachability: Option<&Reachability>) -> Result<()> {
     if inner.shutdown {
         return Err(EngineError::ShutDown);
     }
     match &inner.status {
-        Status::Running => Ok(()),
+        Status::Running => match reachability.and_then(Reachability::problem) {
+            None => Ok(()),
+            Some(problem) => Err(EngineError::StorageUnavailable(problem)),
+        },
         Status::Unavailable(text) => Err(EngineError::StorageUnavailable(text.clone())),
         Status::Poisoned(text) => Err(EngineError::Poisoned(text.to_string())),
     }

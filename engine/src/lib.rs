@@ -12,7 +12,8 @@
 //! - `state`: the pure state machine (no I/O, `now` passed in); each operation returns its
 //!   WAL records. Property tests drive it against a reference model.
 //! - [`wal`]: the [`Record`] enum and its framed, checksummed codec.
-//! - [`storage`]: the [`Storage`] trait, [`MemoryStorage`], [`FaultyStorage`], [`SnapshotFold`].
+//! - [`storage`]: the [`Storage`] trait, [`MemoryStorage`], [`FaultyStorage`], [`SnapshotFold`],
+//!   [`Reachability`].
 //! - `committer`: the group-commit thread.
 //! - `engine`: the async [`Engine`] API, long-poll waiters and the timer.
 //!
@@ -59,7 +60,7 @@ pub use message::{
 pub use metrics::CommitStats;
 pub use state::{QueueCounters, QueueStats, State};
 pub use storage::{
-    DedupEntry, FaultPlan, FaultyStorage, MemoryStorage, Snapshot, SnapshotFold, Storage,
-    StorageError,
+    DedupEntry, FaultPlan, FaultyStorage, MemoryStorage, Reachability, Snapshot, SnapshotFold,
+    Storage, StorageError,
 };
 pub use wal::{Record, WalError};

@@ -2,6 +2,7 @@
 //! so tests can drive it with `tower::ServiceExt::oneshot` and no socket.
 
 use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -74,6 +75,7 @@ pub fn app(state: AppState) -> Router {
             crate::auth::guard,
         ))
         .layer(DefaultBodyLimit::max(limits::BODY_BYTES_MAX))
+        .layer(middleware::from_fn(refuse_declared_oversize))
         .layer(middleware::from_fn(time_limit))
         .layer(ConcurrencyLimitLayer::new(limits::REQUESTS_IN_FLIGHT_MAX))
         .layer(CatchPanicLayer::custom(panicked))
@@ -95,12 +97,42 @@ async fn not_found(request: Request) -> ApiError {
 
 async fn method_not_allowed(request: Request) -> ApiError {
     ApiError::Invalid {
-        status: axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        status: StatusCode::METHOD_NOT_ALLOWED,
         detail: format!(
             "method {} is not allowed on {}",
             request.method(),
             request.uri().path()
         ),
+    }
+}
+
+/// Answers 413 at once to a request whose `Content-Length` is over [`limits::BODY_BYTES_MAX`],
+/// without reading its body: the body limit alone waits for the body (and a client that sent
+/// `Expect: 100-continue` got `100 Continue` and was held until the request timed out), while
+/// hyper sends `100 Continue` only once a body is read. The connection is closed after the
+/// answer, since the unread body must not be taken for the next request.
+async fn refuse_declared_oversize(request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    match declared {
+        Some(bytes) if bytes > limits::BODY_BYTES_MAX as u64 => {
+            let mut response = ApiError::Invalid {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                detail: format!(
+                    "request body of {bytes} bytes is larger than {} bytes",
+                    limits::BODY_BYTES_MAX
+                ),
+            }
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+        _ => next.run(request).await,
     }
 }
 

@@ -192,10 +192,10 @@ pub async fn lease(
         crate::routing::waiting::sweep(state).await;
     }
     let wait = std::time::Duration::from_secs(wait_seconds);
-    let deliveries = state
-        .engine
-        .lease_wait(&agent.inbox(), limit, Some(lease_ms), wait)
-        .await?;
+    let inbox = agent.inbox();
+    let waiting = state.engine.lease_wait(&inbox, limit, Some(lease_ms), wait);
+    let deliveries =
+        crate::shutdown::unless_stopping(&state.shutdown, waiting, || Ok(Vec::new())).await?;
     let now = state.engine.now_ms();
     state.lease_book.insert(&deliveries, now);
     state.monitor.delivered(&deliveries, now);

@@ -2,7 +2,37 @@
 //!
 //! The handlers are installed by [`StopSignals::install`], before the server says it is
 //! listening: a SIGTERM sent the moment it is up must stop it gracefully, not kill it with the
-//! default action.
+//! default action. Long polls end early on shutdown ([`unless_stopping`]): a graceful stop
+//! waits for every request in flight, and a client waiting 20 s must not hold it that long.
+
+use std::future::Future;
+
+use tokio::sync::watch;
+
+/// Runs the long poll `poll`, unless the server starts shutting down (`stopping` turns true)
+/// first: then answers `stopped()`, what the poll answers when its wait ends with nothing.
+/// Dropping the poll must be safe (`Engine::lease_wait` releases what it leased).
+pub async fn unless_stopping<T>(
+    stopping: &watch::Receiver<bool>,
+    poll: impl Future<Output = T>,
+    stopped: impl FnOnce() -> T,
+) -> T {
+    let mut stopping = stopping.clone();
+    tokio::select! {
+        // The poll first: what it has found already is still answered.
+        biased;
+        answer = poll => answer,
+        () = shutting_down(&mut stopping) => stopped(),
+    }
+}
+
+/// Resolves once `stopping` is true; never if its sender goes away without saying so (tests
+/// that build a state without a server).
+async fn shutting_down(stopping: &mut watch::Receiver<bool>) {
+    if stopping.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
 
 /// The installed stop signals.
 pub struct StopSignals {
@@ -63,5 +93,31 @@ impl StopSignals {
             }
             tracing::info!("Ctrl-C received, shutting down");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_waiting_poll_is_answered_once_the_server_starts_stopping() {
+        let (stop, stopping) = watch::channel(false);
+        let poll = std::future::pending::<Vec<u32>>();
+        let answer = tokio::spawn(async move { unless_stopping(&stopping, poll, Vec::new).await });
+        stop.send(true).unwrap();
+        assert_eq!(answer.await.unwrap(), Vec::<u32>::new());
+    }
+
+    #[tokio::test]
+    async fn a_poll_without_a_stop_sender_runs_to_its_own_end() {
+        let (stop, stopping) = watch::channel(false);
+        drop(stop);
+        // Not ready at its first poll, so a closed channel read as "stopping" would win.
+        let poll = async {
+            tokio::task::yield_now().await;
+            vec![7]
+        };
+        assert_eq!(unless_stopping(&stopping, poll, Vec::new).await, vec![7]);
     }
 }

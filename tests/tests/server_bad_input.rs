@@ -2,6 +2,8 @@
 //! a 500 or a dropped connection: malformed JSON, missing or empty fields, unknown priority,
 //! bad query values, oversize bodies (413), unknown agents, messages and routes (404).
 
+use std::time::Duration;
+
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use switchboard_tests::server_harness::ServerProcess;
@@ -192,6 +194,42 @@ async fn oversize_body_is_a_413_with_a_json_detail() {
         StatusCode::PAYLOAD_TOO_LARGE,
         "larger than",
     );
+}
+
+/// A request declaring a body over 1 MiB is answered 413 at once, before any body is sent:
+/// no `100 Continue` invites the body, and the client is not held until the request times
+/// out (raw TCP, so that nothing between the test and the server handles `Expect`).
+#[tokio::test]
+async fn declared_oversize_body_is_refused_at_once_without_100_continue() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (server, _) = started().await;
+    let mut socket = tokio::net::TcpStream::connect(server.address())
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /api/v1/messages HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        server.address(),
+        2 * 1024 * 1024
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    // The server closes the connection after its answer; the bound only stops a test of a
+    // server that waits for the body (it used to wait for the 30 s request timeout).
+    let read = tokio::time::timeout(Duration::from_secs(15), socket.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer).to_string();
+    assert!(
+        read.is_ok(),
+        "no complete answer within 15 s; so far: {answer:?}"
+    );
+    assert!(
+        answer.starts_with("HTTP/1.1 413"),
+        "413 first, no 100 Continue: {answer:?}"
+    );
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let body: Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("JSON: {answer:?}"));
+    let detail = body["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("larger than"), "{body}");
 }
 
 #[tokio::test]

@@ -240,6 +240,124 @@ async fn sigterm_shuts_down_cleanly_and_keeps_everything() {
     assert_eq!(messages[0]["content"], "survives");
 }
 
+/// A long poll in flight when SIGTERM comes is answered at once with nothing (as when its wait
+/// ends), and the server exits long before the poll's 20 s would have run out.
+#[tokio::test]
+async fn sigterm_answers_long_polls_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = format!("redb:{}", dir.path().join("x.redb").display());
+    let mut server = ServerProcess::start(&storage, &[]);
+    let http = reqwest::Client::new();
+    register(&http, &server, "alice").await;
+    // Presence is not persisted: after a restart alice is offline until her poll arrives,
+    // which is how the test knows the poll is being served before it sends SIGTERM.
+    server.restart();
+    let agent_url = server.url("/api/v1/agents/alice");
+    let poll = tokio::spawn(
+        http.get(server.url("/api/v1/messages/alice?wait_seconds=20"))
+            .send(),
+    );
+    let started = std::time::Instant::now();
+    loop {
+        let agent: Value = http
+            .get(&agent_url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if agent["status"] == "online" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the poll never arrived: {agent}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let signalled = std::time::Instant::now();
+    let status = server.terminate();
+    let stopped_after = signalled.elapsed();
+    assert!(
+        status.success(),
+        "exit status {status}; stderr:\n{}",
+        server.stderr()
+    );
+    let answer = poll.await.unwrap().expect("the poll is answered");
+    assert_eq!(answer.status(), StatusCode::OK);
+    let messages: Vec<Value> = answer.json().await.unwrap();
+    assert!(messages.is_empty(), "{messages:?}");
+    // Far below the 20 s wait, far above a normal shutdown: only a poll that waited fails it.
+    assert!(
+        stopped_after < Duration::from_secs(10),
+        "stopping took {stopped_after:?}: the long poll held the shutdown"
+    );
+}
+
+/// Longest wait for the server to notice that Redis went away or came back: the owner-lease
+/// renewer looks every few seconds; this only bounds a failing test.
+const STORAGE_NOTICED_WITHIN: Duration = Duration::from_secs(15);
+
+/// Polls `/health` until it answers `want`; returns its body. Panics after
+/// [`STORAGE_NOTICED_WITHIN`].
+async fn health_becomes(http: &reqwest::Client, server: &ServerProcess, want: StatusCode) -> Value {
+    let started = std::time::Instant::now();
+    loop {
+        let response = http.get(server.url("/health")).send().await.unwrap();
+        if response.status() == want {
+            return response.json().await.unwrap();
+        }
+        assert!(
+            started.elapsed() < STORAGE_NOTICED_WITHIN,
+            "/health still answers {} {STORAGE_NOTICED_WITHIN:?} later",
+            response.status()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// POST /api/v1/messages to `recipient`; the status and the JSON body.
+async fn send(
+    http: &reqwest::Client,
+    server: &ServerProcess,
+    recipient: &str,
+) -> (StatusCode, Value) {
+    let response = http
+        .post(server.url("/api/v1/messages"))
+        .json(&json!({ "recipient": recipient, "content": "hello" }))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap())
+}
+
+/// Redis killed while the server is idle: `/health` turns 503 naming the storage without
+/// anything being written, a write is refused at once with 503 `storage unavailable` (not
+/// held until the request times out), and once Redis is back on its port, health and writes
+/// recover by themselves.
+#[tokio::test]
+async fn redis_down_while_idle_is_reported_and_refuses_writes_until_it_is_back() {
+    let mut redis = RedisServer::start(RedisMode::Aof { fsync: "always" });
+    let server = ServerProcess::start(&format!("{}/0", redis.url()), &[]);
+    let http = reqwest::Client::new();
+    register(&http, &server, "alice").await;
+    redis.kill();
+    let unhealthy = health_becomes(&http, &server, StatusCode::SERVICE_UNAVAILABLE).await;
+    let detail = unhealthy["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("storage unavailable"), "{unhealthy}");
+    assert!(detail.contains("Redis"), "names the store: {unhealthy}");
+    let (status, refused) = send(&http, &server, "alice").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{refused}");
+    let detail = refused["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("storage unavailable"), "{refused}");
+    redis.restart();
+    health_becomes(&http, &server, StatusCode::OK).await;
+    let (status, sent) = send(&http, &server, "alice").await;
+    assert_eq!(status, StatusCode::OK, "{sent}");
+}
+
 /// Storage that cannot be reached: one paragraph on stderr saying what to do, exit code 1.
 #[test]
 fn unreachable_storage_is_one_clear_paragraph_and_exit_1() {
@@ -261,6 +379,42 @@ fn unreachable_storage_is_one_clear_paragraph_and_exit_1() {
     );
     assert!(!paragraph.contains("panicked"), "{paragraph}");
     assert_eq!(paragraph.lines().count(), 1, "one paragraph: {paragraph}");
+}
+
+/// With the default kind of storage (Redis) unreachable (a closed loopback port: the default
+/// address may have a Redis), the start-up error suggests the embedded backend once, not once
+/// from the storage layer and again from the server.
+#[test]
+fn no_redis_at_start_suggests_the_embedded_backend_once() {
+    let url = format!("redis://127.0.0.1:{}", free_port());
+    let (status, _, stderr) = run_to_end(
+        &["serve", "--storage", &url, "--api-port", "0"],
+        Duration::from_secs(60),
+    );
+    assert_eq!(status.code(), Some(1), "stderr: {stderr}");
+    assert_eq!(
+        stderr.matches("redb:").count(),
+        1,
+        "the redb advice once: {stderr}"
+    );
+}
+
+/// A storage URL whose scheme names no backend (`redis+cluster://`) is reported as an
+/// unknown scheme listing the supported ones, not as an unreachable Redis.
+#[test]
+fn an_unknown_storage_scheme_lists_the_supported_ones() {
+    let url = format!("redis+cluster://127.0.0.1:{}", free_port());
+    let (status, _, stderr) = run_to_end(
+        &["serve", "--storage", &url, "--api-port", "0"],
+        Duration::from_secs(60),
+    );
+    assert_eq!(status.code(), Some(1), "stderr: {stderr}");
+    assert!(stderr.contains("unknown scheme"), "{stderr}");
+    for supported in ["redis://", "rediss://", "redb:", "sled:", "memory:"] {
+        assert!(stderr.contains(supported), "lists {supported}: {stderr}");
+    }
+    assert!(!stderr.contains("redis-cli"), "no Redis advice: {stderr}");
+    assert!(!stderr.contains("reachable"), "no Redis advice: {stderr}");
 }
 
 /// A log written to a pipe (a file, a journal) is plain text, without terminal colour codes.

@@ -194,6 +194,35 @@ async fn bad_frames_get_error_frames_and_the_socket_stays_open() {
     );
 }
 
+/// A frame over the 1 MiB limit closes the socket with code 1009 (message too big) and a
+/// reason, so the client learns why instead of seeing the connection drop.
+#[tokio::test]
+async fn a_frame_over_the_size_limit_closes_with_1009_and_a_reason() {
+    let bus = Bus::start(&["alice"]).await;
+    let mut socket = bus.connect("/ws/alice").await;
+    let content = "a".repeat(1024 * 1024 + 1);
+    send_frame(
+        &mut socket,
+        json!({ "type": "heartbeat", "padding": content }),
+    )
+    .await;
+    let closed = tokio::time::timeout(FRAME_WAIT, async {
+        while let Some(message) = socket.next().await {
+            match message {
+                Ok(Message::Close(frame)) => return frame,
+                Ok(_) => continue,
+                Err(error) => panic!("the socket failed before a close frame: {error}"),
+            }
+        }
+        panic!("the socket ended without a close frame");
+    })
+    .await
+    .expect("a close frame within the wait");
+    let frame = closed.expect("the close frame has a code");
+    assert_eq!(u16::from(frame.code), 1009, "{frame:?}");
+    assert!(frame.reason.contains("larger than"), "{frame:?}");
+}
+
 #[tokio::test]
 async fn unknown_agent_is_refused_with_404_before_the_upgrade() {
     let bus = Bus::start(&[]).await;

@@ -5,6 +5,8 @@
 mod faults;
 #[path = "storage_redis/layout.rs"]
 mod layout;
+#[path = "storage_redis/outage.rs"]
+mod outage;
 #[path = "storage_redis/perf.rs"]
 mod perf;
 

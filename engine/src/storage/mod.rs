@@ -5,6 +5,7 @@
 mod faulty;
 mod fold;
 mod memory;
+mod reachability;
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use crate::wal::Record;
 pub use faulty::{FaultPlan, FaultyStorage};
 pub use fold::SnapshotFold;
 pub use memory::MemoryStorage;
+pub use reachability::Reachability;
 
 /// A remembered dedup key.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -97,6 +99,13 @@ pub trait Storage: Send + 'static {
         Ok(())
     }
 
+    /// The flag the backend's own background work keeps (Redis: its owner-lease renewer), if
+    /// it has any: the engine reads it to report an unreachable store, and refuse new writes,
+    /// while nothing is being committed. Taken once, when the engine opens.
+    fn reachability(&self) -> Option<Reachability> {
+        None
+    }
+
     /// A short description for logs, such as `redb:/var/lib/switchboard.redb`.
     fn describe(&self) -> String;
 }
@@ -119,6 +128,9 @@ impl<S: Storage + ?Sized> Storage for Box<S> {
     }
     fn ping(&mut self) -> Result<(), StorageError> {
         (**self).ping()
+    }
+    fn reachability(&self) -> Option<Reachability> {
+        (**self).reachability()
     }
     fn describe(&self) -> String {
         (**self).describe()

@@ -1,5 +1,5 @@
-//! `GET /health`: 200 while storage works, 503 when the engine reports it unreachable or
-//! stopped.
+//! `GET /health`: 200 while storage works, 503 when the engine reports it unreachable (a
+//! commit failed, or the backend's own checks failed while idle) or stopped.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -28,7 +28,13 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthRe
         .into(),
         timestamp: iso8601(state.engine.now_ms()),
         storage: stats.storage,
-        detail: stats.storage_problem,
+        detail: stats.storage_problem.map(|problem| {
+            if stats.poisoned {
+                format!("storage failed, writes stopped until a restart: {problem}")
+            } else {
+                format!("storage unavailable: {problem}")
+            }
+        }),
     };
     (status, Json(body))
 }

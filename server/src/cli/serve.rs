@@ -6,8 +6,9 @@
 //!
 //! Start-up failures (storage unreachable, port taken) print one paragraph on stderr saying
 //! what failed and what to do, and exit with code 1. On SIGTERM or Ctrl-C the server stops
-//! accepting, finishes in-flight requests, closes sockets (their leases go back to the
-//! inboxes), waits until everything written is durable, and exits 0.
+//! accepting, answers long polls at once (with nothing, as when their wait ends), finishes
+//! in-flight requests, closes sockets (their leases go back to the inboxes), waits until
+//! everything written is durable, and exits 0.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -60,26 +61,27 @@ fn init_tracing(level: &str) {
 }
 
 /// The one paragraph printed when storage cannot be opened: what failed, then what to do,
-/// with advice for the kind of storage the URL names.
+/// with advice for the kind of storage the URL names. A URL whose scheme names no backend
+/// gets no backend's advice: its error already lists the URLs that work.
 fn storage_paragraph(url: &str, error: &str) -> String {
-    let advice = if url.starts_with("redis") {
-        format!(
-            "Check that redis-server is running and reachable at that address (for example \
-             with `redis-cli -u {url} ping`) and that the host, port and database in the URL \
-             are right."
-        )
-    } else if url.starts_with("redb:") || url.starts_with("sled:") {
-        "Check the path, that its directory exists, its permissions, and that no other \
-         switchboard holds the file."
-            .to_string()
-    } else {
-        "Check the URL.".to_string()
-    };
     // Storage errors usually name the URL already; say it once.
     let what = if error.contains(url) {
         error.to_string()
     } else {
         format!("{url:?}, {error}")
+    };
+    let advice = match switchboard_storage::StorageUrl::parse(url) {
+        Err(_) => {
+            return format!("switchboard: cannot open the storage: {what}. Nothing was started.")
+        }
+        Ok(switchboard_storage::StorageUrl::Redis { .. }) => format!(
+            "Check that redis-server is running and reachable at that address (for example \
+             with `redis-cli -u {url} ping`) and that the host, port and database in the URL \
+             are right."
+        ),
+        Ok(_) => "Check the path, that its directory exists, its permissions, and that no other \
+             switchboard holds the file."
+            .to_string(),
     };
     format!(
         "switchboard: cannot open the storage: {what}. Nothing was started. {advice} \

@@ -177,15 +177,13 @@ pub async fn poll(
         let slice = deadline
             .saturating_duration_since(tokio::time::Instant::now())
             .min(POLL_SLICE);
-        let deliveries = state
-            .engine
-            .lease_wait(
-                &replies_queue(&asker.id),
-                REPLIES_PER_LEASE_MAX,
-                Some(REPLY_LEASE_MS),
-                slice,
-            )
-            .await?;
+        let replies = replies_queue(&asker.id);
+        let waiting =
+            state
+                .engine
+                .lease_wait(&replies, REPLIES_PER_LEASE_MAX, Some(REPLY_LEASE_MS), slice);
+        let deliveries =
+            crate::shutdown::unless_stopping(&state.shutdown, waiting, || Ok(Vec::new())).await?;
         let now = state.engine.now_ms();
         state
             .receipts
@@ -193,7 +191,8 @@ pub async fn poll(
         if let Some(reply) = sort(state, asker, deliveries, Some(question)).await? {
             return take(state, question, asker, reply).await.map(Some);
         }
-        if tokio::time::Instant::now() >= deadline {
+        // On shutdown the poll ends as if its wait had (see `unless_stopping`).
+        if tokio::time::Instant::now() >= deadline || *state.shutdown.borrow() {
             return Ok(None);
         }
     }

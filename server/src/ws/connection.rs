@@ -31,6 +31,8 @@ use crate::state::AppState;
 const CLOSE_REPLACED: u16 = 4000;
 /// Close code "going away", sent when the server shuts down.
 const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close code "message too big", sent for a frame over [`limits::WS_FRAME_BYTES_MAX`].
+const CLOSE_MESSAGE_TOO_BIG: u16 = 1009;
 /// Client frames handled at once per connection; the reader waits beyond it.
 const FRAMES_IN_PROGRESS_MAX: usize = 256;
 
@@ -167,6 +169,16 @@ impl Session {
                 frame = stream.next(), if reading => frame,
             };
             let text = match frame {
+                Some(Err(error)) if is_over_size_limit(&error) => {
+                    break Some(CloseFrame {
+                        code: CLOSE_MESSAGE_TOO_BIG,
+                        reason: format!(
+                            "frame larger than {} bytes; send smaller messages",
+                            limits::WS_FRAME_BYTES_MAX
+                        )
+                        .into(),
+                    });
+                }
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break None,
                 Some(Ok(Message::Text(text))) => text,
                 Some(Ok(Message::Binary(_))) => {
@@ -422,6 +434,14 @@ async fn stopping(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
     if shutdown.wait_for(|stop| *stop).await.is_err() {
         std::future::pending::<()>().await;
     }
+}
+
+/// A read failed because the client's frame (or message) is over the size limit: the socket
+/// is closed with a code saying so, not dropped as after a broken connection.
+fn is_over_size_limit(error: &axum::Error) -> bool {
+    std::error::Error::source(error)
+        .and_then(|inner| inner.downcast_ref::<tungstenite::Error>())
+        .is_some_and(|inner| matches!(inner, tungstenite::Error::Capacity(_)))
 }
 
 fn close_frame(code: u16, reason: &'static str) -> CloseFrame {

@@ -12,9 +12,11 @@ pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// out the connection is dropped and the (idempotent) commit retried.
 pub(crate) const COMMAND_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// What to do when Redis cannot be reached, for people reading the error.
+/// What to do when Redis cannot be reached, for people reading the error. Other backends are
+/// not suggested here: the program using this crate knows how its users choose one (the
+/// server's start-up error says it, and said it twice while this did too).
 const START_REDIS_HINT: &str = "Start it with `redis-server --appendonly yes --appendfsync \
-     everysec` or pass --storage redb:./data/switchboard.redb for embedded mode";
+     everysec`";
 
 /// A Redis URL and, while it works, a connection to it.
 pub(crate) struct Link {

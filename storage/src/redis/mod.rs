@@ -50,7 +50,9 @@
 //!   died, its lease lapses and the next start takes over (a clean shutdown releases the key
 //!   at once).
 //! - Every commit script first checks that the owner key still holds our id, and renews the
-//!   lease once a third of it has passed; a background thread renews it as often when idle. If the key
+//!   lease once a third of it has passed; a background thread renews it as often when idle
+//!   (and, while it cannot reach Redis, marks the store unreachable: the engine then reports it
+//!   and refuses new writes before any commit fails; see `Storage::reachability`). If the key
 //!   lapsed but the fencing counter still holds our token, nobody took over, and the lease is
 //!   taken back (this covers a Redis outage longer than the lease).
 //! - A server whose lease was taken over is deposed: its commits fail with
@@ -320,6 +322,12 @@ impl Storage for RedisStorage {
             }
         };
         Err(StorageError::Failed(problem))
+    }
+
+    /// The owner-lease renewer's view: it reaches Redis every few seconds even while nothing
+    /// is committed.
+    fn reachability(&self) -> Option<switchboard_engine::Reachability> {
+        Some(self.ownership.reachability())
     }
 
     /// Pings on a connection of its own: the commit connection may have replies due.

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use redis::RedisError;
-use switchboard_engine::StorageError;
+use switchboard_engine::{Reachability, StorageError};
 
 use super::keys::Keys;
 use super::link::Link;
@@ -18,6 +18,9 @@ use super::scripts;
 
 /// Renewals per lease period: a lease survives two missed renewals in a row.
 const RENEWALS_PER_LEASE: u32 = 3;
+/// Pause between renewal attempts while Redis cannot be reached, in milliseconds: shorter than
+/// the renewal period, so that health and writes come back soon after Redis does.
+const RENEW_RETRY_UNREACHABLE_MS: u64 = 500;
 
 /// Who we are as owner, and whether we still are.
 pub(crate) struct Ownership {
@@ -26,6 +29,9 @@ pub(crate) struct Ownership {
     lease: Duration,
     /// Why ownership was lost, once it was: every later commit fails with it.
     lost: Arc<Mutex<Option<String>>>,
+    /// Set by the renewal thread while Redis cannot be reached, so the engine knows it while
+    /// idle (a commit would find out only when something is written).
+    reachability: Reachability,
     renewer: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
 }
 
@@ -75,10 +81,16 @@ impl Ownership {
             fencing_token,
             lease,
             lost: Arc::default(),
+            reachability: Reachability::new(),
             renewer: None,
         };
         ownership.start_renewer(link.fresh(), keys.clone())?;
         Ok(ownership)
+    }
+
+    /// Whether the renewal thread reaches Redis (see [`Reachability`]).
+    pub(crate) fn reachability(&self) -> Reachability {
+        self.reachability.clone()
     }
 
     pub(crate) fn owner_id(&self) -> &str {
@@ -123,12 +135,18 @@ impl Ownership {
         let token = self.fencing_token.clone();
         let lease_ms = self.lease_ms();
         let lost = self.lost.clone();
+        let reachability = self.reachability.clone();
         let thread = std::thread::Builder::new()
             .name("switchboard-redis-lease".into())
             .spawn(move || {
                 let mut failing = false;
                 loop {
-                    match stopped.recv_timeout(period) {
+                    let pause = if failing {
+                        Duration::from_millis(RENEW_RETRY_UNREACHABLE_MS).min(period)
+                    } else {
+                        period
+                    };
+                    match stopped.recv_timeout(pause) {
                         Err(RecvTimeoutError::Timeout) => {}
                         Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
                     }
@@ -141,6 +159,7 @@ impl Ownership {
                             if failing {
                                 tracing::info!(prefix = keys.prefix(), "owner lease renewed again");
                             }
+                            reachability.mark_reachable();
                             failing = false;
                         }
                         Err(error) => {
@@ -153,6 +172,11 @@ impl Ownership {
                             if !failing {
                                 tracing::warn!(prefix = keys.prefix(), %error,
                                     "cannot renew the owner lease; retrying");
+                            }
+                            if let StorageError::Unavailable(problem) =
+                                link.run_error("renewing the owner lease", &error)
+                            {
+                                reachability.mark_unreachable(problem);
                             }
                             failing = true;
                         }

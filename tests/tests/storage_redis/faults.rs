@@ -108,10 +108,11 @@ fn redis_down_at_open_is_a_clear_error() {
         format!("cannot connect to Redis at {url}"),
         "connection refused".to_string(),
         "redis-server --appendonly yes".to_string(),
-        "--storage redb:".to_string(),
     ] {
         assert!(text.contains(&part), "{text:?} lacks {part:?}");
     }
+    // Other backends are the server's advice to give (it named redb twice when this did too).
+    assert!(!text.contains("redb:"), "{text:?}");
     let bad = RedisStorage::open("redis://:secret@[::1", RedisOptions::default())
         .err()
         .expect("not a URL");

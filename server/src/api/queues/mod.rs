@@ -195,10 +195,9 @@ pub async fn lease(
         Some(seconds) => Some(crate::inbox::lease_ms(Some(seconds))?),
     };
     let wait = std::time::Duration::from_secs(request.wait_seconds);
-    let deliveries = state
-        .engine
-        .lease_wait(&queue, request.max, lease_ms, wait)
-        .await?;
+    let waiting = state.engine.lease_wait(&queue, request.max, lease_ms, wait);
+    let deliveries =
+        crate::shutdown::unless_stopping(&state.shutdown, waiting, || Ok(Vec::new())).await?;
     Ok(Json(deliveries.iter().map(leased).collect()))
 }
 
