@@ -70,6 +70,7 @@ pub async fn handler(
         status: rejection.status(),
         detail: format!("not a WebSocket handshake: {}", rejection.body_text()),
     })?;
+    let connection = state.sockets.number();
     Ok(upgrade
         .max_message_size(limits::WS_FRAME_BYTES_MAX)
         .read_buffer_size(limits::WS_READ_CHUNK_BYTES)
@@ -77,6 +78,7 @@ pub async fn handler(
             let session = Arc::new(Session {
                 state,
                 agent,
+                connection,
                 lease_ms,
                 max_in_flight,
                 in_flight: Mutex::new(IdMap::default()),
@@ -99,6 +101,8 @@ struct InFlight {
 struct Session {
     state: AppState,
     agent: Arc<AgentRecord>,
+    /// Numbered before the client is told it is connected (see `Sockets::number`).
+    connection: u64,
     lease_ms: u64,
     max_in_flight: usize,
     /// Pushed and not yet settled. A parking_lot mutex: held for map operations only, never
@@ -115,7 +119,8 @@ type Outbox = mpsc::Sender<Message>;
 impl Session {
     async fn run(self: Arc<Self>, socket: WebSocket) {
         let state = &self.state;
-        let (connection, replaced) = state.sockets.attach(&self.agent.id);
+        let connection = self.connection;
+        let replaced = state.sockets.attach(&self.agent.id, connection);
         state.registry.touch(&self.agent.id, None);
         tracing::debug!(agent = %self.agent.name, connection, "socket opened");
         let (sink, stream) = socket.split();
