@@ -81,8 +81,23 @@ pub fn hidden_character(name: &str) -> Option<char> {
                 | '\u{2060}'..='\u{2064}'   // word joiner, invisible operators
                 | '\u{2066}'..='\u{2069}'   // bidi isolates
                 | '\u{FEFF}'                // byte order mark, zero-width no-break space
+                | '\u{034F}'                // combining grapheme joiner
+                | '\u{115F}' | '\u{1160}'  // Hangul choseong and jungseong fillers
+                | '\u{17B4}' | '\u{17B5}'  // Khmer inherent vowels
+                | '\u{2800}'                // braille blank
+                | '\u{3164}' | '\u{FFA0}'  // Hangul fillers
+                | '\u{FE00}'..='\u{FE0F}'   // variation selectors
+                | '\u{E0000}'..='\u{E0FFF}' // tags and variation selectors supplement
             )
+            // Blank characters other than the ASCII space (no-break and typographic spaces,
+            // line and paragraph separators): `bob\u{00A0}` lists exactly like `bob `.
+            || (c.is_whitespace() && c != ' ')
     })
+}
+
+/// True when `name` starts or ends with a space: `bob ` lists exactly like `bob`.
+pub fn padded(name: &str) -> bool {
+    name.trim() != name
 }
 
 /// Why `name` cannot be a new agent's name, if it cannot: a sentence a person can act on.
@@ -103,6 +118,12 @@ pub fn refusal(name: &str) -> Option<String> {
              with which it could pass for another agent's name in listings; use visible \
              characters only",
             hidden as u32
+        ));
+    }
+    if padded(name) {
+        return Some(format!(
+            "name {name:?} starts or ends with a space, with which it could pass for another \
+             agent's name in listings; remove the space"
         ));
     }
     None
@@ -148,6 +169,13 @@ mod tests {
     }
 
     #[test]
+    fn names_padded_with_spaces_are_refused() {
+        for name in ["bob ", " bob", "bob\t"] {
+            assert!(refusal(name).is_some(), "{name:?} was accepted");
+        }
+    }
+
+    #[test]
     fn id_shaped_names_are_refused() {
         let id = uuid::Uuid::new_v4();
         for name in [
@@ -175,7 +203,22 @@ mod tests {
             let refusal = refusal(name).unwrap_or_else(|| panic!("{name:?} was accepted"));
             assert!(refusal.contains("U+"), "{refusal}");
         }
+        for name in [
+            "bob\u{00A0}",
+            "bob\u{034F}",
+            "bob\u{3164}",
+            "bob\u{115F}",
+            "bob\u{2800}",
+            "bob\u{2028}",
+            "b\u{3000}ob",
+            "bob\u{E0041}",
+            "bob\u{FE0F}",
+        ] {
+            let refusal = refusal(name).unwrap_or_else(|| panic!("{name:?} was accepted"));
+            assert!(refusal.contains("U+"), "{refusal}");
+        }
         assert!(refusal("björn-ø").is_none());
+        assert!(refusal("my agent").is_none());
         assert!(refusal("前端").is_none());
     }
 }
