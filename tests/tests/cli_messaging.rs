@@ -116,6 +116,30 @@ async fn nack_gives_the_message_back_for_another_delivery() {
     assert_eq!(again.json()[0]["attempts"], 2);
 }
 
+/// A nack of a message's last attempt says it became a dead letter instead of promising a
+/// redelivery that will not come.
+#[tokio::test]
+async fn nack_of_the_last_attempt_says_it_is_a_dead_letter() {
+    let bus = Bus::start(&["bob"]).await;
+    let (status, sent) = bus
+        .post(
+            "/api/v1/messages?sender=alice",
+            serde_json::json!({ "recipient": "bob", "content": "one try", "max_attempts": 1 }),
+        )
+        .await;
+    assert_eq!(status, 200, "{sent}");
+    let id = sent["message_id"].as_str().unwrap().to_string();
+    bus.run(&["inbox", "--agent", "bob"]).await.ok();
+    let nacked = bus.run(&["nack", &id, "--agent", "bob"]).await;
+    nacked.ok();
+    assert!(nacked.stdout.contains("dead letter"), "{}", nacked.stdout);
+    assert!(
+        !nacked.stdout.contains("will be delivered again"),
+        "{}",
+        nacked.stdout
+    );
+}
+
 /// Acking an id that is not one of the agent's leased messages fails with exit 1.
 #[tokio::test]
 async fn ack_of_a_message_not_leased_exits_1() {

@@ -16,7 +16,13 @@ use crate::state::AppState;
 /// line), with its name and this server's URL. One line, so that it is submitted as one
 /// message.
 pub fn instructions(name: &str, server_url: &str) -> String {
-    let connection = format!("--server {server_url} --agent {name}");
+    // Names may hold spaces or shell syntax (`a b`, `x;y`): quoted, a command copied from
+    // here runs as written instead of breaking or running something else.
+    let connection = format!(
+        "--server {} --agent {}",
+        shell_word(server_url),
+        shell_word(name)
+    );
     format!(
         "[SWITCHBOARD] Your messages are moving to the switchboard queue at {server_url}. \
          Read and acknowledge them with: switchboard inbox {connection} --ack (or block until \
@@ -25,6 +31,20 @@ pub fn instructions(name: &str, server_url: &str) -> String {
          {connection}. See docs/agents.md. Run switchboard inbox {connection} --ack now: it \
          acknowledges the check message waiting for you, which finishes the move."
     )
+}
+
+/// `word` as one POSIX shell word: as it is when it holds only characters no shell treats
+/// specially, else in single quotes (a `'` inside written `'\''`).
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_./:@%+=,-".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
 }
 
 /// Migrates batch `batch` (0-based): every member still pending or validating, together.
@@ -147,7 +167,19 @@ async fn migrate_agent(state: &AppState, name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::instructions;
+    use super::{instructions, shell_word};
+
+    #[test]
+    fn names_with_shell_syntax_are_quoted_as_one_word() {
+        assert_eq!(shell_word("alice"), "alice");
+        assert_eq!(shell_word("http://127.0.0.1:8080"), "http://127.0.0.1:8080");
+        assert_eq!(shell_word("a b"), "'a b'");
+        assert_eq!(shell_word("x;y"), "'x;y'");
+        assert_eq!(shell_word("it's"), "'it'\\''s'");
+        let text = instructions("x;touch y", "http://127.0.0.1:8080");
+        assert!(text.contains("--agent 'x;touch y'"), "{text}");
+        assert!(!text.contains("--agent x;touch y"), "{text}");
+    }
 
     #[test]
     fn instructions_are_one_line_naming_the_agent_and_server() {

@@ -167,8 +167,20 @@ pub async fn nack(args: NackArgs) -> Result<(), Failure> {
     let agent = args.connection.require_identity()?;
     let client = args.connection.client()?;
     let answer = checked(&client, client.nack(&agent, &args.id, Some(args.delay))).await?;
+    // A nack of the last attempt makes a dead letter, not another delivery: ask the receipt
+    // rather than promise a redelivery that will not come.
+    let dead = client
+        .status(&args.id)
+        .await
+        .is_ok_and(|receipt| receipt["state"] == "dead_lettered");
     if args.json {
         print_json(&answer)
+    } else if dead {
+        print_text(&format!(
+            "gave {} back; it had used its last attempt, so it is now a dead letter \
+             (not delivered again)\n",
+            args.id
+        ))
     } else if args.delay == 0 {
         print_text(&format!(
             "gave {} back; it will be delivered again\n",

@@ -13,7 +13,8 @@ use super::{checked, Failure};
 pub struct RegisterArgs {
     #[command(flatten)]
     pub connection: Connection,
-    /// What the agent can do (repeat, or separate with commas), e.g. `--capability rust`.
+    /// What the agent can do (repeat, or separate with commas), e.g. `--capability rust`. They
+    /// replace the capabilities it had: name them all.
     #[arg(long = "capability", value_name = "NAME", value_delimiter = ',')]
     pub capabilities: Vec<String>,
     /// Print the server's answer as JSON (with the token, when one was issued).
