@@ -4,8 +4,8 @@
 //!
 //! The binary is found beside the test executable (`target/<profile>/switchboard`); a test
 //! binary's dependencies do not include other packages' binaries, so the harness first runs
-//! `cargo build -p switchboard-server --bin switchboard` once per test process (a no-op when it
-//! is up to date) with the same target directory and profile.
+//! `cargo build --workspace --bins` once per test process (a no-op when it is up to date) with
+//! the same target directory and profile.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -40,14 +40,10 @@ fn build_binary() -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut build = Command::new(cargo);
     build
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "switchboard-server",
-            "--bin",
-            "switchboard",
-        ])
+        // The same build as the test command's (`cargo build --workspace --bins`): with
+        // `-p switchboard-server` alone, cargo unifies features differently and compiled the
+        // server and its TLS stack a second time (minutes and gigabytes per clean run).
+        .args(["build", "--quiet", "--workspace", "--bins"])
         .arg("--target-dir")
         .arg(&target_dir)
         .current_dir(env!("CARGO_MANIFEST_DIR"));
