@@ -141,7 +141,7 @@ pub async fn send_to(
 ) -> ApiResult<(Enqueued, std::sync::Arc<AgentRecord>)> {
     let sent = receipts::Sent::of(&request);
     // A reply its asker is waiting for goes to the asker's reply queue (see `receipts::asks`).
-    let queue = receipts::queue_for(state, request.reply_to.as_deref(), &recipient);
+    let queue = receipts::queue_for(state, request.reply_to.as_deref(), sender, &recipient).await;
     // Dual mode: the recipient's pane gets a copy too (see `migrate::dual_mode`).
     let pane_copy = (crate::migrate::wants_pane_copy(state, &recipient.id)
         && queue == recipient.inbox())

@@ -5,6 +5,10 @@
 //! lease ran out, and the agent answered it again. `keep_question` opts out (the replier
 //! still has work to do on it and acks it itself later).
 //!
+//! Only an agent the question was for may answer it (403 for anyone else: ids are
+//! guessable), and a question from `system` or a removed agent is refused with 422 and advice to
+//! ack it, since its sender has no inbox (see docs/security.md).
+//!
 //! This sits above `routing` (which sends) and `inbox` (which settles), so neither imports
 //! the other for it.
 
@@ -65,17 +69,35 @@ pub async fn reply(
         .message(question)
         .await?
         .filter(|(message, _)| *message.queue == inbox);
-    let sender = match &held {
-        Some((message, _)) => Some(InboxPayload::of(message).sender),
-        None => state.receipts.get(question).map(|receipt| receipt.sender),
+    let (sender, for_replier) = match &held {
+        Some((message, _)) => (Some(InboxPayload::of(message).sender), true),
+        None => match state.receipts.get(question) {
+            Some(receipt) => {
+                let for_replier = receipt.delivered_to(&replier.name);
+                (Some(receipt.sender), for_replier)
+            }
+            None => (None, false),
+        },
     };
     let Some(sender) = sender else {
         return Err(ApiError::NotFound(format!(
-            "cannot find message {question} to answer (it is not in {}'s inbox and its receipt \
+            "{NOT_FOUND_PREFIX} {question} to answer (it is not in {}'s inbox and its receipt \
              is gone); send the answer as a new message to its sender with reply_to = {question}",
             replier.name
         )));
     };
+    // Message ids are guessable: only an agent the question was for may answer it, or anyone
+    // could put words in the recipient's mouth (and the asker would take them as the answer).
+    if !for_replier {
+        return Err(ApiError::Forbidden(format!(
+            "message {question} was not sent to you ({}); only the agent it was delivered to \
+             can answer it. To write to its sender, send a new message without reply_to",
+            replier.name
+        )));
+    }
+    if state.registry.resolve(&sender).is_none() {
+        return Err(no_inbox_to_answer(question, &sender));
+    }
     let request = SendMessageRequest {
         recipient: sender,
         content: answer.content,
@@ -99,6 +121,26 @@ pub async fn reply(
         routed,
         question_acknowledged,
     })
+}
+
+/// How the route's own "no such question" detail starts, so a client can tell it from other
+/// not-founds (the replier's name unknown, say).
+pub const NOT_FOUND_PREFIX: &str = "cannot find message";
+
+/// The question's sender cannot be answered: `system` (broadcasts, sends without a sender) or
+/// an agent removed since. The question is left leased: the caller is told to ack it.
+fn no_inbox_to_answer(question: MessageId, sender: &str) -> ApiError {
+    let why = if sender == "system" {
+        format!("message {question} came from `{sender}`, which has no inbox to answer")
+    } else {
+        format!(
+            "message {question} came from `{sender}`, which is no registered agent (it was \
+             removed), so it has no inbox to answer"
+        )
+    };
+    ApiError::invalid(format!(
+        "{why}; acknowledge it (switchboard ack {question})"
+    ))
 }
 
 /// Acks the question with its current lease, read from the engine; false when it is not
@@ -216,20 +258,100 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn another_agents_message_is_answered_but_not_acknowledged() {
+    async fn a_message_sent_to_someone_else_is_refused_and_left_alone() {
         let (state, _clock, _stop) = state_with_clock().await;
         let question = question_leased_by_bob(&state).await;
         let alice = state.registry.require("alice").unwrap();
-        let replied = reply(&state, &alice, &question, answer(false))
-            .await
-            .unwrap();
-        assert!(
-            !replied.question_acknowledged,
-            "only bob may settle bob's message"
-        );
+        let refused = reply(&state, &alice, &question, answer(false)).await;
+        match refused {
+            Err(ApiError::Forbidden(detail)) => {
+                assert!(detail.contains("was not sent to you"), "{detail}")
+            }
+            other => panic!("expected 403, got {other:?}"),
+        }
         assert!(state
             .engine
             .current_lease(question.parse().unwrap())
             .is_some());
+    }
+
+    #[tokio::test]
+    async fn a_message_from_system_is_refused_with_advice_to_ack_and_left_leased() {
+        let (state, _clock, _stop) = state_with_clock().await;
+        let request: SendMessageRequest = serde_json::from_value(
+            serde_json::json!({ "recipient": "bob", "content": "maintenance at noon" }),
+        )
+        .unwrap();
+        let (notice, _) = crate::routing::send(&state, "system", request)
+            .await
+            .unwrap();
+        let bob = state.registry.require("bob").unwrap();
+        inbox::lease(&state, &bob, 10, Some(LEASE_SECONDS), 0)
+            .await
+            .unwrap();
+        let refused = reply(&state, &bob, &notice.id.to_string(), answer(false)).await;
+        match refused {
+            Err(ApiError::Invalid { status, detail }) => {
+                assert_eq!(status, axum::http::StatusCode::UNPROCESSABLE_ENTITY);
+                assert!(detail.contains("came from `system`"), "{detail}");
+                assert!(
+                    detail.contains(&format!("switchboard ack {}", notice.id)),
+                    "{detail}"
+                );
+            }
+            other => panic!("expected 422, got {other:?}"),
+        }
+        assert!(state.engine.current_lease(notice.id).is_some(), "not acked");
+    }
+
+    /// Alice asks bob with `expects_reply` and waits; returns the question's id.
+    async fn alice_waits_for_bob(state: &AppState) -> MessageId {
+        let request: SendMessageRequest = serde_json::from_value(serde_json::json!({
+            "recipient": "bob",
+            "content": "approve deploy?",
+            "metadata": { "expects_reply": true },
+        }))
+        .unwrap();
+        let (question, _) = crate::routing::send(state, "alice", request).await.unwrap();
+        question.id
+    }
+
+    /// Sends `reply_to = question` from `sender` to alice; returns the queue it went to.
+    async fn reply_to_alice(state: &AppState, sender: &str, question: MessageId) -> String {
+        let request: SendMessageRequest = serde_json::from_value(serde_json::json!({
+            "recipient": "alice",
+            "content": "yes",
+            "reply_to": question.to_string(),
+        }))
+        .unwrap();
+        let (sent, _) = crate::routing::send(state, sender, request).await.unwrap();
+        let (message, _) = state.engine.message(sent.id).await.unwrap().unwrap();
+        message.queue.to_string()
+    }
+
+    #[tokio::test]
+    async fn a_waiting_asker_takes_the_answer_of_the_agent_it_asked() {
+        let (state, _clock, _stop) = state_with_clock().await;
+        let question = alice_waits_for_bob(&state).await;
+        let alice = state.registry.require("alice").unwrap();
+        let queue = reply_to_alice(&state, "bob", question).await;
+        assert_eq!(queue, crate::receipts::asks::replies_queue(&alice.id));
+    }
+
+    #[tokio::test]
+    async fn a_reply_to_from_an_agent_not_asked_goes_to_the_inbox_not_the_ask() {
+        let (state, _clock, _stop) = state_with_clock().await;
+        let request: RegisterRequest =
+            serde_json::from_value(serde_json::json!({ "name": "mallory" })).unwrap();
+        state.registry.register(request).await.unwrap();
+        let question = alice_waits_for_bob(&state).await;
+        let alice = state.registry.require("alice").unwrap();
+        let queue = reply_to_alice(&state, "mallory", question).await;
+        assert_eq!(queue, alice.inbox());
+        let receipt = state.receipts.get(question).unwrap();
+        assert!(
+            !receipt.has(crate::receipts::StageKind::Replied),
+            "the question's receipt names no answer"
+        );
     }
 }

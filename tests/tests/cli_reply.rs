@@ -134,3 +134,38 @@ async fn inbox_gives_no_reminder_once_earlier_messages_are_acked() {
         inbox.stdout
     );
 }
+
+#[tokio::test]
+async fn reply_to_a_broadcast_from_system_says_to_ack_it_and_leaves_it_leased() {
+    let bus = Bus::start(&["bob"]).await;
+    let (status, body) = bus
+        .post(
+            "/api/v1/broadcast?sender=system",
+            serde_json::json!({ "recipients": ["bob"], "content": "maintenance at noon" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, leased) = bus.get("/api/v1/messages/bob").await;
+    assert_eq!(status, 200, "{leased}");
+    let id = leased[0]["id"].as_str().unwrap().to_string();
+    let replied = bus.run(&["reply", &id, "noted", "--agent", "bob"]).await;
+    assert_ne!(replied.code, 0, "{}", replied.stdout);
+    assert!(
+        replied
+            .stderr
+            .contains("came from `system`, which has no inbox to answer")
+            && replied.stderr.contains(&format!("switchboard ack {id}")),
+        "{}",
+        replied.stderr
+    );
+    assert!(
+        !replied.stderr.contains("receipt is gone"),
+        "{}",
+        replied.stderr
+    );
+    assert_eq!(
+        state_of(&bus, &id).await,
+        "delivered",
+        "not acked for the caller"
+    );
+}

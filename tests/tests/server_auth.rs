@@ -536,3 +536,80 @@ async fn the_cli_removes_an_agent_with_its_own_token_or_the_admin_token() {
         .collect();
     assert_eq!(names, ["erin"]);
 }
+
+/// Bob asks alice (`expects_reply`) as the CLI's `ask` does; returns the question's id.
+async fn bob_asks_alice(bus: &Bus, bob: &str) -> String {
+    let body = json!({
+        "recipient": "alice",
+        "content": "approve deploy?",
+        "metadata": { "expects_reply": true },
+    });
+    let (status, sent, _) = bus
+        .call(
+            Method::POST,
+            "/api/v1/messages?sender=bob",
+            Some(bob),
+            Some(body),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{sent}");
+    sent["message_id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn only_the_agent_a_question_was_sent_to_may_answer_it_with_reply() {
+    let bus = Bus::start();
+    let bob = bus.register("bob").await;
+    bus.register("alice").await;
+    let mallory = bus.register("mallory").await;
+    let question = bob_asks_alice(&bus, &bob).await;
+    let path = format!("/api/v1/messages/{question}/reply?agent_id=mallory");
+    let (status, body, _) = bus
+        .call(
+            Method::POST,
+            &path,
+            Some(&mallory),
+            Some(json!({ "content": "yes" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.contains("was not sent to you"), "{detail}");
+}
+
+#[tokio::test]
+async fn a_reply_to_from_an_agent_not_asked_is_no_answer_but_an_inbox_message() {
+    let bus = Bus::start();
+    let bob = bus.register("bob").await;
+    bus.register("alice").await;
+    let mallory = bus.register("mallory").await;
+    let question = bob_asks_alice(&bus, &bob).await;
+    let forged = json!({ "recipient": "bob", "content": "yes", "reply_to": question });
+    let (status, body, _) = bus
+        .call(
+            Method::POST,
+            "/api/v1/messages?sender=mallory",
+            Some(&mallory),
+            Some(forged),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let wait = format!("/api/v1/messages/{question}/reply?agent_id=bob");
+    let (status, answer, _) = bus.call(Method::GET, &wait, Some(&bob), None).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(
+        answer["reply"],
+        Value::Null,
+        "mallory's message is no answer"
+    );
+    let (_, inbox, _) = bus
+        .call(Method::GET, "/api/v1/messages/bob", Some(&bob), None)
+        .await;
+    let senders: Vec<&str> = inbox
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|message| message["sender"].as_str().unwrap())
+        .collect();
+    assert_eq!(senders, ["mallory"], "it is an ordinary message: {inbox}");
+}

@@ -118,6 +118,16 @@ impl Receipt {
         self.stages.iter().any(|stage| stage.stage.is_final())
     }
 
+    /// True when the message was for `agent`: its recipient (for a capability-routed message,
+    /// the agent it was routed to), or an agent a delivery stage names. Only such an agent may
+    /// answer it (see `crate::reply` and [`super::asks`]).
+    pub fn delivered_to(&self, agent: &str) -> bool {
+        self.recipient == agent
+            || self.stages.iter().any(|stage| {
+                stage.stage == StageKind::Delivered && stage.agent.as_deref() == Some(agent)
+            })
+    }
+
     /// True when a stage of this kind was recorded.
     pub fn has(&self, kind: StageKind) -> bool {
         self.stages.iter().any(|stage| stage.stage == kind)
@@ -165,6 +175,11 @@ impl Book {
     /// A copy of a message's receipt.
     pub fn get(&self, id: MessageId) -> Option<Receipt> {
         self.by_id.get(&id).cloned()
+    }
+
+    /// A known message's receipt, to read without copying it.
+    pub fn get_ref(&self, id: MessageId) -> Option<&Receipt> {
+        self.by_id.get(&id)
     }
 
     /// Ids of receipts that are not final yet among the `limit` receipts from position `from`

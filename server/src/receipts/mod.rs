@@ -232,6 +232,16 @@ impl Receipts {
         self.inner.book.lock().get(id)
     }
 
+    /// Whether message `id` was for `agent` (see [`Receipt::delivered_to`]); `None` when its
+    /// receipt is not kept (any more).
+    pub fn delivered_to(&self, id: MessageId, agent: &str) -> Option<bool> {
+        self.inner
+            .book
+            .lock()
+            .get_ref(id)
+            .map(|receipt| receipt.delivered_to(agent))
+    }
+
     /// Listens to every stage of every message from now on, and makes sure the watcher that
     /// notices dead letters and expiry runs.
     pub fn subscribe(&self, state: &AppState) -> broadcast::Receiver<ReceiptEvent> {
@@ -295,22 +305,59 @@ impl Receipts {
     }
 }
 
-/// The queue a message for `recipient` goes to: its reply queue when the message answers a
-/// question the recipient is waiting on (see [`asks`]), else its inbox.
-pub fn queue_for(state: &AppState, reply_to: Option<&str>, recipient: &AgentRecord) -> String {
-    state
+/// The queue a message from `sender` for `recipient` goes to: its reply queue when the message
+/// answers a question the recipient is waiting on and `sender` is an agent the question was
+/// for (see [`answers`]), else its inbox. A message with that `reply_to` from anyone else is an
+/// ordinary message: message ids are guessable, and the asker must not take a stranger's
+/// message as the answer.
+pub async fn queue_for(
+    state: &AppState,
+    reply_to: Option<&str>,
+    sender: &str,
+    recipient: &AgentRecord,
+) -> String {
+    let now = state.engine.now_ms();
+    let Some(reply_queue) = state
         .receipts
         .asks()
-        .reply_queue(reply_to, &recipient.id, state.engine.now_ms())
-        .unwrap_or_else(|| recipient.inbox())
+        .reply_queue(reply_to, &recipient.id, now)
+    else {
+        return recipient.inbox();
+    };
+    let question = reply_to.and_then(|text| text.parse::<MessageId>().ok());
+    match question {
+        Some(question) if answers(state, question, sender).await => reply_queue,
+        _ => recipient.inbox(),
+    }
+}
+
+/// True when `sender` may answer message `question`: the question was for it (its receipt
+/// says so) or, once the receipt is gone (a restart, or the book's limit), the question is
+/// still in `sender`'s inbox. Unknown means no.
+pub async fn answers(state: &AppState, question: MessageId, sender: &str) -> bool {
+    if let Some(delivered) = state.receipts.delivered_to(question, sender) {
+        return delivered;
+    }
+    let Some(agent) = state.registry.resolve(sender) else {
+        return false;
+    };
+    match state.engine.message(question).await {
+        Ok(Some((message, _))) => *message.queue == agent.inbox(),
+        _ => false,
+    }
 }
 
 /// Records a message just stored: its receipt, the ask it opens when its sender waits for a
-/// reply, and the reply stage of the question it answers.
+/// reply, and the reply stage of the question it answers (only when `sender` was one the
+/// question was for: anyone else's `reply_to` is no answer).
 pub fn on_sent(state: &AppState, id: MessageId, sender: &str, recipient: &AgentRecord, sent: Sent) {
     let now = state.engine.now_ms();
     let expects_reply = sent.expects_reply;
     let reply_to = sent.reply_to.clone();
+    let answered = reply_to
+        .as_deref()
+        .and_then(|text| text.parse::<MessageId>().ok())
+        .filter(|question| state.receipts.delivered_to(*question, sender) == Some(true));
     state
         .receipts
         .queued(id, sender, &recipient.name, sent, now);
@@ -320,7 +367,7 @@ pub fn on_sent(state: &AppState, id: MessageId, sender: &str, recipient: &AgentR
             state.receipts.start_maintenance(state);
         }
     }
-    if let Some(question) = reply_to.and_then(|text| text.parse::<MessageId>().ok()) {
+    if let Some(question) = answered {
         state.receipts.replied(question, id, sender, now);
     }
 }

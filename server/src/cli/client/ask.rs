@@ -169,7 +169,11 @@ pub async fn send_reply_via(
 ) -> Result<ReplySent, Failure> {
     match client.reply(replier, id, answer).await {
         Ok(replied) => Ok(replied),
-        Err(ClientError::NotFound { .. }) => {
+        // Only the route's own "no such question": a 404 for the replier's name is explained
+        // as usual, and refusals (403 not yours, 422 no inbox to answer) show their detail.
+        Err(ClientError::NotFound { detail })
+            if detail.starts_with(crate::reply::NOT_FOUND_PREFIX) =>
+        {
             let by_hand = match via {
                 ReplyVia::Cli => format!("`switchboard send SENDER TEXT --reply-to {id}`"),
                 ReplyVia::Mcp => format!(
@@ -181,6 +185,12 @@ pub async fn send_reply_via(
                 "cannot find message {id} to answer (it is not in your inbox and its receipt \
                  is gone); send the answer with {by_hand}"
             )))
+        }
+        Err(ClientError::Refused { status, detail })
+            if status == reqwest::StatusCode::FORBIDDEN
+                || status == reqwest::StatusCode::UNPROCESSABLE_ENTITY =>
+        {
+            Err(Failure::usage(detail))
         }
         Err(error) => Err(super::explain(client, error).await),
     }
