@@ -580,13 +580,13 @@ impl Engine {
     pub fn engine_stats(&self) -> EngineStats {
         let inner = self.shared.inner.lock();
         let (storage_problem, poisoned) = match &inner.status {
-            Status::Running => (
-                self.shared
-                    .reachability
-                    .as_ref()
-                    .and_then(Reachability::problem),
-                false,
-            ),
+            Status::Running => match self.shared.reachability.as_ref() {
+                None => (None, false),
+                Some(reachability) => match reachability.stopped() {
+                    Some(reason) => (Some(reason), true),
+                    None => (reachability.problem(), false),
+                },
+            },
             Status::Unavailable(text) => (Some(text.clone()), false),
             Status::Poisoned(text) => (Some(text.to_string()), true),
         };
@@ -665,10 +665,15 @@ fn check_status(inner: &Inner, reachability: Option<&Reachability>) -> Result<()
         return Err(EngineError::ShutDown);
     }
     match &inner.status {
-        Status::Running => match reachability.and_then(Reachability::problem) {
-            None => Ok(()),
-            Some(problem) => Err(EngineError::StorageUnavailable(problem)),
-        },
+        Status::Running => {
+            if let Some(reason) = reachability.and_then(Reachability::stopped) {
+                return Err(EngineError::Poisoned(reason));
+            }
+            match reachability.and_then(Reachability::problem) {
+                None => Ok(()),
+                Some(problem) => Err(EngineError::StorageUnavailable(problem)),
+            }
+        }
         Status::Unavailable(text) => Err(EngineError::StorageUnavailable(text.clone())),
         Status::Poisoned(text) => Err(EngineError::Poisoned(text.to_string())),
     }

@@ -9,6 +9,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use switchboard_engine::EngineError;
 
+/// The body's `error` code of a [`ApiError::StorageRefused`] answer: nothing was stored.
+pub const ERROR_STORAGE_UNAVAILABLE: &str = "storage_unavailable";
+/// The `Retry-After` of a [`ApiError::StorageRefused`] answer, in seconds.
+pub const STORAGE_RETRY_AFTER_SECONDS: u64 = 5;
+
 /// Everything a handler can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -49,6 +54,12 @@ pub enum ApiError {
     /// Storage cannot be reached or the engine stopped; the operator must act.
     #[error("{0}")]
     Unavailable(String),
+    /// Storage is known unreachable, so the write was refused before anything was stored:
+    /// answered 503 with `Retry-After` and the body's `error` set to
+    /// [`ERROR_STORAGE_UNAVAILABLE`], so a client can tell it from a timeout's 503 (after which
+    /// the request may still have been carried out).
+    #[error("{0}")]
+    StorageRefused(String),
     /// The request took longer than the server allows.
     #[error("request took longer than {0:?}")]
     Timeout(Duration),
@@ -76,7 +87,9 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::QueueFull(_) => StatusCode::INSUFFICIENT_STORAGE,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::StorageRefused(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -100,9 +113,11 @@ impl From<EngineError> for ApiError {
             }
             EngineError::LeaseLost(_) => ApiError::Conflict(error.to_string()),
             EngineError::InvalidArgument(text) => ApiError::invalid(text),
-            EngineError::Poisoned(_)
-            | EngineError::StorageUnavailable(_)
-            | EngineError::ShutDown => ApiError::Unavailable(error.to_string()),
+            // Only raised before a write is taken: nothing was stored.
+            EngineError::StorageUnavailable(_) => ApiError::StorageRefused(error.to_string()),
+            EngineError::Poisoned(_) | EngineError::ShutDown => {
+                ApiError::Unavailable(error.to_string())
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -114,8 +129,20 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::error!(%status, error = %self, "request failed");
         }
-        let body = Json(serde_json::json!({ "detail": self.detail() }));
-        let mut response = (status, body).into_response();
+        let body = match &self {
+            ApiError::StorageRefused(_) => serde_json::json!({
+                "detail": self.detail(),
+                "error": ERROR_STORAGE_UNAVAILABLE,
+            }),
+            _ => serde_json::json!({ "detail": self.detail() }),
+        };
+        let mut response = (status, Json(body)).into_response();
+        if let ApiError::StorageRefused(_) = &self {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(STORAGE_RETRY_AFTER_SECONDS),
+            );
+        }
         if let ApiError::Unauthorized(_) = &self {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

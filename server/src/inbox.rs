@@ -95,6 +95,11 @@ pub fn new_message(
             .parse::<MessageId>()
             .map_err(|error| ApiError::invalid(format!("reply_to: {error}")))?;
     }
+    let dedup_key = request
+        .dedup_key
+        .as_deref()
+        .map(|key| sender_dedup_key(sender, key))
+        .transpose()?;
     let payload = InboxPayload {
         sender: sender.to_string(),
         content: request.content,
@@ -109,9 +114,30 @@ pub fn new_message(
         delay_ms: delay_seconds * 1000,
         ttl_ms,
         max_attempts: request.max_attempts,
-        dedup_key: request.dedup_key,
+        dedup_key,
         ..NewMessage::default()
     })
+}
+
+/// Separates the sender from its key in the engine's dedup key; agent names hold no control
+/// characters, so `alice` + `x` never equals `alic` + `ex`.
+const DEDUP_KEY_SEPARATOR: char = '\u{1f}';
+
+/// The engine dedup key of `sender`'s idempotency key `key`. The engine deduplicates per
+/// queue (the recipient's inbox), so a key must name its sender too: another sender's send
+/// with the same key is another message, not a retry.
+pub fn sender_dedup_key(sender: &str, key: &str) -> ApiResult<String> {
+    let key_bytes_max = switchboard_engine::DEDUP_KEY_BYTES_MAX
+        .saturating_sub(sender.len() + DEDUP_KEY_SEPARATOR.len_utf8());
+    if key.is_empty() || key.len() > key_bytes_max {
+        return Err(ApiError::invalid(format!(
+            "dedup_key is {} bytes; it must be 1 to {key_bytes_max} bytes for sender {sender:?} \
+             (the sender's name and the key together take at most {} bytes)",
+            key.len(),
+            switchboard_engine::DEDUP_KEY_BYTES_MAX - DEDUP_KEY_SEPARATOR.len_utf8()
+        )));
+    }
+    Ok(format!("{sender}{DEDUP_KEY_SEPARATOR}{key}"))
 }
 
 /// Sends `request` from `sender` into its recipient's inbox (after the sender's rate check).
@@ -146,6 +172,10 @@ pub async fn send_to(
     let pane_copy = (crate::migrate::wants_pane_copy(state, &recipient.id)
         && queue == recipient.inbox())
     .then(|| request.content.clone());
+    let keyed = request
+        .dedup_key
+        .clone()
+        .map(|key| (key, request.content.clone()));
     let message = new_message(sender, request, state.engine.now_ms())?;
     state.limits.check(sender, 1)?;
     let enqueued = state
@@ -153,6 +183,9 @@ pub async fn send_to(
         .enqueue(&queue, message)
         .await
         .inspect_err(|_| state.monitor.routing_failed())?;
+    if let (true, Some((key, content))) = (enqueued.deduplicated, keyed) {
+        refuse_other_content(state, enqueued.id, &key, &content).await?;
+    }
     if !enqueued.deduplicated {
         receipts::on_sent(state, enqueued.id, sender, &recipient, sent);
         if let Some(content) = pane_copy {
@@ -164,6 +197,28 @@ pub async fn send_to(
         .monitor
         .sent(placed, started.elapsed(), state.engine.now_ms());
     Ok((enqueued, recipient))
+}
+
+/// Answers 409 when the message `key` was first used for (`first`) holds other content than
+/// this send's: a key reused for a new message would otherwise drop it silently. A first
+/// message already acked (gone) cannot be compared, and the first message wins.
+async fn refuse_other_content(
+    state: &AppState,
+    first: MessageId,
+    key: &str,
+    content: &str,
+) -> ApiResult<()> {
+    let Some((stored, _)) = state.engine.message(first).await? else {
+        return Ok(());
+    };
+    if InboxPayload::of(&stored).content == content {
+        return Ok(());
+    }
+    Err(ApiError::Conflict(format!(
+        "idempotency key {key} was used for a different message ({first}) within the last \
+         {} minutes; use a new key",
+        switchboard_engine::QueueConfig::default().dedup_window_ms / 60_000
+    )))
 }
 
 /// Leases up to `limit` messages of `agent`'s inbox, long-polling up to `wait_seconds`.

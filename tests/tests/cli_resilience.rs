@@ -10,6 +10,7 @@ use std::time::Duration;
 use cli_support::fake_server::{AnswerLosingProxy, SilentServer};
 use cli_support::{wait, Bus};
 use serde_json::Value;
+use switchboard_tests::redis_server::{RedisMode, RedisServer};
 
 /// Exit codes documented in `--help` and docs/agents.md.
 const EXIT_USAGE: i32 = 2;
@@ -40,6 +41,93 @@ async fn a_send_repeated_with_the_same_idempotency_key_is_stored_once() {
     assert_eq!(first.json()["message_id"], second.json()["message_id"]);
     assert_eq!(second.json()["deduplicated"], true);
     assert_eq!(pending(&bus, "bob").await.len(), 1);
+}
+
+/// An idempotency key belongs to its sender: bob's send with the key alice used is a new
+/// message, not a repeat of hers.
+#[tokio::test]
+async fn another_senders_send_with_the_same_idempotency_key_is_a_new_message() {
+    let bus = Bus::start(&["carol"]).await;
+    let send = |sender: &'static str, content: &'static str| {
+        [
+            "send",
+            "carol",
+            content,
+            "--agent",
+            sender,
+            "--idempotency-key",
+            "k1",
+            "--json",
+        ]
+    };
+    let alices = bus.run(&send("alice", "one")).await;
+    alices.ok();
+    let bobs = bus.run(&send("bob", "two")).await;
+    bobs.ok();
+    assert_ne!(alices.json()["message_id"], bobs.json()["message_id"]);
+    assert_eq!(bobs.json()["deduplicated"], false);
+    let contents: Vec<Value> = pending(&bus, "carol")
+        .await
+        .iter()
+        .map(|message| message["content"].clone())
+        .collect();
+    assert_eq!(contents, ["one", "two"]);
+}
+
+/// The same sender reusing a key within the window for other content is told so (409, exit 1)
+/// instead of being answered with the first message's id as if the second was sent.
+#[tokio::test]
+async fn a_key_reused_by_its_sender_for_other_content_is_a_conflict() {
+    let bus = Bus::start(&["carol"]).await;
+    let keyed = ["--agent", "alice", "--idempotency-key", "k1"];
+    let first = bus
+        .run(&[&["send", "carol", "one"][..], &keyed].concat())
+        .await;
+    first.ok();
+    let other = bus
+        .run(&[&["send", "carol", "two"][..], &keyed].concat())
+        .await;
+    assert_eq!(other.code, 1, "{other:?}");
+    assert!(
+        other
+            .stderr
+            .contains("idempotency key k1 was used for a different message"),
+        "{}",
+        other.stderr
+    );
+    assert!(other.stderr.contains("use a new key"), "{}", other.stderr);
+    assert_eq!(pending(&bus, "carol").await.len(), 1);
+}
+
+/// Longest wait for the server to notice that Redis went away: the owner-lease renewer looks
+/// every few seconds; this only bounds a failing test.
+const STORAGE_NOTICED_WITHIN: Duration = Duration::from_secs(15);
+
+/// While storage is known down the server refuses a send up front: the client says it was
+/// refused and nothing was stored (exit 4), not "outcome unknown" (exit 5).
+#[tokio::test]
+async fn a_send_refused_because_storage_is_down_says_nothing_was_stored() {
+    let mut redis = RedisServer::start(RedisMode::Aof { fsync: "always" });
+    let bus = Bus::start_on(&format!("{}/0", redis.url()), &["a1"], &[]).await;
+    redis.kill();
+    let started = std::time::Instant::now();
+    while bus.get("/health").await.0 != 503 {
+        assert!(
+            started.elapsed() < STORAGE_NOTICED_WITHIN,
+            "/health did not turn 503"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let run = bus.run(&["send", "a1", "hi", "--agent", "a1"]).await;
+    assert_eq!(run.code, EXIT_UNREACHABLE, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("switchboard refused the message: storage unavailable"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("nothing was stored"), "{}", run.stderr);
+    assert!(!run.stderr.contains("outcome unknown"), "{}", run.stderr);
 }
 
 /// The server stores a send but its answer is lost on the way back: the client tries again

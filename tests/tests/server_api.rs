@@ -499,10 +499,7 @@ async fn dedup_delay_and_reply_to_are_honoured() {
         .send_with("alice", json!({ "content": "once", "dedup_key": "k1" }))
         .await;
     let second = api
-        .send_with(
-            "alice",
-            json!({ "content": "once again", "dedup_key": "k1" }),
-        )
+        .send_with("alice", json!({ "content": "once", "dedup_key": "k1" }))
         .await;
     assert_eq!(first, second, "the second send returns the first id");
     api.send_with("alice", json!({ "content": "later", "delay_seconds": 1 }))

@@ -358,6 +358,43 @@ async fn redis_down_while_idle_is_reported_and_refuses_writes_until_it_is_back()
     assert_eq!(status, StatusCode::OK, "{sent}");
 }
 
+/// Redis gone, then back EMPTY (no persistence): the server lost its prefix for good, and
+/// `/health` and a refused write say so and that the server must be restarted, instead of
+/// the stale "renewing the owner lease ... connection refused".
+#[tokio::test]
+async fn redis_back_empty_is_reported_as_lost_ownership_that_needs_a_restart() {
+    let mut redis = RedisServer::start(RedisMode::NoPersistence);
+    let server = ServerProcess::start(&format!("{}/0", redis.url()), &[]);
+    let http = reqwest::Client::new();
+    register(&http, &server, "alice").await;
+    redis.kill();
+    health_becomes(&http, &server, StatusCode::SERVICE_UNAVAILABLE).await;
+    redis.restart();
+    let started = std::time::Instant::now();
+    let detail = loop {
+        let response = http.get(server.url("/health")).send().await.unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        let detail = body["detail"].as_str().unwrap_or_default().to_string();
+        if detail.contains("ownership") {
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+            break detail;
+        }
+        assert!(
+            started.elapsed() < STORAGE_NOTICED_WITHIN,
+            "/health never mentioned ownership: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(detail.contains("restart"), "{detail}");
+    assert!(!detail.contains("connection refused"), "{detail}");
+    let (status, refused) = send(&http, &server, "alice").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{refused}");
+    let detail = refused["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("lost ownership"), "{refused}");
+    assert!(detail.contains("restart"), "{refused}");
+}
+
 /// Storage that cannot be reached: one paragraph on stderr saying what to do, exit code 1.
 #[test]
 fn unreachable_storage_is_one_clear_paragraph_and_exit_1() {

@@ -21,6 +21,9 @@ struct Shared {
     /// Read on every write, so the common case (reachable) takes no lock.
     unreachable: AtomicBool,
     reason: Mutex<String>,
+    /// Set for good once the backend must never write again (e.g. it lost ownership of its
+    /// store): the engine then reports itself stopped until a restart, like a poisoning.
+    stopped: Mutex<Option<String>>,
 }
 
 impl Reachability {
@@ -37,7 +40,25 @@ impl Reachability {
 
     /// The backend reached its store again.
     pub fn mark_reachable(&self) {
+        if self.shared.stopped.lock().is_some() {
+            return;
+        }
         self.shared.unreachable.store(false, Ordering::SeqCst);
+    }
+
+    /// The backend must never write again, for `reason` (a sentence saying what to do):
+    /// final, a later [`Reachability::mark_reachable`] does not undo it.
+    pub fn mark_stopped(&self, reason: String) {
+        *self.shared.stopped.lock() = Some(reason);
+        self.shared.unreachable.store(true, Ordering::SeqCst);
+    }
+
+    /// Why the backend stopped writing for good, or `None` while it did not.
+    pub fn stopped(&self) -> Option<String> {
+        if !self.shared.unreachable.load(Ordering::SeqCst) {
+            return None;
+        }
+        self.shared.stopped.lock().clone()
     }
 
     /// Why the store is known unreachable, or `None` while it is not.
@@ -45,6 +66,30 @@ impl Reachability {
         if !self.shared.unreachable.load(Ordering::SeqCst) {
             return None;
         }
+        if let Some(reason) = self.shared.stopped.lock().clone() {
+            return Some(reason);
+        }
         Some(self.shared.reason.lock().clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stop_is_final_and_named_as_the_problem() {
+        let reachability = Reachability::new();
+        reachability.mark_unreachable("connection refused".into());
+        reachability.mark_stopped("lost ownership; restart".into());
+        reachability.mark_reachable();
+        assert_eq!(
+            reachability.stopped().as_deref(),
+            Some("lost ownership; restart")
+        );
+        assert_eq!(
+            reachability.problem().as_deref(),
+            Some("lost ownership; restart")
+        );
     }
 }

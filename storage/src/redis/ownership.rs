@@ -125,6 +125,7 @@ impl Ownership {
         tracing::error!(prefix = keys.prefix(), owner = %self.owner_id, %reason,
             "lost ownership of the Redis prefix; refusing further writes");
         *self.lost.lock() = Some(reason.clone());
+        self.reachability.mark_stopped(reason.clone());
         Some(StorageError::Failed(reason))
     }
 
@@ -166,6 +167,8 @@ impl Ownership {
                             if let Some(reason) = lost_reason(&keys, &error) {
                                 tracing::error!(prefix = keys.prefix(), %reason,
                                     "lost ownership of the Redis prefix; refusing further writes");
+                                // Health and refusals must say so, not the last "cannot renew".
+                                reachability.mark_stopped(reason.clone());
                                 *lost.lock() = Some(reason);
                                 return;
                             }
@@ -243,6 +246,16 @@ pub(crate) fn staging_key(keys: &Keys, owner_id: &str) -> String {
 fn lost_reason(keys: &Keys, error: &RedisError) -> Option<String> {
     if error.code() != Some(scripts::LOST_OWNERSHIP_CODE) {
         return None;
+    }
+    let holder = error.detail().unwrap_or("another server");
+    if holder.starts_with("nobody") {
+        return Some(format!(
+            "lost ownership of prefix {:?}: its owner lease and fencing token are gone from \
+             Redis ({holder}), e.g. Redis restarted without persistence or the keys were \
+             deleted, so what this server stored there may be lost; writes are stopped: \
+             restart this server to take the prefix again",
+            keys.prefix(),
+        ));
     }
     Some(format!(
         "lost ownership of prefix {:?}: the owner lease is now held by {}. Another switchboard \

@@ -57,6 +57,15 @@ pub enum ClientError {
         /// The send's idempotency key.
         key: String,
     },
+    /// The server refused the request because its storage is down (503 marked
+    /// `storage_unavailable`): nothing was stored; trying again later may succeed.
+    #[error("switchboard refused the {what}: {detail}; nothing was stored; try again later")]
+    StorageUnavailable {
+        /// What was refused ("request", "message").
+        what: &'static str,
+        /// The server's detail.
+        detail: String,
+    },
     /// The server wants a token (401).
     #[error("{detail} (give your agent's token with --token TOKEN or SWITCHBOARD_TOKEN; `switchboard register` prints it when it registers a new name)")]
     Unauthorized {
@@ -210,11 +219,12 @@ impl Client {
             .await
             .map_err(|error| self.transport(&url, &error))?;
         if !status.is_success() {
-            let detail = serde_json::from_str::<Value>(&text)
-                .ok()
-                .and_then(|body| body["detail"].as_str().map(str::to_string))
+            let body = serde_json::from_str::<Value>(&text).unwrap_or(Value::Null);
+            let detail = body["detail"]
+                .as_str()
+                .map(str::to_string)
                 .unwrap_or_else(|| text.chars().take(300).collect());
-            return Err(refusal(status, detail));
+            return Err(refusal(status, &body, detail));
         }
         serde_json::from_str(&text).map_err(|error| ClientError::Garbled {
             url,
@@ -439,7 +449,7 @@ impl Client {
         }
         let body: Value = response.json().await.unwrap_or(Value::Null);
         let detail = body["detail"].as_str().unwrap_or("no detail").to_string();
-        Err(refusal(status, detail))
+        Err(refusal(status, &body, detail))
     }
 
     /// `POST /api/v1/agents/register`: registers `name` (or updates it); with `--auth token`
@@ -461,9 +471,15 @@ impl Client {
     }
 }
 
-/// The error for a refusal with `status` and the server's `detail`.
-fn refusal(status: StatusCode, detail: String) -> ClientError {
+/// The error for a refusal with `status`, its JSON `body` and the server's `detail`.
+fn refusal(status: StatusCode, body: &Value, detail: String) -> ClientError {
+    let storage_down = body["error"].as_str() == Some(crate::error::ERROR_STORAGE_UNAVAILABLE);
     match status {
+        // Only the server itself marks a 503 so; a proxy's or a timeout's 503 is unmarked.
+        StatusCode::SERVICE_UNAVAILABLE if storage_down => ClientError::StorageUnavailable {
+            what: "request",
+            detail,
+        },
         StatusCode::NOT_FOUND => ClientError::NotFound { detail },
         StatusCode::UNAUTHORIZED => ClientError::Unauthorized { detail },
         _ => ClientError::Refused { status, detail },

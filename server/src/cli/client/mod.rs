@@ -59,8 +59,9 @@ Exit codes of the client commands:
   1  failed (one line on stderr says what to do)
   2  bad command line (usage)
   3  timed out: nothing arrived in time (wait, ask, send --wait-ack)
-  4  cannot reach the server (nothing was sent; wait, inbox, ask and tail first keep
-     reconnecting for --reconnect-timeout seconds)
+  4  cannot reach the server, or it refused because its storage is down (nothing was
+     sent or stored; wait, inbox, ask and tail first keep reconnecting for
+     --reconnect-timeout seconds)
   5  outcome unknown: the request went out but no answer came back (a send may have been
      stored; sending again with the same --idempotency-key stores it at most once)
 `hook` always exits 0.";
@@ -172,7 +173,9 @@ impl Failure {
 impl From<ClientError> for Failure {
     fn from(error: ClientError) -> Self {
         let code = match &error {
-            ClientError::Unreachable { .. } => EXIT_UNREACHABLE,
+            ClientError::Unreachable { .. } | ClientError::StorageUnavailable { .. } => {
+                EXIT_UNREACHABLE
+            }
             ClientError::NoAnswer { .. } | ClientError::SendOutcomeUnknown { .. } => {
                 EXIT_OUTCOME_UNKNOWN
             }

@@ -28,7 +28,9 @@ impl ClientError {
     /// saying it is briefly unavailable.
     pub fn is_transient(&self) -> bool {
         match self {
-            ClientError::Unreachable { .. } | ClientError::NoAnswer { .. } => true,
+            ClientError::Unreachable { .. }
+            | ClientError::NoAnswer { .. }
+            | ClientError::StorageUnavailable { .. } => true,
             ClientError::Refused { status, .. } => is_unavailable(*status),
             _ => false,
         }
@@ -85,6 +87,20 @@ where
         };
         unanswered |= error.may_have_been_done();
         if !error.is_transient() || attempt == SEND_ATTEMPTS_MAX {
+            if let ClientError::StorageUnavailable { detail, .. } = error {
+                if !unanswered {
+                    return Err(ClientError::StorageUnavailable {
+                        what: "message",
+                        detail,
+                    });
+                }
+                return Err(ClientError::SendOutcomeUnknown {
+                    url: client.base().to_string(),
+                    cause: format!("the last try was refused: {detail}"),
+                    attempts: attempt,
+                    key: idempotency_key.to_string(),
+                });
+            }
             if unanswered && error.is_transient() {
                 return Err(ClientError::SendOutcomeUnknown {
                     url: client.base().to_string(),
