@@ -122,7 +122,7 @@ async fn a_send_refused_because_storage_is_down_says_nothing_was_stored() {
     assert_eq!(run.code, EXIT_UNREACHABLE, "{run:?}");
     assert!(
         run.stderr
-            .contains("switchboard refused the message: storage unavailable"),
+            .contains("switchboard refused the message, nothing was stored: storage unavailable"),
         "{}",
         run.stderr
     );

@@ -59,7 +59,7 @@ pub enum ClientError {
     },
     /// The server refused the request because its storage is down (503 marked
     /// `storage_unavailable`): nothing was stored; trying again later may succeed.
-    #[error("switchboard refused the {what}: {detail}; nothing was stored; try again later")]
+    #[error("switchboard refused the {what}, nothing was stored: {detail}")]
     StorageUnavailable {
         /// What was refused ("request", "message").
         what: &'static str,
