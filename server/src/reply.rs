@@ -161,7 +161,13 @@ async fn ack_question(
         Ok(_) => Ok(true),
         // The lease ran out (or another ack won) between the read and the ack.
         Err(ApiError::Conflict(_)) | Err(ApiError::NotFound(_)) => Ok(false),
-        Err(other) => Err(other),
+        // The answer is stored already: failing the reply now (storage went down between the
+        // send and the ack) would make the replier send it again under a new key. The
+        // question stays leased and is reported unacknowledged.
+        Err(other) => {
+            tracing::warn!(%question, error = %other, "answer sent, but acking the question failed");
+            Ok(false)
+        }
     }
 }
 

@@ -85,7 +85,7 @@ pub struct MigrationArgs {
     #[arg(long, value_enum, default_value_t = RestartPolicy::Resume)]
     pub migration_on_restart: RestartPolicy,
     /// Program allowed to have messages typed into its pane (repeatable, or comma-separated;
-    /// replaces the default list: claude, node, codex, aider, python, gemini, goose, opencode,
+    /// replaces the default list: claude, codex, aider, gemini, goose, opencode,
     /// cursor-agent, amp, qwen, cat). A shell is never typed into, even when named here.
     #[arg(
         long = "agent-program",

@@ -101,7 +101,10 @@ where
                     key: idempotency_key.to_string(),
                 });
             }
-            if unanswered && error.is_transient() {
+            // Once a try went out unanswered, any later failure (a 429 from the rate limit,
+            // which is checked before duplicates, say) says nothing of that try: the message
+            // may still have been stored.
+            if unanswered {
                 return Err(ClientError::SendOutcomeUnknown {
                     url: client.base().to_string(),
                     cause: error.cause(),

@@ -8,9 +8,16 @@
 //!   `tpgid` in `/proc/PANE_PID/stat`), its members whose standard input is that terminal, and
 //!   of those the ones without a child among them (a `sh -c 'claude; ...'` wrapper waits while
 //!   its child reads). Without `/proc`, tmux's `#{pane_current_command}` is judged instead.
-//! - A reader known by any of its names (`comm`, `argv[0]`) as a shell ([`SHELLS`]) is
-//!   refused, whatever the allow-list says. Otherwise it must be on the allow-list
+//! - A reader known by any of its names (`comm`, `argv[0]`, and the file it runs,
+//!   `/proc/PID/exe`, so a shell linked or renamed as `claude` is still a shell) as a shell
+//!   ([`SHELLS`]) is refused, whatever the allow-list says; so is a pane whose foreground
+//!   group ends in a shell reading a pipe (`cat | sh`). Otherwise it must be on the allow-list
 //!   ([`AGENT_PROGRAMS_DEFAULT`], or `serve --agent-program`), or it is refused too.
+//! - An interpreter ([`INTERPRETERS`]: node, python, ...) is judged by the script it runs
+//!   (`node /usr/bin/claude` is `claude`); without a script it is an interactive interpreter,
+//!   which would run the text as code, and is refused.
+//! - Where `/proc` exists but tells nothing about the pane, the pane is refused; only a
+//!   system without `/proc` falls back to tmux's `#{pane_current_command}`.
 
 use std::path::Path;
 
@@ -48,14 +55,12 @@ pub const SHELLS: [&str; 26] = [
     "murex",
 ];
 
-/// Programs typed into when `serve --agent-program` names none: coding agents (and the
-/// runtimes they show up as), and `cat`, a plain line reader.
-pub const AGENT_PROGRAMS_DEFAULT: [&str; 12] = [
+/// Programs typed into when `serve --agent-program` names none: coding agents, and `cat`, a
+/// plain line reader. (An agent that runs on node or python is named by its script.)
+pub const AGENT_PROGRAMS_DEFAULT: [&str; 10] = [
     "claude",
-    "node",
     "codex",
     "aider",
-    "python",
     "gemini",
     "goose",
     "opencode",
@@ -63,6 +68,13 @@ pub const AGENT_PROGRAMS_DEFAULT: [&str; 12] = [
     "amp",
     "qwen",
     "cat",
+];
+
+/// Runtimes that run a script, or read code interactively when given none. Never allowed
+/// by their own name: by their script's.
+pub const INTERPRETERS: [&str; 12] = [
+    "node", "nodejs", "python", "pypy", "bun", "deno", "ruby", "perl", "php", "lua", "irb",
+    "ipython",
 ];
 
 /// Most processes looked at in `/proc` for one pane (a bound on the scan, not expected).
@@ -116,8 +128,12 @@ pub enum Verdict {
 /// One process reading the terminal, by all the names it goes by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reader {
-    /// `comm` and the base name of `argv[0]` (login shells' leading `-` removed).
+    /// `comm`, the base name of `argv[0]` (login shells' leading `-` removed) and of the
+    /// executable file.
     pub names: Vec<String>,
+    /// The base name of its first argument that is not an option: the script an
+    /// interpreter runs.
+    pub script: Option<String>,
 }
 
 impl Reader {
@@ -128,8 +144,14 @@ impl Reader {
 
 /// Judges the pane described by `info` (blocking: reads `/proc`).
 pub fn judge_pane(info: &PaneInfo, policy: &PanePolicy) -> Verdict {
-    let readers = terminal_readers(Path::new("/proc"), info.pid, &info.tty)
-        .unwrap_or_else(|| vec![reader_named(&info.current_command)]);
+    let proc_root = Path::new("/proc");
+    let readers = match terminal_readers(proc_root, info.pid, &info.tty) {
+        Some(readers) => readers,
+        // `/proc` is there but says nothing of the pane: refuse rather than trust tmux's
+        // name, which is only `argv[0]` (`exec -a claude bash`).
+        None if proc_root.join("self").exists() => Vec::new(),
+        None => vec![reader_named(&info.current_command)],
+    };
     judge(&readers, policy)
 }
 
@@ -149,11 +171,24 @@ pub fn judge(readers: &[Reader], policy: &PanePolicy) -> Verdict {
             ),
         };
     }
+    if let Some(interpreter) = readers
+        .iter()
+        .find(|r| r.script.is_none() && r.names.iter().all(|n| is_interpreter(n)))
+    {
+        return Verdict::Refused {
+            reason: format!(
+                "pane runs {} without a script: an interactive interpreter would run the text \
+                 as code",
+                interpreter.label()
+            ),
+        };
+    }
+    let listed = |name: &str| policy.agent_programs.iter().any(|a| matches(name, a));
     let allowed = |reader: &&Reader| {
-        reader
-            .names
-            .iter()
-            .any(|n| policy.agent_programs.iter().any(|a| matches(n, a)))
+        let by_name = reader.names.iter().any(|n| !is_interpreter(n) && listed(n));
+        let by_script = reader.names.iter().any(|n| is_interpreter(n))
+            && reader.script.as_deref().is_some_and(listed);
+        by_name || by_script
     };
     match readers.iter().find(|r| !allowed(r)) {
         Some(other) => Verdict::Refused {
@@ -176,6 +211,11 @@ pub fn is_shell(name: &str) -> bool {
     SHELLS.iter().any(|shell| matches(&name, shell))
 }
 
+/// True when `name` is a runtime of [`INTERPRETERS`].
+fn is_interpreter(name: &str) -> bool {
+    INTERPRETERS.iter().any(|runtime| matches(name, runtime))
+}
+
 /// `name` is `program`, or `program` followed by a version (`python3`, `python3.12`).
 fn matches(name: &str, program: &str) -> bool {
     name.strip_prefix(program)
@@ -185,6 +225,7 @@ fn matches(name: &str, program: &str) -> bool {
 fn reader_named(command: &str) -> Reader {
     Reader {
         names: vec![program_name(command)],
+        script: None,
     }
 }
 
@@ -237,9 +278,24 @@ pub fn terminal_readers(proc_root: &Path, pane_pid: u32, tty: &str) -> Option<Ve
         let reads_terminal = std::fs::read_link(dir.join("fd/0"))
             .map_or(true, |target| tty.is_empty() || target == Path::new(tty));
         let mut names = vec![stat.comm];
+        let mut script = None;
         if let Ok(cmdline) = std::fs::read(dir.join("cmdline")) {
-            let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
-            let name = program_name(&String::from_utf8_lossy(argv0));
+            let mut argv = cmdline
+                .split(|b| *b == 0)
+                .map(|arg| String::from_utf8_lossy(arg).into_owned());
+            let name = program_name(&argv.next().unwrap_or_default());
+            if !name.is_empty() && !names.contains(&name) {
+                names.push(name);
+            }
+            script = argv
+                .find(|arg| !arg.is_empty() && !arg.starts_with('-'))
+                .map(|arg| program_name(&arg));
+        }
+        // The file it runs: a shell linked or copied under another name is found by this
+        // name when linked (the kernel names `comm` after the path that was run).
+        if let Ok(exe) = std::fs::read_link(dir.join("exe")) {
+            let exe = exe.to_string_lossy();
+            let name = program_name(exe.trim_end_matches(" (deleted)"));
             if !name.is_empty() && !names.contains(&name) {
                 names.push(name);
             }
@@ -248,7 +304,7 @@ pub fn terminal_readers(proc_root: &Path, pane_pid: u32, tty: &str) -> Option<Ve
             pid,
             parent: stat.parent,
             reads_terminal,
-            reader: Reader { names },
+            reader: Reader { names, script },
         });
     }
     let reading: Vec<&Member> = {
@@ -263,11 +319,21 @@ pub fn terminal_readers(proc_root: &Path, pane_pid: u32, tty: &str) -> Option<Ve
         return None;
     }
     // A member with a child among the readers waits for that child.
-    let leaves = reading
+    let mut leaves: Vec<Reader> = reading
         .iter()
         .filter(|m| !reading.iter().any(|other| other.parent == m.pid))
         .map(|m| m.reader.clone())
         .collect();
+    // A shell at the end of a pipeline (`cat | sh`) reads what the terminal's reader passes
+    // on: judged too, so it is refused.
+    leaves.extend(
+        members
+            .iter()
+            .filter(|m| !m.reads_terminal)
+            .filter(|m| !members.iter().any(|other| other.parent == m.pid))
+            .filter(|m| m.reader.names.iter().any(|n| is_shell(n)))
+            .map(|m| m.reader.clone()),
+    );
     Some(leaves)
 }
 
@@ -304,6 +370,7 @@ mod tests {
             .iter()
             .map(|n| Reader {
                 names: n.iter().map(|s| s.to_string()).collect(),
+                script: None,
             })
             .collect()
     }
@@ -341,7 +408,7 @@ mod tests {
     #[test]
     fn agents_and_line_readers_are_allowed_with_versions() {
         let policy = PanePolicy::default();
-        for name in ["claude", "node", "python3.12", "cat", "codex"] {
+        for name in ["claude", "cat", "codex"] {
             assert_eq!(
                 judge(&readers(&[&[name]]), &policy),
                 Verdict::Agent {
@@ -349,6 +416,57 @@ mod tests {
                 }
             );
         }
+    }
+
+    #[test]
+    fn an_interpreter_is_judged_by_its_script_and_refused_without_one() {
+        let policy = PanePolicy::default();
+        let running = |names: &[&str], script: Option<&str>| {
+            vec![Reader {
+                names: names.iter().map(|s| s.to_string()).collect(),
+                script: script.map(str::to_string),
+            }]
+        };
+        // `node /usr/local/bin/claude`: claude.
+        assert!(matches!(
+            judge(&running(&["node"], Some("claude")), &policy),
+            Verdict::Agent { .. }
+        ));
+        // A bare REPL runs every pasted line as code.
+        let reason = refused(judge(&running(&["python3.12"], None), &policy));
+        assert!(reason.contains("without a script"), "{reason}");
+        let reason = refused(judge(&running(&["node"], None), &policy));
+        assert!(reason.contains("without a script"), "{reason}");
+        // A script that is not an agent.
+        let reason = refused(judge(&running(&["python3"], Some("server.py")), &policy));
+        assert!(reason.contains("not an agent program"), "{reason}");
+    }
+
+    #[test]
+    fn a_shell_linked_under_an_agents_name_is_refused_by_its_executable() {
+        let root = tempfile_root();
+        write_stat(&root, 30, "claude", 1, 30, 30);
+        std::os::unix::fs::symlink("/usr/bin/bash", root.join("30/exe")).unwrap();
+        let found = terminal_readers(&root, 30, "").unwrap();
+        let reason = refused(judge(&found, &PanePolicy::default()));
+        assert!(reason.starts_with("pane runs a shell"), "{reason}");
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn a_shell_reading_a_pipe_from_the_terminals_reader_is_refused() {
+        let root = tempfile_root();
+        // `cat | sh` in a pane on /dev/pts/9: cat reads the terminal, sh reads cat's pipe.
+        write_stat(&root, 40, "cat", 1, 40, 40);
+        write_stat(&root, 41, "sh", 1, 40, 40);
+        std::fs::create_dir_all(root.join("40/fd")).unwrap();
+        std::fs::create_dir_all(root.join("41/fd")).unwrap();
+        std::os::unix::fs::symlink("/dev/pts/9", root.join("40/fd/0")).unwrap();
+        std::os::unix::fs::symlink("pipe:[123]", root.join("41/fd/0")).unwrap();
+        let found = terminal_readers(&root, 40, "/dev/pts/9").unwrap();
+        let reason = refused(judge(&found, &PanePolicy::default()));
+        assert!(reason.starts_with("pane runs a shell (sh)"), "{reason}");
+        std::fs::remove_dir_all(root).unwrap();
     }
 
     #[test]
