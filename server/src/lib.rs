@@ -36,7 +36,8 @@
 //! - `receipts`: delivery receipts (each message's stages with times), the live traffic feed,
 //!   and request/reply (`ask`); fed by small hooks in `inbox`, `ws` and `api`.
 //! - `reply`: answering a message, which acknowledges the question (`switchboard reply`).
-//! - `rate_limit`, `listener`, `shutdown`, `storage`, `state`, `time`: the small parts.
+//! - `rate_limit`, `listener`, `shutdown`, `similar` ("did you mean"), `storage`, `state`, `time`:
+//!   the small parts.
 
 pub mod api;
 pub mod app;
@@ -58,8 +59,11 @@ mod registry;
 mod reply;
 mod routing;
 mod shutdown;
+mod similar;
 mod state;
 mod storage;
+#[cfg(test)]
+mod test_support;
 mod time;
 pub mod tls;
 mod ws;

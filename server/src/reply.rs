@@ -175,33 +175,16 @@ async fn ack_question(
 mod tests {
     use std::sync::Arc;
 
-    use switchboard_engine::{Engine, EngineOptions, ManualClock, MemoryStorage};
+    use switchboard_engine::ManualClock;
 
     use super::*;
     use crate::api::wire::RegisterRequest;
-    use crate::config::Settings;
-    use crate::registry::Registry;
 
     /// Lease the replier takes on the question, in seconds.
     const LEASE_SECONDS: u64 = 60;
 
-    /// A server state on a manual clock with the agents alice and bob.
     async fn state_with_clock() -> (AppState, Arc<ManualClock>, tokio::sync::watch::Sender<bool>) {
-        let clock = Arc::new(ManualClock::new(1_700_000_000_000));
-        let options = EngineOptions {
-            tick_interval: None,
-            ..EngineOptions::default()
-        };
-        let engine = Engine::open(Box::new(MemoryStorage::new()), clock.clone(), options).unwrap();
-        let registry = Registry::load(engine.clone()).await.unwrap();
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let state = AppState::new(engine, registry, Settings::default(), stopped);
-        for name in ["alice", "bob"] {
-            let request: RegisterRequest =
-                serde_json::from_value(serde_json::json!({ "name": name })).unwrap();
-            state.registry.register(request).await.unwrap();
-        }
-        (state, clock, stop)
+        crate::test_support::state_with_clock(&["alice", "bob"]).await
     }
 
     /// Alice asks bob something; bob leases it. Returns the question's id.

@@ -241,31 +241,17 @@ fn agent_of_queue(state: &AppState, queue: &str) -> Option<String> {
 mod tests {
     use std::sync::Arc;
 
-    use switchboard_engine::{Engine, EngineOptions, ManualClock, MemoryStorage};
+    use switchboard_engine::ManualClock;
 
     use super::*;
-    use crate::api::wire::{RegisterRequest, SendMessageRequest};
+    use crate::api::wire::SendMessageRequest;
     use crate::config::Settings;
     use crate::registry::Registry;
 
     const HOUR_MS: u64 = 3_600_000;
 
     async fn state_with_clock() -> (AppState, Arc<ManualClock>, tokio::sync::watch::Sender<bool>) {
-        let clock = Arc::new(ManualClock::new(1_700_000_000_000));
-        let options = EngineOptions {
-            tick_interval: None,
-            ..EngineOptions::default()
-        };
-        let engine = Engine::open(Box::new(MemoryStorage::new()), clock.clone(), options).unwrap();
-        let registry = Registry::load(engine.clone()).await.unwrap();
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let state = AppState::new(engine, registry, Settings::default(), stopped);
-        for name in ["alice", "bob"] {
-            let request: RegisterRequest =
-                serde_json::from_value(serde_json::json!({ "name": name })).unwrap();
-            state.registry.register(request).await.unwrap();
-        }
-        (state, clock, stop)
+        crate::test_support::state_with_clock(&["alice", "bob"]).await
     }
 
     fn message(body: serde_json::Value) -> SendMessageRequest {

@@ -6,33 +6,10 @@
 
 use std::collections::BTreeSet;
 
-/// Suggestions offered at most.
-pub const SUGGESTIONS_MAX: usize = 3;
-/// Largest edit distance still suggested, for names up to 9 characters; longer names allow one
-/// more edit per 3 characters (as the client's suggestions for agent names).
-pub const EDIT_DISTANCE_MAX: usize = 2;
+use crate::similar::{quoted, similar};
+
 /// Known capabilities listed when none is close to what was asked for.
 pub const CAPABILITIES_LISTED_MAX: usize = 8;
-
-/// Capabilities in `known` close to `wanted`, closest first.
-pub fn similar(wanted: &str, known: &BTreeSet<String>) -> Vec<String> {
-    let wanted = wanted.to_lowercase();
-    let allowed = EDIT_DISTANCE_MAX.max(wanted.chars().count() / 3);
-    let mut scored: Vec<(usize, &String)> = known
-        .iter()
-        .filter_map(|name| {
-            let distance = strsim::levenshtein(&wanted, name);
-            let contains = name.contains(&wanted) || wanted.contains(name.as_str());
-            (distance <= allowed || contains).then_some((distance, name))
-        })
-        .collect();
-    scored.sort();
-    scored
-        .into_iter()
-        .take(SUGGESTIONS_MAX)
-        .map(|(_, name)| name.clone())
-        .collect()
-}
 
 /// The note for a message waiting for `capability`, given the capabilities agents have.
 pub fn waiting_note(capability: &str, known: &BTreeSet<String>) -> String {
@@ -64,11 +41,6 @@ pub fn fallback_note(matched_rule: &str, capability: &str, used_rule: &str) -> S
         "rule {matched_rule:?} matched, but no agent has capability {capability:?}; fell back \
          to rule {used_rule:?}"
     )
-}
-
-fn quoted(names: &[String]) -> String {
-    let quoted: Vec<String> = names.iter().map(|name| format!("`{name}`")).collect();
-    quoted.join(", ")
 }
 
 #[cfg(test)]
