@@ -102,6 +102,13 @@ pub enum Record {
         /// The key.
         key: String,
     },
+    /// Message ids may have been minted up to the end of this millisecond (an id's top bits are
+    /// the millisecond it was minted in), so recovery mints above it even when acked messages
+    /// left no id behind and the new owner's clock is behind the old one's.
+    IdsMinted {
+        /// The reservation's end, in ms since the epoch.
+        until: UnixMillis,
+    },
 }
 
 /// A frame could not be decoded.

@@ -578,3 +578,29 @@ async fn flush_waits_for_a_batch_already_handed_to_storage() {
     producer.await.unwrap().unwrap();
     engine.flush().await.unwrap();
 }
+
+#[tokio::test]
+async fn ids_stay_unique_when_the_next_owner_s_clock_is_behind() {
+    let storage = MemoryStorage::new();
+    let clock = Arc::new(ManualClock::new(1_800_000_000_000));
+    let first = Engine::open(Box::new(storage.clone()), clock.clone(), common::options()).unwrap();
+    first.enqueue("q", NewMessage::new("a")).await.unwrap();
+    // Ids minted later in the same reservation, then every message acked: storage keeps no id.
+    clock.advance_ms(30_000);
+    let last = first.enqueue("q", NewMessage::new("b")).await.unwrap().id;
+    for delivery in first.lease("q", 10, Some(60_000)).await.unwrap() {
+        first
+            .ack(delivery.message.id, delivery.token)
+            .await
+            .unwrap();
+    }
+    drop(first);
+    assert!(storage.durable_snapshot().messages.is_empty());
+
+    // The next owner's clock is ten minutes behind: it still mints above every earlier id.
+    clock.set_ms(1_800_000_000_000 - 600_000);
+    let second = Engine::open(Box::new(storage.clone()), clock.clone(), common::options()).unwrap();
+    let next = second.enqueue("q", NewMessage::new("c")).await.unwrap().id;
+    assert!(next > last, "{next} must be above {last}");
+    assert!(storage.durable_snapshot().ids_minted_until > (last.0 >> 80) as u64);
+}

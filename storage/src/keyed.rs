@@ -60,6 +60,8 @@ pub(crate) struct BatchChanges<'a> {
     pub bodies: BTreeMap<MessageId, Option<&'a StoredMessage>>,
     pub fields: BTreeMap<MessageId, Option<MutableFields>>,
     pub dedup: BTreeMap<(&'a str, &'a str), Option<DedupEntry>>,
+    /// The highest id reservation of the batch (see `Record::IdsMinted`), if any.
+    pub ids_minted_until: Option<UnixMillis>,
 }
 
 impl<'a> BatchChanges<'a> {
@@ -93,6 +95,10 @@ impl<'a> BatchChanges<'a> {
         stored_fields: &mut impl FnMut(MessageId) -> Result<Option<MutableFields>, StorageError>,
     ) -> Result<(), StorageError> {
         match record {
+            Record::IdsMinted { until } => {
+                let highest = self.ids_minted_until.unwrap_or(0).max(*until);
+                self.ids_minted_until = Some(highest);
+            }
             Record::QueueConfigured { queue, config } => {
                 self.queues.insert(queue, config);
             }

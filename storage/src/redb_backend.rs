@@ -56,6 +56,8 @@ const DEDUP: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("dedup"
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const JOURNAL: TableDefinition<u64, &[u8]> = TableDefinition::new("journal");
 const LAYOUT_VERSION_KEY: &str = "layout_version";
+/// The `meta` row holding the highest id reservation (`Record::IdsMinted`), in ms.
+const IDS_MINTED_UNTIL_KEY: &str = "ids_minted_until";
 /// The layout version of files written before the journal existed: the same tables with no
 /// journal, upgraded in place on open.
 const LAYOUT_VERSION_WITHOUT_JOURNAL: u64 = 1;
@@ -302,10 +304,18 @@ impl Storage for RedbStorage {
         }
         dedup.sort_by(|a, b| (&a.queue, &a.key).cmp(&(&b.queue, &b.key)));
 
+        let ids_minted_until = txn
+            .open_table(META)
+            .map_err(read_error)?
+            .get(IDS_MINTED_UNTIL_KEY)
+            .map_err(row_error)?
+            .map_or(0, |guard| guard.value());
+
         Ok(Snapshot {
             queues,
             messages,
             dedup,
+            ids_minted_until,
         })
     }
 
@@ -379,6 +389,19 @@ fn write_changes(txn: &redb::WriteTransaction, batch: &[Record]) -> Result<(), S
             None => dedup.remove(*key),
         }
         .map_err(write_error)?;
+    }
+    drop(dedup);
+
+    if let Some(until) = changes.ids_minted_until {
+        let mut meta = txn.open_table(META).map_err(open_error)?;
+        let stored = meta
+            .get(IDS_MINTED_UNTIL_KEY)
+            .map_err(write_error)?
+            .map_or(0, |guard| guard.value());
+        if until > stored {
+            meta.insert(IDS_MINTED_UNTIL_KEY, until)
+                .map_err(write_error)?;
+        }
     }
     Ok(())
 }

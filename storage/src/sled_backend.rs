@@ -43,6 +43,8 @@ const QUEUE_PREFIX: u8 = b'q';
 const MESSAGE_PREFIX: u8 = b'm';
 const DEDUP_PREFIX: u8 = b'd';
 const LAYOUT_VERSION_KEY: &[u8] = b"v";
+/// The key of the highest id reservation (`Record::IdsMinted`): ms, big-endian.
+const IDS_MINTED_UNTIL_KEY: &[u8] = b"i";
 /// How long opening waits for a locked directory to be released, in milliseconds.
 const LOCK_WAIT_MS: u64 = 2_000;
 /// Pause between attempts to open a locked directory, in milliseconds.
@@ -179,10 +181,28 @@ impl Storage for SledStorage {
             .collect();
         dedup.sort_by(|a, b| (&a.queue, &a.key).cmp(&(&b.queue, &b.key)));
 
+        let ids_minted_until = self
+            .db
+            .get(IDS_MINTED_UNTIL_KEY)
+            .map_err(|e| to_storage_error("read the id reservation", e))?
+            .map(|bytes| {
+                <[u8; 8]>::try_from(&*bytes)
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| {
+                        StorageError::Corrupt(format!(
+                            "the id reservation holds {} bytes, not 8",
+                            bytes.len()
+                        ))
+                    })
+            })
+            .transpose()?
+            .unwrap_or(0);
+
         Ok(Snapshot {
             queues,
             messages,
             dedup,
+            ids_minted_until,
         })
     }
 
@@ -221,6 +241,17 @@ impl Storage for SledStorage {
         }
         for (name, config) in &changes.queues {
             writes.insert(queue_key(name), wal::encode(*config));
+        }
+        if let Some(until) = changes.ids_minted_until {
+            let stored = self
+                .db
+                .get(IDS_MINTED_UNTIL_KEY)
+                .map_err(|e| to_storage_error("read the id reservation", e))?
+                .and_then(|bytes| <[u8; 8]>::try_from(&*bytes).ok())
+                .map_or(0, u64::from_be_bytes);
+            if until > stored {
+                writes.insert(IDS_MINTED_UNTIL_KEY, &until.to_be_bytes());
+            }
         }
         for ((queue, key), entry) in &changes.dedup {
             let key = dedup_key(queue, key)?;

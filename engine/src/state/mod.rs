@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use crate::clock::UnixMillis;
 use crate::message::{IdMap, LeaseToken, MessageId, MessageState, StoredMessage};
+use crate::wal::Record;
 
 pub(crate) use queue::Queue;
 pub use queue::{QueueCounters, QueueStats};
@@ -36,16 +37,33 @@ pub(crate) struct Entry {
     pub status: Status,
 }
 
-/// Mints strictly increasing, time-ordered message ids, even if the clock steps backwards.
+/// Mints strictly increasing, time-ordered message ids, even if the clock steps backwards, and
+/// keeps a durable reservation ahead of them ([`Record::IdsMinted`]) so that a server taking
+/// over on a machine whose clock is behind never mints an id again.
 #[derive(Debug, Default)]
 struct IdGenerator {
     last: u128,
+    /// The end (in ms, an id's top bits) of the reservation committed or on its way.
+    reserved_until: UnixMillis,
 }
 
+/// How far ahead of the ids minted a reservation reaches, in ms: one small record per this
+/// much time while messages are being sent.
+const ID_RESERVATION_MS: UnixMillis = 60_000;
+
 impl IdGenerator {
-    fn next(&mut self, now: UnixMillis) -> MessageId {
+    /// The next id; when it leaves the reservation, a new one is written to `out` first (in the
+    /// same batch as the id's message, so it is durable before the id is acknowledged).
+    fn next(&mut self, now: UnixMillis, out: &mut Vec<Record>) -> MessageId {
         let from_clock = (now as u128) << 80;
         self.last = from_clock.max(self.last + 1);
+        let minted_in = (self.last >> 80) as UnixMillis;
+        if minted_in >= self.reserved_until {
+            self.reserved_until = minted_in + ID_RESERVATION_MS;
+            out.push(Record::IdsMinted {
+                until: self.reserved_until,
+            });
+        }
         MessageId(self.last)
     }
 }

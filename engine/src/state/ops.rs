@@ -181,7 +181,7 @@ impl State {
         now: UnixMillis,
         out: &mut Vec<Record>,
     ) -> Enqueued {
-        let id = self.ids.next(now);
+        let id = self.ids.next(now, out);
         let seq = self.next_seq;
         let q = self.queue_or_create(queue, out);
         if let Some(key) = &message.dedup_key {

@@ -56,6 +56,12 @@ impl State {
         // keeps every new id above any id minted before the restart (with a clock that does
         // not step backwards).
         state.ids.last = state.ids.last.max(((now as u128 + 1) << 80) - 1);
+        // ...and above every id a previous owner may have minted, whatever this clock says.
+        if snapshot.ids_minted_until > 0 {
+            let reserved = snapshot.ids_minted_until as u128;
+            state.ids.last = state.ids.last.max(((reserved + 1) << 80) - 1);
+            state.ids.reserved_until = snapshot.ids_minted_until;
+        }
         // Tokens of deliveries made before the restart must not be minted again: perturb the
         // generator with what those deliveries left behind (attempt counts, ids, sequences).
         let attempts: u64 = state

@@ -15,6 +15,7 @@ pub struct SnapshotFold {
     queues: BTreeMap<Arc<str>, QueueConfig>,
     messages: IdMap<StoredMessage>,
     dedup: HashMap<(Arc<str>, String), DedupEntry>,
+    ids_minted_until: crate::clock::UnixMillis,
 }
 
 impl SnapshotFold {
@@ -74,6 +75,9 @@ impl SnapshotFold {
             Record::Removed { id, .. } => {
                 self.messages.remove(id);
             }
+            Record::IdsMinted { until } => {
+                self.ids_minted_until = self.ids_minted_until.max(*until);
+            }
             Record::DedupForgotten { queue, key } => {
                 self.dedup.remove(&(queue.clone(), key.clone()));
             }
@@ -99,6 +103,7 @@ impl SnapshotFold {
                 .collect(),
             messages,
             dedup,
+            ids_minted_until: self.ids_minted_until,
         }
     }
 

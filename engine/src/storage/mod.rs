@@ -41,6 +41,9 @@ pub struct Snapshot {
     pub messages: Vec<StoredMessage>,
     /// Dedup keys still remembered.
     pub dedup: Vec<DedupEntry>,
+    /// The highest [`Record::IdsMinted`] reservation committed (0: none): no id was minted
+    /// beyond the end of this millisecond.
+    pub ids_minted_until: UnixMillis,
 }
 
 /// Why a storage operation failed.

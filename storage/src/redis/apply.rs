@@ -79,6 +79,7 @@ pub(crate) fn plan_batch(
         messages: IdMap::default(),
         configs: BTreeMap::new(),
         dedup: BTreeMap::new(),
+        ids_minted_until: None,
     };
     for record in batch {
         fold.record(record)?;
@@ -95,6 +96,8 @@ struct Fold<'a> {
     configs: BTreeMap<Arc<str>, &'a QueueConfig>,
     /// Dedup entries set (`Some(value)`) or forgotten (`None`).
     dedup: BTreeMap<(Arc<str>, &'a str), Option<String>>,
+    /// The batch's highest id reservation, if it has one.
+    ids_minted_until: Option<u64>,
 }
 
 impl<'a> Fold<'a> {
@@ -186,6 +189,10 @@ impl<'a> Fold<'a> {
             Record::DedupForgotten { queue, key } => {
                 self.dedup.insert((queue.clone(), key), None);
             }
+            Record::IdsMinted { until } => {
+                let highest = self.ids_minted_until.unwrap_or(0).max(*until);
+                self.ids_minted_until = Some(highest);
+            }
         }
         Ok(())
     }
@@ -224,6 +231,15 @@ impl<'a> Fold<'a> {
         let mut changes = IdMap::with_capacity_and_hasher(self.order.len(), Default::default());
         for queue in self.configs.keys() {
             groups.registry.push(queue.to_string());
+        }
+        if let Some(until) = self.ids_minted_until {
+            // Reservations only grow within an owner, and a new owner starts above the last
+            // one's: a plain SET keeps the highest.
+            out.registry()
+                .begin("SET")
+                .text(&keys.ids_minted_until())
+                .number(until)
+                .end();
         }
         for (queue, config) in &self.configs {
             let json = serde_json::to_vec(config).expect("a queue config always serializes");

@@ -129,6 +129,11 @@ impl Keys {
         self.global("staging")
     }
 
+    /// The highest id reservation (`Record::IdsMinted`), in ms since the epoch.
+    pub(crate) fn ids_minted_until(&self) -> String {
+        self.global("ids")
+    }
+
     /// The layout version of the data under the prefix.
     pub(crate) fn layout(&self) -> String {
         self.global("layout")
@@ -229,6 +234,7 @@ mod tests {
             keys.fence(),
             keys.staging(),
             keys.layout(),
+            keys.ids_minted_until(),
             keys.applied(&Unit::Registry),
         ] {
             for suffix in QUEUE_SUFFIXES {

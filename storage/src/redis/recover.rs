@@ -92,6 +92,15 @@ pub(crate) fn read_snapshot(
         }
     }
     snapshot.messages.sort_by_key(|message| message.id);
+    let ids_key = keys.ids_minted_until();
+    let ids: Option<String> = redis::cmd("GET").arg(&ids_key).query(connection)?;
+    if let Some(text) = ids {
+        snapshot.ids_minted_until = text.parse().map_err(|_| {
+            corrupt(format!(
+                "{ids_key} holds {text:?}, not a time in milliseconds"
+            ))
+        })?;
+    }
     Ok((snapshot, placements))
 }
 

@@ -65,6 +65,7 @@ async fn keys_are_readable_with_redis_cli() {
         "switchboard:{~}:fence",
         "switchboard:{~}:layout",
         "switchboard:{~}:committed",
+        "switchboard:{~}:ids",
         "switchboard:{jobs}:applied",
         "switchboard:{jobs}:config",
         "switchboard:{jobs}:ready",
@@ -141,6 +142,16 @@ async fn memory_does_not_grow_with_history() {
         ..QueueConfig::default()
     };
     engine.configure_queue("churn", config).await.unwrap();
+    // The first message reserves ids ahead ({~}:ids): one key, written once, not history.
+    engine
+        .enqueue("churn", NewMessage::new("reserves the ids"))
+        .await
+        .unwrap();
+    let first = engine.lease("churn", 1, Some(60_000)).await.unwrap();
+    engine
+        .ack(first[0].message.id, first[0].token)
+        .await
+        .unwrap();
     let baseline = server.dbsize();
     for round in 0..CYCLES / BATCH {
         let batch = (0..BATCH)
