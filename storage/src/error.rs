@@ -79,6 +79,24 @@ pub enum OpenError {
         /// The missing backend (also the name of its cargo feature).
         backend: &'static str,
     },
+    /// Another live server owns the storage (the Redis owner lease): this one may wait as a
+    /// standby and take over when that lease ends.
+    #[error(
+        "storage URL {url:?}: the prefix {prefix:?} is owned by another switchboard server \
+         (owner {holder}, its lease ends in {lease_remaining_ms} ms unless renewed)"
+    )]
+    Owned {
+        /// The URL given (credentials hidden).
+        url: String,
+        /// The key prefix that is owned.
+        prefix: String,
+        /// The owner id holding the lease.
+        holder: String,
+        /// The URL the owner advertised, if it gave one.
+        active_url: Option<String>,
+        /// How long the holder's lease has left unless renewed, in milliseconds.
+        lease_remaining_ms: u64,
+    },
     /// The backend refused to open for another reason (I/O error, permissions, network).
     #[error("storage URL {url:?}: cannot open the store: {detail}")]
     Backend {

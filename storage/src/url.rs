@@ -129,6 +129,46 @@ pub fn open(url: &str) -> Result<Box<dyn Storage>, OpenError> {
     }
 }
 
+/// Choices for [`open_with`] that only some backends use (the Redis owner lease).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// A stable id for this server as owner (kept across restarts), so that a restarted server
+    /// reclaims its own lease at once; `None` makes a new one.
+    pub owner_id: Option<String>,
+    /// The URL this server is reached at, stored beside the owner lease for standbys.
+    pub advertise_url: Option<String>,
+    /// How long the owner lease lasts without renewal; `None` keeps the backend's default.
+    pub owner_lease: Option<std::time::Duration>,
+}
+
+/// Like [`open`], with [`OpenOptions`]. (Temporary stub on this branch: the Redis side of the
+/// options lands on main.)
+pub fn open_with(url: &str, options: &OpenOptions) -> Result<Box<dyn Storage>, OpenError> {
+    match StorageUrl::parse(url)? {
+        StorageUrl::Redis { url } => open_redis_with(&url, options),
+        _ => open(url),
+    }
+}
+
+#[cfg(feature = "redis")]
+fn open_redis_with(url: &str, options: &OpenOptions) -> Result<Box<dyn Storage>, OpenError> {
+    let mut redis_options = crate::redis::RedisOptions::default();
+    if let Some(lease) = options.owner_lease {
+        redis_options.owner_lease = lease;
+    }
+    crate::redis::RedisStorage::open(url, redis_options)
+        .map(|storage| Box::new(storage) as Box<dyn Storage>)
+        .map_err(|error| OpenError::Backend {
+            url: crate::redis::redact_url(url),
+            detail: error.to_string(),
+        })
+}
+
+#[cfg(not(feature = "redis"))]
+fn open_redis_with(url: &str, _: &OpenOptions) -> Result<Box<dyn Storage>, OpenError> {
+    open_redis(url)
+}
+
 #[cfg(feature = "redb")]
 fn open_redb(
     _url: &str,
