@@ -87,6 +87,11 @@ impl Keys {
         format!("{}owner", self.prefix)
     }
 
+    /// Where the owner serves: a hash with `owner` (its id) and `url`.
+    pub(crate) fn active(&self) -> String {
+        format!("{}active", self.prefix)
+    }
+
     /// The fencing counter: each new owner takes the next value.
     pub(crate) fn fence(&self) -> String {
         format!("{}fence", self.prefix)

@@ -88,6 +88,7 @@ use switchboard_engine::{Record, Snapshot, Storage, StorageError};
 
 pub use keys::PREFIX_DEFAULT;
 pub(crate) use link::redact_url;
+pub use ownership::OwnedElsewhere;
 pub use persistence::RedisPersistence;
 
 use keys::Keys;
@@ -100,8 +101,10 @@ use recover::RecoverFailure;
 /// The key layout this build reads and writes. Version 1 (one hash per message, before
 /// 2026-12) is refused with a message saying how to move on.
 pub const LAYOUT_VERSION: u32 = 2;
-/// How long an owner lease lasts without renewal by default.
-pub const OWNER_LEASE_DEFAULT: Duration = Duration::from_secs(10);
+/// How long an owner lease lasts without renewal by default: a standby takes over within this
+/// (plus its poll interval) after the owner dies, and the owner survives a Redis stall of up to
+/// two thirds of it (renewals come every third).
+pub const OWNER_LEASE_DEFAULT: Duration = Duration::from_secs(3);
 /// Batches that encode to more bytes than this are staged in a list before the commit script
 /// applies them, instead of being sent inside the script call (Redis limits one request).
 pub const INLINE_BATCH_BYTES_MAX_DEFAULT: usize = 64 * 1024 * 1024;
@@ -122,6 +125,12 @@ pub struct RedisOptions {
     /// Commit batches written to Redis before the oldest one's reply is awaited: with 2, the
     /// next batch is on its way while Redis applies the last. 1 waits for each reply.
     pub pipeline_depth: usize,
+    /// This server's owner id, stable across its restarts (`None`: a fresh `host:pid:random`).
+    /// A lease held by the same id is taken back at once (the holder is this server's dead
+    /// predecessor), with a new fencing token.
+    pub owner_id: Option<String>,
+    /// Where this server serves its API, stored for standbys to name.
+    pub advertise_url: Option<String>,
 }
 
 impl Default for RedisOptions {
@@ -131,8 +140,22 @@ impl Default for RedisOptions {
             owner_lease: OWNER_LEASE_DEFAULT,
             inline_batch_bytes_max: INLINE_BATCH_BYTES_MAX_DEFAULT,
             pipeline_depth: PIPELINE_DEPTH_DEFAULT,
+            owner_id: None,
+            advertise_url: None,
         }
     }
+}
+
+/// Why [`RedisStorage::open`] failed: another live server owns the prefix (wait for it as a
+/// standby), or anything else.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisOpenError {
+    /// Another live server holds the owner lease.
+    #[error("{0}")]
+    Owned(OwnedElsewhere),
+    /// Redis cannot be reached, refused, or holds data this build cannot use.
+    #[error("{0}")]
+    Storage(#[from] StorageError),
 }
 
 /// The engine's state in Redis. See the module doc for the layout and the ownership scheme.
@@ -161,12 +184,13 @@ impl RedisStorage {
     /// Connects to `url` (`redis://[user:password@]host[:port][/db]`), checks persistence and
     /// takes ownership of `options.prefix`. Fails with `Unavailable` when Redis cannot be
     /// reached and `Failed` when another live server owns the prefix.
-    pub fn open(url: &str, options: RedisOptions) -> Result<RedisStorage, StorageError> {
+    pub fn open(url: &str, options: RedisOptions) -> Result<RedisStorage, RedisOpenError> {
         validate_prefix(&options.prefix)?;
         if options.owner_lease < Duration::from_millis(3) {
             return Err(StorageError::Failed(
-                "the Redis owner lease must be at least 3 ms (10 s is the default)".into(),
-            ));
+                "the Redis owner lease must be at least 3 ms (3 s is the default)".into(),
+            )
+            .into());
         }
         let mut link = Link::new(url)?;
         let persistence = link
@@ -177,10 +201,10 @@ impl RedisStorage {
             .map_err(|error| link.open_error(&error))?;
         persistence.log(link.shown_url());
         let keys = Keys::new(&options.prefix);
-        let mut ownership = Ownership::acquire(&mut link, &keys, options.owner_lease)?;
+        let mut ownership = Ownership::acquire(&mut link, &keys, &options)?;
         if let Err(error) = check_layout(&mut link, &keys) {
             ownership.release(&mut link, &keys);
-            return Err(error);
+            return Err(error.into());
         }
         Ok(RedisStorage {
             probe: link.fresh(),

@@ -6,17 +6,29 @@ use std::sync::LazyLock;
 /// Error code the commit script replies with when this server no longer owns the prefix.
 pub(crate) const LOST_OWNERSHIP_CODE: &str = "SWITCHBOARD_LOST_OWNERSHIP";
 
-/// Takes the prefix if nobody holds it.
+/// Takes the prefix if nobody holds it, or if its holder has our id (this server restarted:
+/// the holder is its dead predecessor). Every taking draws a new fencing token, so even a
+/// predecessor with our id can write nothing more, and records where we serve.
 ///
-/// KEYS: owner, fence. ARGV: owner id, lease in ms.
-/// Replies `{"acquired", fencing token}` or `{"held", holder, remaining lease in ms}`.
+/// KEYS: owner, fence, active. ARGV: owner id, lease in ms, advertised URL (may be empty).
+/// Replies `{"acquired", fencing token, "new" | "reclaimed"}` or `{"held", holder, remaining
+/// lease in ms, the holder's advertised URL or ""}`.
 pub(crate) static ACQUIRE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return {'acquired', tostring(redis.call('INCR', KEYS[2]))}
+local holder = redis.call('GET', KEYS[1])
+if holder == false or holder == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  local token = redis.call('INCR', KEYS[2])
+  redis.call('HSET', KEYS[3], 'owner', ARGV[1], 'url', ARGV[3])
+  local how = 'new'
+  if holder == ARGV[1] then how = 'reclaimed' end
+  return {'acquired', tostring(token), how}
 end
-return {'held', redis.call('GET', KEYS[1]) or '', tostring(redis.call('PTTL', KEYS[1]))}
+local active = redis.call('HMGET', KEYS[3], 'owner', 'url')
+local url = ''
+if active[1] == holder and active[2] then url = active[2] end
+return {'held', holder, tostring(redis.call('PTTL', KEYS[1])), url}
 ",
     )
 });
@@ -39,7 +51,8 @@ return 0
 /// Checks ownership, renews the lease, then runs the batch's commands in order, unless this
 /// owner applied the batch already.
 ///
-/// Ownership holds when the owner key holds our id. If the key is gone (its lease lapsed, say
+/// Ownership holds when the owner key holds our id and the fencing counter our token (a
+/// server restarted with our id took the lease back with a newer token). If the key is gone (its lease lapsed, say
 /// while Redis was down) but the fencing counter still holds our token, nobody took over in
 /// between, so the lease is taken back. Otherwise the reply is the error
 /// `SWITCHBOARD_LOST_OWNERSHIP <holder>` and nothing is written.
@@ -60,16 +73,16 @@ pub(crate) static COMMIT: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
 local holder = redis.call('GET', KEYS[1])
-if holder == ARGV[1] then
+local fence = redis.call('GET', KEYS[2])
+if holder == ARGV[1] and fence == ARGV[2] then
   if ARGV[5] == 'renew' then
     redis.call('PEXPIRE', KEYS[1], ARGV[3])
   end
-elseif holder == false and redis.call('GET', KEYS[2]) == ARGV[2] then
+elseif holder == false and fence == ARGV[2] then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
 else
-  local fence = redis.call('GET', KEYS[2]) or 'none'
   return redis.error_reply('SWITCHBOARD_LOST_OWNERSHIP ' .. (holder or 'nobody') ..
-    ' (fencing token now ' .. fence .. ', ours ' .. ARGV[2] .. ')')
+    ' (fencing token now ' .. (fence or 'none') .. ', ours ' .. ARGV[2] .. ')')
 end
 local batch = tonumber(ARGV[6])
 if batch == 0 then
