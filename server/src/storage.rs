@@ -33,9 +33,12 @@ pub async fn open_backend(
     options: &OpenOptions,
 ) -> Result<Box<dyn Storage>, OpenFailure> {
     let (url, options) = (url.to_string(), options.clone());
-    let opened = tokio::task::spawn_blocking(move || switchboard_storage::open_with(&url, &options))
-        .await
-        .map_err(|error| OpenFailure::Failed(format!("opening the storage panicked: {error}")))?;
+    let opened =
+        tokio::task::spawn_blocking(move || switchboard_storage::open_with(&url, &options))
+            .await
+            .map_err(|error| {
+                OpenFailure::Failed(format!("opening the storage panicked: {error}"))
+            })?;
     opened.map_err(|error| match error {
         OpenError::Owned {
             holder,

@@ -50,7 +50,10 @@ impl WorkdirLock {
             .truncate(false)
             .open(&path)
             .map_err(|error| {
-                format!("switchboard: cannot open the lock file {}: {error}", path.display())
+                format!(
+                    "switchboard: cannot open the lock file {}: {error}",
+                    path.display()
+                )
             })?;
         // Called through the trait: `File::try_lock` of std is newer than this workspace's
         // minimum Rust version.
@@ -97,8 +100,7 @@ impl WorkdirLock {
         match std::fs::read_to_string(&path) {
             Ok(text) => {
                 let id = text.trim();
-                if id.is_empty() || id.len() > OWNER_ID_BYTES_MAX || id.contains(char::is_control)
-                {
+                if id.is_empty() || id.len() > OWNER_ID_BYTES_MAX || id.contains(char::is_control) {
                     return Err(format!(
                         "switchboard: {} does not hold an owner id; delete it and start again \
                          (a new one is made)",
@@ -152,10 +154,16 @@ mod tests {
         let first = WorkdirLock::acquire(workdir.path()).unwrap();
         let refused = WorkdirLock::acquire(workdir.path()).unwrap_err();
         assert!(refused.contains("another switchboard server"), "{refused}");
-        assert!(refused.contains(&std::process::id().to_string()), "{refused}");
+        assert!(
+            refused.contains(&std::process::id().to_string()),
+            "{refused}"
+        );
         assert!(refused.contains("--workdir"), "{refused}");
         drop(first);
-        assert!(WorkdirLock::acquire(workdir.path()).is_ok(), "free once dropped");
+        assert!(
+            WorkdirLock::acquire(workdir.path()).is_ok(),
+            "free once dropped"
+        );
     }
 
     #[test]
@@ -172,8 +180,14 @@ mod tests {
     #[test]
     fn two_workdirs_get_different_owner_ids() {
         let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let one = WorkdirLock::acquire(one.path()).unwrap().owner_id().unwrap();
-        let two = WorkdirLock::acquire(two.path()).unwrap().owner_id().unwrap();
+        let one = WorkdirLock::acquire(one.path())
+            .unwrap()
+            .owner_id()
+            .unwrap();
+        let two = WorkdirLock::acquire(two.path())
+            .unwrap()
+            .owner_id()
+            .unwrap();
         assert_ne!(one, two);
     }
 }

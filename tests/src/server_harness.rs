@@ -103,7 +103,7 @@ impl ServerProcess {
             own_workdir: None,
         };
         // Two live servers may not share a workdir, and tests run side by side.
-        if !extra.iter().any(|arg| *arg == "--workdir") {
+        if !extra.contains(&"--workdir") {
             server.own_workdir = Some(new_workdir());
         }
         server.spawn()?;

@@ -402,7 +402,15 @@ fn unreachable_storage_is_one_clear_paragraph_and_exit_1() {
     let workdir = tempfile::tempdir().unwrap();
     let workdir = workdir.path().to_str().unwrap();
     let (status, _, stderr) = run_to_end(
-        &["serve", "--storage", &url, "--api-port", "0", "--workdir", workdir],
+        &[
+            "serve",
+            "--storage",
+            &url,
+            "--api-port",
+            "0",
+            "--workdir",
+            workdir,
+        ],
         Duration::from_secs(60),
     );
     assert_eq!(status.code(), Some(1), "stderr: {stderr}");
@@ -429,7 +437,15 @@ fn no_redis_at_start_suggests_the_embedded_backend_once() {
     let workdir = tempfile::tempdir().unwrap();
     let workdir = workdir.path().to_str().unwrap();
     let (status, _, stderr) = run_to_end(
-        &["serve", "--storage", &url, "--api-port", "0", "--workdir", workdir],
+        &[
+            "serve",
+            "--storage",
+            &url,
+            "--api-port",
+            "0",
+            "--workdir",
+            workdir,
+        ],
         Duration::from_secs(60),
     );
     assert_eq!(status.code(), Some(1), "stderr: {stderr}");
@@ -448,7 +464,15 @@ fn an_unknown_storage_scheme_lists_the_supported_ones() {
     let workdir = tempfile::tempdir().unwrap();
     let workdir = workdir.path().to_str().unwrap();
     let (status, _, stderr) = run_to_end(
-        &["serve", "--storage", &url, "--api-port", "0", "--workdir", workdir],
+        &[
+            "serve",
+            "--storage",
+            &url,
+            "--api-port",
+            "0",
+            "--workdir",
+            workdir,
+        ],
         Duration::from_secs(60),
     );
     assert_eq!(status.code(), Some(1), "stderr: {stderr}");

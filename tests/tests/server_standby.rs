@@ -46,7 +46,11 @@ async fn health(http: &reqwest::Client, server: &ServerProcess) -> (StatusCode, 
 }
 
 /// Polls `/health` until it answers 200; how long that took. Panics after `within`.
-async fn healthy_within(http: &reqwest::Client, server: &ServerProcess, within: Duration) -> Duration {
+async fn healthy_within(
+    http: &reqwest::Client,
+    server: &ServerProcess,
+    within: Duration,
+) -> Duration {
     let started = Instant::now();
     loop {
         let (status, body) = health(http, server).await;
@@ -112,7 +116,12 @@ async fn a_second_server_on_the_same_redis_is_a_standby_naming_the_active_one() 
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["status"], "standby", "{body}");
     assert_eq!(body["active"], active.base(), "{body}");
-    assert!(body["owner"].as_str().is_some_and(|owner| !owner.is_empty()), "{body}");
+    assert!(
+        body["owner"]
+            .as_str()
+            .is_some_and(|owner| !owner.is_empty()),
+        "{body}"
+    );
     let detail = body["detail"].as_str().unwrap();
     assert!(detail.contains(&active.base()), "{detail}");
     let response = http
@@ -126,7 +135,10 @@ async fn a_second_server_on_the_same_redis_is_a_standby_naming_the_active_one() 
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "standby", "{body}");
     assert_eq!(body["active"], active.base(), "{body}");
-    assert!(body["detail"].as_str().unwrap().contains(&active.base()), "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains(&active.base()),
+        "{body}"
+    );
     assert_eq!(health(&http, &active).await.0, StatusCode::OK);
 }
 
@@ -141,11 +153,17 @@ async fn the_standby_serves_within_the_lease_after_the_active_is_killed_with_its
     register(&http, &active, "alice").await;
     let (status, body) = send(&http, &active, "alice", "before the kill").await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(health(&http, &standby).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        health(&http, &standby).await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
     active.kill9();
     let took = healthy_within(&http, &standby, Duration::from_millis(LEASE_MS + 1000)).await;
     eprintln!("failover after kill -9 with a {LEASE_MS} ms lease took {took:?}");
-    assert_eq!(inbox(&http, &standby, "alice").await, vec!["before the kill"]);
+    assert_eq!(
+        inbox(&http, &standby, "alice").await,
+        vec!["before the kill"]
+    );
 }
 
 #[tokio::test]
@@ -156,7 +174,10 @@ async fn a_graceful_stop_hands_over_to_the_standby_at_once() {
     let http = client();
     let mut active = start(&redis.url(), LONG_LEASE_MS);
     let standby = start(&redis.url(), LONG_LEASE_MS);
-    assert_eq!(health(&http, &standby).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        health(&http, &standby).await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
     let signalled = Instant::now();
     let status = active.terminate();
     assert!(status.success(), "{}", active.stderr());
@@ -220,4 +241,21 @@ async fn a_deposed_active_server_refuses_writes() {
     let detail = body["detail"].as_str().unwrap_or_default();
     assert!(detail.contains("ownership"), "{body}");
     assert!(inbox(&http, &standby, "alice").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_standby_stops_at_once_on_sigterm_and_leaves_the_active_one_serving() {
+    // Proves: a standby told to stop exits cleanly without waiting to take over, and the
+    // active server is undisturbed.
+    let redis = redis();
+    let http = client();
+    let active = start(&redis.url(), LEASE_MS);
+    let mut standby = start(&redis.url(), LEASE_MS);
+    assert_eq!(
+        health(&http, &standby).await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let status = standby.terminate();
+    assert!(status.success(), "{}", standby.stderr());
+    assert_eq!(health(&http, &active).await.0, StatusCode::OK);
 }

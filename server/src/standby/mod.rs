@@ -91,7 +91,9 @@ impl Standing {
             seen.owner.lease_remaining_ms
         );
         if let Some(problem) = &seen.problem {
-            detail.push_str(&format!("; the last attempt to take over failed: {problem}"));
+            detail.push_str(&format!(
+                "; the last attempt to take over failed: {problem}"
+            ));
         }
         detail
     }
@@ -206,7 +208,9 @@ mod tests {
     #[tokio::test]
     async fn every_api_route_is_503_standby_with_retry_after() {
         for request in [
-            Request::post("/api/v1/messages").body(Body::from("{}")).unwrap(),
+            Request::post("/api/v1/messages")
+                .body(Body::from("{}"))
+                .unwrap(),
             Request::get("/ws/alice").body(Body::empty()).unwrap(),
             Request::get("/nowhere").body(Body::empty()).unwrap(),
         ] {
@@ -233,7 +237,10 @@ mod tests {
         standing.problem_seen("Redis at redis://x:1 cannot be reached".into());
         let request = Request::get("/health").body(Body::empty()).unwrap();
         let (_, body) = call(standing, request).await;
-        assert!(body["detail"].as_str().unwrap().contains("cannot be reached"));
+        assert!(body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be reached"));
     }
 
     #[tokio::test]

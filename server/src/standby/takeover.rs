@@ -77,8 +77,14 @@ mod tests {
 
     #[test]
     fn attempts_come_sooner_when_the_lease_ends_sooner_but_never_in_a_busy_loop() {
-        assert_eq!(next_attempt_in(10_000), Duration::from_millis(STANDBY_POLL_MS));
+        assert_eq!(
+            next_attempt_in(10_000),
+            Duration::from_millis(STANDBY_POLL_MS)
+        );
         assert_eq!(next_attempt_in(50), Duration::from_millis(50));
-        assert_eq!(next_attempt_in(0), Duration::from_millis(STANDBY_POLL_MS_MIN));
+        assert_eq!(
+            next_attempt_in(0),
+            Duration::from_millis(STANDBY_POLL_MS_MIN)
+        );
     }
 }

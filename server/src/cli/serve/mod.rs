@@ -149,7 +149,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let (switch, becoming_active) = match first {
         Ok(storage) => {
             let active = Active::start(storage, &context).await?;
-            (RouterSwitch::new(active.router()), BecomingActive::Now(active))
+            (
+                RouterSwitch::new(active.router()),
+                BecomingActive::Now(active),
+            )
         }
         Err(OpenFailure::Owned(owner)) => {
             tracing::warn!(storage = %url, owner = %owner.holder,
@@ -241,10 +244,7 @@ struct TakeOver {
 /// Waits for ownership, starts the active server and puts its API on the listener. `None`
 /// when the server stopped first. A failure to start stops the server: a standby that cannot
 /// take over must not look healthy.
-async fn take_over(
-    take: TakeOver,
-    stop: watch::Sender<bool>,
-) -> Result<Option<Active>, String> {
+async fn take_over(take: TakeOver, stop: watch::Sender<bool>) -> Result<Option<Active>, String> {
     let TakeOver {
         options,
         owner,
