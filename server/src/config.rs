@@ -37,7 +37,9 @@ pub struct ServeArgs {
     /// tmux panes, except to finish a migration it finds unfinished at start.
     #[arg(long)]
     pub enable_migration: bool,
-    /// Working directory holding `worktrees/` for agent discovery.
+    /// Working directory holding `worktrees/` for agent discovery. The server also keeps its
+    /// state there (`.switchboard/`: its owner id, so a restart reclaims its Redis lease at
+    /// once) and locks it while it runs: give each server its own.
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub workdir: PathBuf,
     /// How long this server's ownership of a Redis prefix lasts without renewal, in ms: a hot

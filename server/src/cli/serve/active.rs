@@ -104,8 +104,9 @@ impl Active {
         let engine = state.engine.clone();
         let flushed = tokio::time::timeout(limits::SHUTDOWN_FLUSH_TIMEOUT, engine.flush()).await;
         drop(state);
-        // The last handle: dropping it commits nothing more (all is flushed), stops the
-        // committer and drops the store. Off the async threads, since it joins threads.
+        // Normally the last handle (the listener and the tasks are gone): dropping it stops the
+        // committer and drops the store, which releases the ownership. Off the async threads,
+        // since it joins threads.
         let _ = tokio::task::spawn_blocking(move || drop(engine)).await;
         match flushed {
             Ok(Ok(())) => {
