@@ -279,12 +279,13 @@ fn renew_invocation(
         .key(keys.owner())
         .key(keys.fence())
         .key(staging_key(keys, owner_id))
-        .key(keys.applied())
+        .arg("owner")
         .arg(owner_id)
         .arg(fencing_token)
         .arg(lease_ms)
         .arg("inline")
         .arg("renew")
+        .arg(0)
         .arg(0);
     invocation
 }

@@ -34,7 +34,7 @@ async fn a_second_owner_is_refused_then_takes_over_once_the_lease_lapsed() {
     );
 
     // The first server stalls past its lease (simulated: the lease key lapses now).
-    server.cli(&["PEXPIRE", "switchboard:owner", "1"]);
+    server.cli(&["PEXPIRE", "switchboard:{~}:owner", "1"]);
     std::thread::sleep(Duration::from_millis(20));
     let second = open_storage(&server);
     assert_ne!(second.owner_id(), first_owner);
@@ -374,7 +374,7 @@ fn batches_resent_after_a_lost_connection_are_applied_once() {
     };
     let deadline = Instant::now() + Duration::from_secs(5);
     while server
-        .cli(&["GET", "switchboard:applied"])
+        .cli(&["GET", "switchboard:{jobs}:applied"])
         .split(' ')
         .nth(1)
         != Some("2")
