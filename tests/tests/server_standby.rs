@@ -14,6 +14,9 @@ use switchboard_tests::server_harness::ServerProcess;
 const LEASE_MS: u64 = 1000;
 /// A lease long enough that being served well before it ends proves it was not waited out.
 const LONG_LEASE_MS: u64 = 10_000;
+/// Longest handover after a graceful stop, in milliseconds: one standby poll plus room for a
+/// loaded machine, and far below [`LONG_LEASE_MS`], so it proves the lease was given back.
+const HANDOVER_MS_MAX: u64 = 2000;
 /// How often the tests look at a server, in milliseconds.
 const POLL_MS: u64 = 20;
 
@@ -181,7 +184,7 @@ async fn a_graceful_stop_hands_over_to_the_standby_at_once() {
     let signalled = Instant::now();
     let status = active.terminate();
     assert!(status.success(), "{}", active.stderr());
-    healthy_within(&http, &standby, Duration::from_millis(1500)).await;
+    healthy_within(&http, &standby, Duration::from_millis(HANDOVER_MS_MAX)).await;
     eprintln!(
         "takeover after SIGTERM (with a {LONG_LEASE_MS} ms lease) took {:?}",
         signalled.elapsed()

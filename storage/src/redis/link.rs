@@ -128,7 +128,9 @@ impl Link {
             ))
         };
         let connector = match &target.topology {
-            Topology::Single(url) => Connector::Single(Client::open(url.as_str()).map_err(invalid)?),
+            Topology::Single(url) => {
+                Connector::Single(Client::open(url.as_str()).map_err(invalid)?)
+            }
             Topology::Cluster(nodes) => Connector::Cluster(
                 ClusterClient::builder(nodes.clone())
                     .connection_timeout(CONNECT_TIMEOUT)

@@ -602,8 +602,11 @@ fn move_layout_2(link: &mut Link, keys: &Keys) -> Result<(), StorageError> {
                 .invoke(connection)
         })
         .map_err(|error| link.open_error(&error))?;
-    tracing::info!(prefix = keys.prefix(), queues = moved,
-        "moved the Redis data from key layout 2 to layout {LAYOUT_VERSION}");
+    tracing::info!(
+        prefix = keys.prefix(),
+        queues = moved,
+        "moved the Redis data from key layout 2 to layout {LAYOUT_VERSION}"
+    );
     Ok(())
 }
 
