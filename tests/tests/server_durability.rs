@@ -456,11 +456,11 @@ fn no_redis_at_start_suggests_the_embedded_backend_once() {
     );
 }
 
-/// A storage URL whose scheme names no backend (`redis+cluster://`) is reported as an
-/// unknown scheme listing the supported ones, not as an unreachable Redis.
+/// A storage URL whose scheme names no backend (`redis+socket://`, which looks like Redis) is
+/// reported as an unknown scheme listing the supported ones, not as an unreachable Redis.
 #[test]
 fn an_unknown_storage_scheme_lists_the_supported_ones() {
-    let url = format!("redis+cluster://127.0.0.1:{}", free_port());
+    let url = format!("redis+socket://127.0.0.1:{}", free_port());
     let workdir = tempfile::tempdir().unwrap();
     let workdir = workdir.path().to_str().unwrap();
     let (status, _, stderr) = run_to_end(

@@ -142,6 +142,13 @@ async fn a_second_server_on_the_same_redis_is_a_standby_naming_the_active_one() 
         body["detail"].as_str().unwrap().contains(&active.base()),
         "{body}"
     );
+    let upgrade = tokio_tungstenite::connect_async(standby.ws_url("/ws/alice")).await;
+    match upgrade {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 503);
+        }
+        other => panic!("a standby must refuse WebSocket upgrades with 503, got {other:?}"),
+    }
     assert_eq!(health(&http, &active).await.0, StatusCode::OK);
 }
 
