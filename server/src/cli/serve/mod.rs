@@ -21,6 +21,7 @@ mod active;
 mod advertise;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 use switchboard_storage::OpenOptions;
@@ -180,8 +181,6 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         %scheme, advertise = %advertise_url, "switchboard listening");
     // One line on stdout, so scripts and tests can learn the port when they asked for port 0.
     println!("switchboard listening on {scheme}://{local}");
-    let router = switch.router().into_make_service();
-    let limited = LimitedListener::new(listener, limits::CONNECTIONS_MAX);
     tokio::spawn({
         let stop = stop.clone();
         async move {
@@ -189,11 +188,33 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             let _ = stop.send(true);
         }
     });
-    let stopped = {
-        let mut stopping = stopping.clone();
-        async move {
-            let _ = stopping.wait_for(|stop| *stop).await;
-        }
+    serve_until_stopped(listener, tls, switch.router(), stopping).await?;
+    let active = match becoming_active {
+        BecomingActive::Now(active) => Some(active),
+        BecomingActive::Later(takeover) => takeover
+            .await
+            .map_err(|error| format!("switchboard: the takeover failed: {error}"))??,
+    };
+    let stopped = match active {
+        Some(active) => active.stop().await,
+        None => Ok(()),
+    };
+    drop(workdir);
+    stopped
+}
+
+/// Serves `router` on `listener` (over TLS with `tls`) until `stopping` turns true and every
+/// request in flight is answered.
+async fn serve_until_stopped(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    router: axum::Router,
+    mut stopping: watch::Receiver<bool>,
+) -> Result<(), String> {
+    let router = router.into_make_service();
+    let limited = LimitedListener::new(listener, limits::CONNECTIONS_MAX);
+    let stopped = async move {
+        let _ = stopping.wait_for(|stop| *stop).await;
     };
     let served = match tls {
         None => {
@@ -212,18 +233,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     if let Err(error) = served {
         tracing::error!(%error, "server failed");
     }
-    let active = match becoming_active {
-        BecomingActive::Now(active) => Some(active),
-        BecomingActive::Later(takeover) => takeover
-            .await
-            .map_err(|error| format!("switchboard: the takeover failed: {error}"))??,
-    };
-    let stopped = match active {
-        Some(active) => active.stop().await,
-        None => Ok(()),
-    };
-    drop(workdir);
-    stopped
+    Ok(())
 }
 
 /// The active server, now or once this hot standby takes over.
