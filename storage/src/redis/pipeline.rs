@@ -148,7 +148,11 @@ impl Pipeline {
             (Outcome::Applied, Some(other)) => Outcome::Unexpected(format!("{other:?} to WAIT")),
             (outcome, _) => outcome,
         };
-        self.in_flight.pop_front();
+        if !matches!(outcome, Outcome::NotReplicated { .. }) {
+            // A batch not yet confirmed by replicas stays: it is sent again (skipped as
+            // applied, then waited for again) once the caller reconnects.
+            self.in_flight.pop_front();
+        }
         Ok(outcome)
     }
 }
