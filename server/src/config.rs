@@ -37,9 +37,24 @@ pub struct ServeArgs {
     /// tmux panes, except to finish a migration it finds unfinished at start.
     #[arg(long)]
     pub enable_migration: bool,
-    /// Working directory holding `worktrees/` for agent discovery.
+    /// Working directory holding `worktrees/` for agent discovery. The server also keeps its
+    /// state there (`.switchboard/`: its owner id, so a restart reclaims its Redis lease at
+    /// once) and locks it while it runs: give each server its own.
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub workdir: PathBuf,
+    /// How long this server's ownership of a Redis prefix lasts without renewal, in ms: a hot
+    /// standby takes over within about this long after the active server dies (a graceful
+    /// stop hands over at once). Ignored by redb, sled and memory storage.
+    #[arg(long, env = "SWITCHBOARD_OWNER_LEASE_MS", value_name = "MS",
+        default_value_t = limits::OWNER_LEASE_MS_DEFAULT,
+        value_parser = clap::value_parser!(u64)
+            .range(limits::OWNER_LEASE_MS_MIN..=limits::OWNER_LEASE_MS_MAX))]
+    pub owner_lease_ms: u64,
+    /// The URL clients and standbys are told to use for this server (e.g. behind a proxy).
+    /// Default: the scheme (http or https) and the address it listens on (the host name when
+    /// it listens on every address).
+    #[arg(long, env = "SWITCHBOARD_ADVERTISE_URL", value_name = "URL")]
+    pub advertise_url: Option<String>,
     /// Agent discovery flags (see `registry/discovery/`).
     #[command(flatten)]
     pub discovery: crate::registry::discovery::DiscoveryArgs,
@@ -79,6 +94,11 @@ impl ServeArgs {
             .or_else(|| env("REDIS_URL"))
             .filter(|url| !url.trim().is_empty())
             .unwrap_or_else(|| STORAGE_URL_DEFAULT.to_string())
+    }
+
+    /// The owner lease `--owner-lease-ms` names.
+    pub fn owner_lease(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.owner_lease_ms)
     }
 
     /// The address to bind, `host:port` (IPv6 literals bracketed); host names such as
@@ -176,6 +196,14 @@ mod tests {
         };
         assert_eq!(args.storage_url(env), "redb:a");
         assert_eq!(args.storage_url(|_| None), STORAGE_URL_DEFAULT);
+    }
+
+    #[test]
+    fn owner_lease_defaults_to_three_seconds_and_refuses_too_short_ones() {
+        assert_eq!(parse(&[]).owner_lease_ms, limits::OWNER_LEASE_MS_DEFAULT);
+        assert_eq!(parse(&["--owner-lease-ms", "1000"]).owner_lease_ms, 1000);
+        let short = Wrapper::try_parse_from(["serve", "--owner-lease-ms", "10"]);
+        assert!(short.is_err(), "a 10 ms lease would lapse on any pause");
     }
 
     #[test]

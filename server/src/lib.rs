@@ -36,6 +36,9 @@
 //! - `receipts`: delivery receipts (each message's stages with times), the live traffic feed,
 //!   and request/reply (`ask`); fed by small hooks in `inbox`, `ws` and `api`.
 //! - `reply`: answering a message, which acknowledges the question (`switchboard reply`).
+//! - `standby`: a hot standby's answers while another server owns the storage, its attempts to
+//!   take over, and the switch that puts the full API on the same listener when it does.
+//! - `workdir`: the lock on `--workdir` and the stable owner id kept there.
 //! - `rate_limit`, `listener`, `shutdown`, `similar` ("did you mean"), `storage`, `state`, `time`:
 //!   the small parts.
 
@@ -60,12 +63,14 @@ mod reply;
 mod routing;
 mod shutdown;
 mod similar;
+mod standby;
 mod state;
 mod storage;
 #[cfg(test)]
 mod test_support;
 mod time;
 pub mod tls;
+mod workdir;
 mod ws;
 
 pub use app::app;

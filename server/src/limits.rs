@@ -57,6 +57,19 @@ pub const PRESENCE_WINDOW: Duration = Duration::from_secs(5 * 60);
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How long shutdown waits for the last writes to become durable (storage may be down).
 pub const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+/// The owner lease of a Redis prefix when the operator does not choose, in milliseconds: a
+/// killed active server is replaced by its hot standby within about this long (+ one poll).
+pub const OWNER_LEASE_MS_DEFAULT: u64 = 3_000;
+/// Shortest owner lease `--owner-lease-ms` accepts, in milliseconds: the lease is renewed
+/// three times per period, and a shorter one would lapse on an ordinary pause.
+pub const OWNER_LEASE_MS_MIN: u64 = 300;
+/// Longest owner lease `--owner-lease-ms` accepts, in milliseconds (10 minutes).
+pub const OWNER_LEASE_MS_MAX: u64 = 600_000;
+/// How often a hot standby tries to take ownership, in milliseconds (sooner when the owner
+/// lease is known to end sooner).
+pub const STANDBY_POLL_MS: u64 = 200;
+/// The `Retry-After` of a standby's 503 answers, in seconds.
+pub const STANDBY_RETRY_AFTER_SECONDS: u64 = 1;
 
 /// Bytes a WebSocket read asks the socket for at once. The library's default (128 KiB) is
 /// zeroed before every read, which cost more than anything else per frame for the small

@@ -1,38 +1,55 @@
-//! Opening the storage backend a URL names (`redis://…`, `redb:PATH`, `sled:PATH`, `memory:`),
-//! through `switchboard_storage::open`.
-
-use std::time::{Duration, Instant};
+//! Opening the storage backend a URL names (`redis://…`, `redb:PATH`, `sled:PATH`, `memory:`):
+//! the one place that calls `switchboard_storage::open_with`, so the rest of the server sees
+//! either a store, a prefix another server owns (this one is then a hot standby, see
+//! [`crate::standby`]), or a sentence saying why it cannot open.
 
 use switchboard_engine::Storage;
+use switchboard_storage::{OpenError, OpenOptions};
 
-/// How long start-up waits for a previous owner's Redis lease to lapse, in milliseconds: a
-/// server restarted after `kill -9` finds its dead predecessor's lease (10 s by default) still
-/// in Redis and takes over when it ends, instead of refusing to start.
-const OWNER_LEASE_WAIT_MS: u64 = 15_000;
-/// Pause between attempts while waiting for that lease, in milliseconds.
-const OWNER_LEASE_RETRY_MS: u64 = 500;
+/// Another live server owns the storage: who, where it is reached, and for how long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnerSeen {
+    /// The owner id holding the lease.
+    pub holder: String,
+    /// The URL the owner advertised, if any.
+    pub active_url: Option<String>,
+    /// How long its lease has left unless renewed, in milliseconds.
+    pub lease_remaining_ms: u64,
+}
 
-/// Opens the backend `url` names, or says in one sentence why it cannot.
-pub fn open_backend(url: &str) -> Result<Box<dyn Storage>, String> {
-    let started = Instant::now();
-    let mut warned = false;
-    loop {
-        match switchboard_storage::open(url) {
-            Ok(storage) => return Ok(storage),
-            Err(error) => {
-                let text = error.to_string();
-                let owned = text.contains("is owned by another switchboard server");
-                if !owned || started.elapsed() >= Duration::from_millis(OWNER_LEASE_WAIT_MS) {
-                    return Err(text);
-                }
-                if !warned {
-                    tracing::warn!(storage = %url, "the storage prefix is owned by another \
-                        server; waiting up to {OWNER_LEASE_WAIT_MS} ms for its lease to lapse \
-                        (a crashed owner's lease ends by itself)");
-                    warned = true;
-                }
-                std::thread::sleep(Duration::from_millis(OWNER_LEASE_RETRY_MS));
-            }
-        }
-    }
+/// Why the storage did not open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenFailure {
+    /// Another server owns it (only Redis has owners); trying again later may succeed.
+    Owned(OwnerSeen),
+    /// Anything else, in one sentence.
+    Failed(String),
+}
+
+/// Opens the backend `url` names, off the async threads (opening Redis talks to it; opening
+/// redb may read a large file).
+pub async fn open_backend(
+    url: &str,
+    options: &OpenOptions,
+) -> Result<Box<dyn Storage>, OpenFailure> {
+    let (url, options) = (url.to_string(), options.clone());
+    let opened =
+        tokio::task::spawn_blocking(move || switchboard_storage::open_with(&url, &options))
+            .await
+            .map_err(|error| {
+                OpenFailure::Failed(format!("opening the storage panicked: {error}"))
+            })?;
+    opened.map_err(|error| match error {
+        OpenError::Owned {
+            holder,
+            active_url,
+            lease_remaining_ms,
+            ..
+        } => OpenFailure::Owned(OwnerSeen {
+            holder,
+            active_url,
+            lease_remaining_ms,
+        }),
+        other => OpenFailure::Failed(other.to_string()),
+    })
 }

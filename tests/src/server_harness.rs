@@ -1,6 +1,7 @@
 //! The real `switchboard` binary as a child process, for black-box tests: started on a free
 //! port (it is asked for port 0 and reports the one it got), stopped gracefully or with
-//! `kill -9`, restarted on the same storage, and killed on drop.
+//! `kill -9`, restarted on the same storage, and killed on drop. Each server gets its own
+//! workdir (two live servers may not share one) unless the test names one.
 //!
 //! The binary is found beside the test executable (`target/<profile>/switchboard`); a test
 //! binary's dependencies do not include other packages' binaries, so the harness first runs
@@ -74,6 +75,9 @@ pub struct ServerProcess {
     /// `http` or `https`, as the server reported it.
     scheme: String,
     stderr: std::sync::Arc<Mutex<String>>,
+    /// The server's own `--workdir` (made here unless `extra` names one; removed on drop). Kept
+    /// across restarts, as an operator's restart keeps it: the server's owner id lives there.
+    own_workdir: Option<PathBuf>,
 }
 
 impl ServerProcess {
@@ -96,7 +100,12 @@ impl ServerProcess {
             address: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             scheme: "http".into(),
             stderr: Default::default(),
+            own_workdir: None,
         };
+        // Two live servers may not share a workdir, and tests run side by side.
+        if !extra.contains(&"--workdir") {
+            server.own_workdir = Some(new_workdir());
+        }
         server.spawn()?;
         Ok(server)
     }
@@ -110,6 +119,9 @@ impl ServerProcess {
         // Loopback unless the test names its own address.
         if !self.extra.iter().any(|arg| arg == "--api-host") {
             command.args(["--api-host", "127.0.0.1"]);
+        }
+        if let Some(workdir) = &self.own_workdir {
+            command.arg("--workdir").arg(workdir);
         }
         let mut child = command
             .args(&self.extra)
@@ -200,6 +212,26 @@ impl ServerProcess {
         self.child.as_ref().expect("running").id()
     }
 
+    /// The server's `--workdir`: the one the test named, or the one made for it.
+    pub fn workdir(&self) -> PathBuf {
+        match &self.own_workdir {
+            Some(workdir) => workdir.clone(),
+            None => {
+                let at = self.extra.iter().position(|arg| arg == "--workdir");
+                PathBuf::from(&self.extra[at.expect("a --workdir") + 1])
+            }
+        }
+    }
+
+    /// Sends `signal` (a `kill` name: `STOP`, `CONT`, `TERM`...) without waiting for anything.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
     /// What the server wrote on stderr so far.
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
@@ -255,7 +287,26 @@ impl ServerProcess {
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         self.kill9();
+        if let Some(workdir) = &self.own_workdir {
+            let _ = std::fs::remove_dir_all(workdir);
+        }
     }
+}
+
+/// A new empty directory for one server's workdir.
+fn new_workdir() -> PathBuf {
+    static MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let number = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.subsec_nanos());
+    let workdir = std::env::temp_dir().join(format!(
+        "switchboard-workdir-{}-{number}-{nanos}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&workdir)
+        .unwrap_or_else(|error| panic!("cannot create {}: {error}", workdir.display()));
+    workdir
 }
 
 /// Runs `switchboard <args>` to completion: exit status, stdout and stderr.

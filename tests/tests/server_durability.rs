@@ -399,8 +399,18 @@ async fn redis_back_empty_is_reported_as_lost_ownership_that_needs_a_restart() {
 #[test]
 fn unreachable_storage_is_one_clear_paragraph_and_exit_1() {
     let url = format!("redis://127.0.0.1:{}/0", free_port());
+    let workdir = tempfile::tempdir().unwrap();
+    let workdir = workdir.path().to_str().unwrap();
     let (status, _, stderr) = run_to_end(
-        &["serve", "--storage", &url, "--api-port", "0"],
+        &[
+            "serve",
+            "--storage",
+            &url,
+            "--api-port",
+            "0",
+            "--workdir",
+            workdir,
+        ],
         Duration::from_secs(60),
     );
     assert_eq!(status.code(), Some(1), "stderr: {stderr}");
@@ -424,8 +434,18 @@ fn unreachable_storage_is_one_clear_paragraph_and_exit_1() {
 #[test]
 fn no_redis_at_start_suggests_the_embedded_backend_once() {
     let url = format!("redis://127.0.0.1:{}", free_port());
+    let workdir = tempfile::tempdir().unwrap();
+    let workdir = workdir.path().to_str().unwrap();
     let (status, _, stderr) = run_to_end(
-        &["serve", "--storage", &url, "--api-port", "0"],
+        &[
+            "serve",
+            "--storage",
+            &url,
+            "--api-port",
+            "0",
+            "--workdir",
+            workdir,
+        ],
         Duration::from_secs(60),
     );
     assert_eq!(status.code(), Some(1), "stderr: {stderr}");
@@ -436,13 +456,23 @@ fn no_redis_at_start_suggests_the_embedded_backend_once() {
     );
 }
 
-/// A storage URL whose scheme names no backend (`redis+cluster://`) is reported as an
-/// unknown scheme listing the supported ones, not as an unreachable Redis.
+/// A storage URL whose scheme names no backend (`redis+socket://`, which looks like Redis) is
+/// reported as an unknown scheme listing the supported ones, not as an unreachable Redis.
 #[test]
 fn an_unknown_storage_scheme_lists_the_supported_ones() {
-    let url = format!("redis+cluster://127.0.0.1:{}", free_port());
+    let url = format!("redis+socket://127.0.0.1:{}", free_port());
+    let workdir = tempfile::tempdir().unwrap();
+    let workdir = workdir.path().to_str().unwrap();
     let (status, _, stderr) = run_to_end(
-        &["serve", "--storage", &url, "--api-port", "0"],
+        &[
+            "serve",
+            "--storage",
+            &url,
+            "--api-port",
+            "0",
+            "--workdir",
+            workdir,
+        ],
         Duration::from_secs(60),
     );
     assert_eq!(status.code(), Some(1), "stderr: {stderr}");
