@@ -36,6 +36,8 @@
 //! - `receipts`: delivery receipts (each message's stages with times), the live traffic feed,
 //!   and request/reply (`ask`); fed by small hooks in `inbox`, `ws` and `api`.
 //! - `reply`: answering a message, which acknowledges the question (`switchboard reply`).
+//! - `durable`: state kept as logs in reserved engine queues (receipts, open asks, routing
+//!   memory), so a restart or a failover to another server on the same storage finds it.
 //! - `rate_limit`, `listener`, `shutdown`, `similar` ("did you mean"), `storage`, `state`, `time`:
 //!   the small parts.
 
@@ -44,6 +46,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+mod durable;
 pub mod error;
 mod extract;
 mod inbox;

@@ -126,6 +126,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     state.routing.load(&engine).await.map_err(|error| {
         format!("switchboard: {error}. Fix the rules (or remove --routing-rules) and start again.")
     })?;
+    // Receipts, open asks and routing memory saved by the server before this one.
+    let writers = crate::durable::restore(&state)
+        .await
+        .map_err(|error| storage_paragraph(&url, &error.to_string()))?;
     let discovery = crate::registry::discovery::spawn(state.clone());
     if let Err(error) = state.discovery.rescan(&state).await {
         tracing::warn!(%error, "agent discovery failed at start; it is retried on its interval");
@@ -178,6 +182,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     }
     if !state.sockets.wait_all_closed(limits::SHUTDOWN_GRACE).await {
         tracing::warn!("some sockets did not close in time; their leases return when they run out");
+    }
+    if !writers.finish().await {
+        tracing::warn!("the last receipts and routing memory were not saved in time");
     }
     match tokio::time::timeout(limits::SHUTDOWN_FLUSH_TIMEOUT, engine.flush()).await {
         Ok(Ok(())) => tracing::info!("everything written is durable; bye"),
