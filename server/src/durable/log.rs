@@ -7,7 +7,7 @@
 //! records win), so compaction never loses a record that was durable.
 
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use switchboard_engine::{
     Engine, EngineError, LeaseToken, MessageId, NewMessage, QueueConfig, BATCH_MESSAGES_MAX,
 };
@@ -55,6 +55,11 @@ impl EngineLog {
         Ok(Self { engine, queue })
     }
 
+    /// The log in `queue`, opened (configured) before, by this server's start-up.
+    pub fn opened(engine: Engine, queue: &'static str) -> Self {
+        Self { engine, queue }
+    }
+
     /// Appends `records` in order, durably (the engine's commit), packed several to a message.
     pub async fn append<R: Serialize>(&self, records: &[R]) -> Result<(), EngineError> {
         let messages = pack(records);
@@ -79,9 +84,13 @@ impl EngineLog {
                 break;
             }
             for delivery in deliveries {
-                match serde_json::from_slice::<Vec<R>>(&delivery.message.payload) {
-                    Ok(mut some) => {
+                match serde_json::from_slice::<OneOrMany<R>>(&delivery.message.payload) {
+                    Ok(OneOrMany::Many(mut some)) => {
                         records.append(&mut some);
+                        read.leases.push((delivery.message.id, delivery.token));
+                    }
+                    Ok(OneOrMany::One(record)) => {
+                        records.push(record);
                         read.leases.push((delivery.message.id, delivery.token));
                     }
                     Err(error) => tracing::error!(
@@ -105,6 +114,15 @@ impl EngineLog {
         }
         Ok(())
     }
+}
+
+/// A log message's payload: an array of records, or (written before records were packed,
+/// by the registry and the routing rules) one record alone.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany<R> {
+    Many(Vec<R>),
+    One(R),
 }
 
 /// Packs records into messages of at most [`LOG_MESSAGE_BYTES_MAX`] bytes each (a record
@@ -164,6 +182,20 @@ mod tests {
         log.compact(read, &[6u32]).await.unwrap();
         let (records, _) = log.replay::<u32>().await.unwrap();
         assert_eq!(records, [6], "the old records are gone");
+    }
+
+    #[tokio::test]
+    async fn a_record_written_alone_before_packing_reads_back() {
+        let engine = engine();
+        let log = EngineLog::open(engine.clone(), "_test_log", 0).await.unwrap();
+        let alone = NewMessage {
+            payload: b"7".to_vec(),
+            ..NewMessage::default()
+        };
+        engine.enqueue("_test_log", alone).await.unwrap();
+        log.append(&[8u32]).await.unwrap();
+        let (records, _) = log.replay::<u32>().await.unwrap();
+        assert_eq!(records, [7, 8]);
     }
 
     #[test]
