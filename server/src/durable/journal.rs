@@ -258,3 +258,75 @@ impl<S: Journaled> Writer<S> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use switchboard_engine::{Engine, EngineOptions, MemoryStorage, SystemClock};
+
+    use super::*;
+
+    /// A state that is one number; each change is its new value.
+    #[derive(Default)]
+    struct Counter {
+        value: u64,
+        pending: Pending<u64>,
+    }
+
+    impl Journaled for Counter {
+        type Change = u64;
+
+        fn pending(&mut self) -> &mut Pending<u64> {
+            &mut self.pending
+        }
+
+        fn snapshot(&self) -> Vec<u64> {
+            vec![self.value]
+        }
+    }
+
+    /// How long a test waits for a write it asked for.
+    const WRITE_WAIT: Duration = Duration::from_secs(10);
+
+    /// However many changes are written, the log holds at most the floor's worth: it is
+    /// replaced by a snapshot as it grows, and reads back to the latest value.
+    #[tokio::test]
+    async fn the_log_is_compacted_once_it_outgrows_its_floor() {
+        let engine = Engine::open(
+            Box::new(MemoryStorage::new()),
+            Arc::new(SystemClock),
+            EngineOptions::default(),
+        )
+        .unwrap();
+        let log = EngineLog::open(engine, "_test_journal", 0).await.unwrap();
+        let state = Arc::new(Mutex::new(Counter::default()));
+        let (stop, stopped) = watch::channel(false);
+        let settings = WriterSettings {
+            name: "test",
+            compact_floor: 10,
+            round_interval: Duration::ZERO,
+        };
+        let writer = spawn(log.clone(), state.clone(), settings, 0, stopped);
+        for value in 1..=100 {
+            let ticket = {
+                let mut counter = state.lock();
+                counter.value = value;
+                counter.pending.push(value);
+                counter.pending.ticket().expect("a writer is attached")
+            };
+            assert!(ticket.wait(WRITE_WAIT).await, "change {value} written");
+        }
+        stop.send_replace(true);
+        writer.await.unwrap();
+        let (records, _) = log.replay::<u64>().await.unwrap();
+        assert!(records.len() <= 10, "{records:?}");
+        assert_eq!(records.last(), Some(&100));
+    }
+
+    #[test]
+    fn without_a_writer_nothing_is_kept() {
+        let mut pending = Pending::default();
+        pending.push(1u64);
+        assert!(pending.changes.is_empty());
+        assert!(pending.ticket().is_none());
+    }
+}

@@ -7,8 +7,10 @@
 //! and saving every move would add a write per routed message). So after a graceful stop
 //! everything continues exactly; after a `kill -9` the bindings and turns of the last
 //! [`SAVE_INTERVAL`] may be forgotten: a thread that new goes to a new agent, and round robin
-//! repeats a turn or two. Bounded like the memory itself ([`STICKY_THREADS_MAX`](super::strategy::STICKY_THREADS_MAX),
-//! [`CURSORS_MAX`](super::strategy::CURSORS_MAX)): compacted at start and whenever the log outgrows its snapshot.
+//! repeats a turn or two. Bounded like the memory itself
+//! ([`STICKY_THREADS_MAX`](super::strategy::STICKY_THREADS_MAX),
+//! [`CURSORS_MAX`](super::strategy::CURSORS_MAX)): compacted at start and whenever the log
+//! outgrows its snapshot.
 
 use std::time::Duration;
 
