@@ -83,13 +83,21 @@ impl Restartable {
     pub async fn stop(self) {
         self.stop.send_replace(true);
         assert!(self.writers.finish().await, "the writers stopped in time");
-        self.state.engine.flush().await.expect("the last writes are durable");
+        self.state
+            .engine
+            .flush()
+            .await
+            .expect("the last writes are durable");
     }
 
     /// Marks the registered agent `name` online (a heartbeat): presence is not saved, so
     /// after a restart an agent is online again once it shows up.
     pub fn heartbeat(&self, name: &str) {
-        let agent = self.state.registry.require(name).expect("a registered agent");
+        let agent = self
+            .state
+            .registry
+            .require(name)
+            .expect("a registered agent");
         self.state.registry.touch(&agent.id, None);
     }
 

@@ -251,7 +251,11 @@ impl<S: Journaled> Writer<S> {
             (snapshot, pending.noted)
         };
         self.log.compact(read, &snapshot).await?;
-        tracing::debug!(store = self.settings.name, changes = snapshot.len(), "log compacted");
+        tracing::debug!(
+            store = self.settings.name,
+            changes = snapshot.len(),
+            "log compacted"
+        );
         self.logged = snapshot.len();
         self.snapshot_logged = snapshot.len();
         self.written.send_replace(noted);

@@ -64,7 +64,9 @@ impl EngineLog {
     pub async fn append<R: Serialize>(&self, records: &[R]) -> Result<(), EngineError> {
         let messages = pack(records);
         for chunk in messages.chunks(BATCH_MESSAGES_MAX) {
-            self.engine.enqueue_batch(self.queue, chunk.to_vec()).await?;
+            self.engine
+                .enqueue_batch(self.queue, chunk.to_vec())
+                .await?;
         }
         Ok(())
     }
@@ -105,7 +107,11 @@ impl EngineLog {
 
     /// Replaces what `read` read by `snapshot`: writes the snapshot, then acks the old
     /// messages.
-    pub async fn compact<R: Serialize>(&self, read: Read, snapshot: &[R]) -> Result<(), EngineError> {
+    pub async fn compact<R: Serialize>(
+        &self,
+        read: Read,
+        snapshot: &[R],
+    ) -> Result<(), EngineError> {
         self.append(snapshot).await?;
         for chunk in read.leases.chunks(BATCH_MESSAGES_MAX) {
             // A lease that ran out (a very slow compaction) fails its ack: that record comes
@@ -187,7 +193,9 @@ mod tests {
     #[tokio::test]
     async fn a_record_written_alone_before_packing_reads_back() {
         let engine = engine();
-        let log = EngineLog::open(engine.clone(), "_test_log", 0).await.unwrap();
+        let log = EngineLog::open(engine.clone(), "_test_log", 0)
+            .await
+            .unwrap();
         let alone = NewMessage {
             payload: b"7".to_vec(),
             ..NewMessage::default()

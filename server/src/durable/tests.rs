@@ -66,7 +66,12 @@ async fn receipt_stages_recorded_before_a_restart_are_back_after_it() {
     let first = Restartable::start(&storage, clock()).await;
     first.register("alice", &[]).await;
     first.register("bob", &[]).await;
-    let (id, _) = send(&first, "alice", json!({ "recipient": "bob", "content": "hi" })).await;
+    let (id, _) = send(
+        &first,
+        "alice",
+        json!({ "recipient": "bob", "content": "hi" }),
+    )
+    .await;
     assert_eq!(lease_and_ack(&first, "bob").await, [id.to_string()]);
     first.stop().await;
 
@@ -90,7 +95,12 @@ async fn receipts_survive_repeated_restarts_with_a_compacted_log() {
     let first = Restartable::start(&storage, clock()).await;
     first.register("alice", &[]).await;
     first.register("bob", &[]).await;
-    let (id, _) = send(&first, "alice", json!({ "recipient": "bob", "content": "hi" })).await;
+    let (id, _) = send(
+        &first,
+        "alice",
+        json!({ "recipient": "bob", "content": "hi" }),
+    )
+    .await;
     lease_and_ack(&first, "bob").await;
     first.stop().await;
     for _ in 0..3 {
@@ -127,7 +137,13 @@ async fn only_the_recipient_answers_a_question_settled_before_a_restart() {
 
     let second = Restartable::start(&storage, clock()).await;
     let mallory = second.state.registry.require("mallory").unwrap();
-    let refused = reply(&second.state, &mallory, &question.to_string(), answer("666")).await;
+    let refused = reply(
+        &second.state,
+        &mallory,
+        &question.to_string(),
+        answer("666"),
+    )
+    .await;
     assert!(
         matches!(refused, Err(ApiError::Forbidden(_))),
         "{refused:?}"
@@ -207,10 +223,8 @@ async fn a_sticky_thread_keeps_its_agent_after_a_restart() {
     for name in ["a", "b"] {
         first.register(name, &["quality"]).await;
     }
-    let rules = crate::routing::rules::parse(
-        r#"{"capability_strategy": "sticky", "rules": []}"#,
-    )
-    .unwrap();
+    let rules =
+        crate::routing::rules::parse(r#"{"capability_strategy": "sticky", "rules": []}"#).unwrap();
     first
         .state
         .routing

@@ -138,7 +138,11 @@ impl From<SavedStage> for Stage {
         let mut stage = Stage::new(saved.stage, saved.at);
         stage.agent = saved.agent;
         stage.attempt = saved.attempt;
-        stage.via = saved.via.as_deref().and_then(super::Via::parse).map(super::Via::as_str);
+        stage.via = saved
+            .via
+            .as_deref()
+            .and_then(super::Via::parse)
+            .map(super::Via::as_str);
         stage.reason = saved.reason;
         stage.related_message_id = saved.related_message_id;
         stage
