@@ -79,15 +79,16 @@ impl<C> Default for Pending<C> {
 }
 
 impl<C> Pending<C> {
-    /// Notes a change for the writer.
-    pub fn push(&mut self, change: C) {
+    /// Notes a change for the writer; `change` is made only when a writer is attached, so
+    /// state that is never saved copies nothing on its hot path.
+    pub fn push(&mut self, change: impl FnOnce() -> C) {
         if self.writer.is_none() {
             return;
         }
         if self.changes.len() >= PENDING_CHANGES_MAX {
             self.need_snapshot();
         } else if !self.snapshot_needed {
-            self.changes.push(change);
+            self.changes.push(change());
         }
         self.touch();
     }
@@ -314,7 +315,7 @@ mod tests {
             let ticket = {
                 let mut counter = state.lock();
                 counter.value = value;
-                counter.pending.push(value);
+                counter.pending.push(|| value);
                 counter.pending.ticket().expect("a writer is attached")
             };
             assert!(ticket.wait(WRITE_WAIT).await, "change {value} written");
@@ -329,7 +330,7 @@ mod tests {
     #[test]
     fn without_a_writer_nothing_is_kept() {
         let mut pending = Pending::default();
-        pending.push(1u64);
+        pending.push(|| 1u64);
         assert!(pending.changes.is_empty());
         assert!(pending.ticket().is_none());
     }

@@ -287,3 +287,32 @@ async fn a_routed_send_retried_after_a_restart_is_stored_once() {
     }
     assert_eq!(stored, 1);
 }
+
+/// A send to a named agent retried with its idempotency key after a restart is stored once:
+/// the engine keeps its dedup keys durably (this held before routed sends were claimed too).
+#[tokio::test]
+async fn a_direct_send_retried_after_a_restart_is_stored_once() {
+    let storage = MemoryStorage::new();
+    let first = Restartable::start(&storage, clock()).await;
+    first.register("bob", &[]).await;
+    let keyed = json!({ "recipient": "bob", "content": "deploy", "dedup_key": "k-2" });
+    let (id, _) = send(&first, "tester", keyed.clone()).await;
+    first.stop().await;
+
+    let second = Restartable::start(&storage, clock()).await;
+    let (retried, _) = crate::routing::send(&second.state, "tester", request(keyed))
+        .await
+        .unwrap();
+    assert_eq!((retried.id, retried.deduplicated), (id, true));
+    let bob = second.state.registry.require("bob").unwrap();
+    assert_eq!(
+        second
+            .state
+            .engine
+            .peek(&bob.inbox(), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}

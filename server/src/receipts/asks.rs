@@ -94,7 +94,7 @@ impl Asks {
     fn close(&mut self, question: MessageId) -> Option<Waiter> {
         let waiter = self.waiters.remove(&question)?;
         self.pending
-            .push(super::asks_persist::Change::Closed { question });
+            .push(|| super::asks_persist::Change::Closed { question });
         Some(waiter)
     }
 }
@@ -120,7 +120,7 @@ impl AskBook {
                 held: Vec::new(),
             },
         );
-        asks.pending.push(super::asks_persist::Change::Opened {
+        asks.pending.push(|| super::asks_persist::Change::Opened {
             question,
             asker_id: asker_id.to_string(),
         });

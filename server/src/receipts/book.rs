@@ -159,7 +159,7 @@ pub struct Book {
 impl Book {
     /// Starts the receipt of a message just stored (or replaces it, replaying the log).
     pub fn open(&mut self, id: MessageId, receipt: Receipt) {
-        self.pending.push(Change::receipt(id, &receipt));
+        self.pending.push(|| Change::receipt(id, &receipt));
         if self.by_id.insert(id, receipt).is_none() {
             self.order.push_back(id);
         }
@@ -174,7 +174,7 @@ impl Book {
     /// Adds `stage` to the receipt of `id`, if it is kept; returns the receipt.
     pub fn push(&mut self, id: MessageId, stage: Stage) -> Option<&Receipt> {
         let receipt = self.by_id.get_mut(&id)?;
-        self.pending.push(Change::stage(id, &stage));
+        self.pending.push(|| Change::stage(id, &stage));
         receipt.push(stage);
         Some(receipt)
     }

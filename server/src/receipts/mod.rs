@@ -357,7 +357,7 @@ pub async fn queue_for(
 }
 
 /// True when `sender` may answer message `question`: the question was for it (its receipt
-/// says so) or, once the receipt is gone (a restart, or the book's limit), the question is
+/// says so) or, once the receipt is gone (past the book's limit), the question is
 /// still in `sender`'s inbox. Unknown means no.
 pub async fn answers(state: &AppState, question: MessageId, sender: &str) -> bool {
     if let Some(delivered) = state.receipts.delivered_to(question, sender) {

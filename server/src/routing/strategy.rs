@@ -176,7 +176,7 @@ impl Strategies {
 
     /// Binds `thread` to `agent_id` (a sticky pick, or one read back from storage).
     pub(super) fn bind(&mut self, thread: &str, agent_id: &str) {
-        self.pending.push(Change::Thread {
+        self.pending.push(|| Change::Thread {
             thread: thread.to_string(),
             agent_id: agent_id.to_string(),
         });
