@@ -187,9 +187,14 @@ pub async fn send_to(
         refuse_other_content(state, enqueued.id, &key, &content).await?;
     }
     if !enqueued.deduplicated {
+        let opens_ask = sent.expects_reply();
         receipts::on_sent(state, enqueued.id, sender, &recipient, sent);
         if let Some(content) = pane_copy {
             crate::migrate::copy_to_pane(state, &recipient, sender, &content, enqueued.id);
+        }
+        if opens_ask {
+            // The answer to this question must find its ask after a restart or a failover.
+            receipts::asks_persist::wait_saved(state).await;
         }
     }
     let placed = u64::from(!enqueued.deduplicated);

@@ -39,6 +39,8 @@
 //! - `standby`: a hot standby's answers while another server owns the storage, its attempts to
 //!   take over, and the switch that puts the full API on the same listener when it does.
 //! - `workdir`: the lock on `--workdir` and the stable owner id kept there.
+//! - `durable`: state kept as logs in reserved engine queues (receipts, open asks, routing
+//!   memory), so a restart or a failover to another server on the same storage finds it.
 //! - `rate_limit`, `listener`, `shutdown`, `similar` ("did you mean"), `storage`, `state`, `time`:
 //!   the small parts.
 
@@ -47,6 +49,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+mod durable;
 pub mod error;
 mod extract;
 mod inbox;

@@ -38,3 +38,79 @@ pub async fn state_with_clock(
     }
     (state, clock, stop)
 }
+
+/// A server over `storage` started as `switchboard serve` starts one: registry, routing rules
+/// and the saved state (receipts, asks, routing memory) read back. Opening one again on the
+/// same storage after [`Restartable::stop`] is a restart, or a failover to a second server.
+pub struct Restartable {
+    /// The server's state.
+    pub state: AppState,
+    stop: tokio::sync::watch::Sender<bool>,
+    writers: crate::durable::Writers,
+}
+
+impl Restartable {
+    /// Starts a server on `storage` (a clone shares the same data) with `clock`.
+    pub async fn start(storage: &MemoryStorage, clock: Arc<ManualClock>) -> Self {
+        let options = EngineOptions {
+            tick_interval: None,
+            ..EngineOptions::default()
+        };
+        let engine =
+            Engine::open(Box::new(storage.clone()), clock, options).expect("a memory engine opens");
+        let registry = Registry::load(engine.clone())
+            .await
+            .expect("the registry loads");
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let state = AppState::new(engine.clone(), registry, Settings::default(), stopped);
+        state
+            .routing
+            .load(&engine)
+            .await
+            .expect("the routing rules load");
+        let writers = crate::durable::restore(&state)
+            .await
+            .expect("the saved state loads");
+        Self {
+            state,
+            stop,
+            writers,
+        }
+    }
+
+    /// Stops gracefully, as on SIGTERM: the writers save what is pending, the engine makes
+    /// it durable.
+    pub async fn stop(self) {
+        self.stop.send_replace(true);
+        assert!(self.writers.finish().await, "the writers stopped in time");
+        self.state
+            .engine
+            .flush()
+            .await
+            .expect("the last writes are durable");
+    }
+
+    /// Marks the registered agent `name` online (a heartbeat): presence is not saved, so
+    /// after a restart an agent is online again once it shows up.
+    pub fn heartbeat(&self, name: &str) {
+        let agent = self
+            .state
+            .registry
+            .require(name)
+            .expect("a registered agent");
+        self.state.registry.touch(&agent.id, None);
+    }
+
+    /// Registers `name` with `capabilities` (registering makes it online).
+    pub async fn register(&self, name: &str, capabilities: &[&str]) {
+        let request: RegisterRequest = serde_json::from_value(
+            serde_json::json!({ "name": name, "capabilities": capabilities }),
+        )
+        .expect("a register body");
+        self.state
+            .registry
+            .register(request)
+            .await
+            .expect("the agent registers");
+    }
+}

@@ -79,6 +79,31 @@ async fn receipt_follows_queued_delivered_acked() {
     assert_eq!(acked["history_complete"], true);
 }
 
+/// The stages recorded before a restart (SIGTERM, then a new server on the same storage)
+/// are there after it, as a complete history; the acked message used to be a 404.
+#[tokio::test]
+async fn receipt_stages_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = format!("redb:{}", dir.path().join("x.redb").display());
+    let mut bus = Bus::start_on(&storage, &["bob"], &[]).await;
+    let id = send(&bus, json!({ "recipient": "bob", "content": "hi" })).await;
+    lease(&bus, "bob", "limit=1").await;
+    let (status, _) = bus
+        .post(
+            &format!("/api/v1/messages/{id}/ack?agent_id=bob"),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(bus.server.terminate().success());
+    bus.server.restart();
+    let after = receipt(&bus, &id).await;
+    assert_eq!(after["state"], "acked");
+    assert_eq!(stages(&after), ["queued", "delivered", "acked"]);
+    assert_eq!(after["stages"][1]["agent"], "bob");
+    assert_eq!(after["history_complete"], true);
+}
+
 /// Each delivery is a stage; a nack of the last attempt makes a dead letter, with the reason.
 #[tokio::test]
 async fn receipt_shows_redeliveries_then_the_dead_letter() {

@@ -7,10 +7,15 @@
 //! An ask ends when its answer is taken, when the asker gives up (`DELETE .../reply`), or
 //! [`ASK_IDLE_MS`] after its last poll (the asker died). Replies that arrive for an ask that
 //! ended, or that one poll leased for another ask of the same agent and nobody took, are moved
-//! into the asker's inbox, so a reply is never lost because its asker stopped waiting. After a
-//! restart no ask is open until its asker polls again; replies sent in between go to the inbox.
+//! into the asker's inbox, so a reply is never lost because its asker stopped waiting.
+//!
+//! Open asks are saved in the engine ([`super::asks_persist`]) before the question's send is
+//! answered, so after a restart (or a failover to another server on the same storage) they
+//! are open again, each for a fresh [`ASK_IDLE_MS`] in which its asker reconnects: replies
+//! sent meanwhile still go to the reply queue, where the reconnected `ask` takes them.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -18,6 +23,7 @@ use switchboard_engine::{Delivery, MessageId, NewMessage, UnixMillis};
 
 use super::{Sent, Via};
 use crate::api::wire::{InboxMessage, Metadata, Priority};
+use crate::durable::journal::{Pending, Ticket};
 use crate::error::ApiResult;
 use crate::inbox::{inbox_message, InboxPayload};
 use crate::registry::AgentRecord;
@@ -64,24 +70,49 @@ struct Waiter {
 /// The open asks, by question id.
 #[derive(Default)]
 pub struct AskBook {
-    /// A parking_lot mutex: held for map operations only, never across an `.await`.
-    waiters: Mutex<HashMap<MessageId, Waiter>>,
+    /// A parking_lot mutex: held for map operations only, never across an `.await`. Shared
+    /// with the writer that saves the asks (see [`super::asks_persist`]).
+    asks: Arc<Mutex<Asks>>,
+}
+
+/// What the [`AskBook`]'s lock guards.
+#[derive(Default)]
+pub struct Asks {
+    waiters: HashMap<MessageId, Waiter>,
+    /// Opened and closed asks not saved yet.
+    pub(super) pending: Pending<super::asks_persist::Change>,
+}
+
+impl Asks {
+    /// The open asks: question and asker id.
+    pub(super) fn iter(&self) -> impl Iterator<Item = (MessageId, &str)> {
+        self.waiters
+            .iter()
+            .map(|(question, waiter)| (*question, waiter.asker_id.as_str()))
+    }
+
+    fn close(&mut self, question: MessageId) -> Option<Waiter> {
+        let waiter = self.waiters.remove(&question)?;
+        self.pending
+            .push(|| super::asks_persist::Change::Closed { question });
+        Some(waiter)
+    }
 }
 
 impl AskBook {
     /// Opens (or keeps open) the ask of `question` by the agent `asker_id` until
     /// `until` plus [`ASK_IDLE_MS`]; false when [`ASKS_OPEN_MAX`] asks are open.
     pub fn open(&self, question: MessageId, asker_id: &str, until: UnixMillis) -> bool {
-        let mut waiters = self.waiters.lock();
+        let mut asks = self.asks.lock();
         let idle_deadline = until.saturating_add(ASK_IDLE_MS);
-        if let Some(waiter) = waiters.get_mut(&question) {
+        if let Some(waiter) = asks.waiters.get_mut(&question) {
             waiter.idle_deadline = waiter.idle_deadline.max(idle_deadline);
             return true;
         }
-        if waiters.len() >= ASKS_OPEN_MAX {
+        if asks.waiters.len() >= ASKS_OPEN_MAX {
             return false;
         }
-        waiters.insert(
+        asks.waiters.insert(
             question,
             Waiter {
                 asker_id: asker_id.to_string(),
@@ -89,6 +120,10 @@ impl AskBook {
                 held: Vec::new(),
             },
         );
+        asks.pending.push(|| super::asks_persist::Change::Opened {
+            question,
+            asker_id: asker_id.to_string(),
+        });
         true
     }
 
@@ -101,26 +136,36 @@ impl AskBook {
         now: UnixMillis,
     ) -> Option<String> {
         let question: MessageId = reply_to?.parse().ok()?;
-        let waiters = self.waiters.lock();
-        let waiter = waiters.get(&question)?;
+        let asks = self.asks.lock();
+        let waiter = asks.waiters.get(&question)?;
         (waiter.asker_id == recipient_id && waiter.idle_deadline > now)
             .then(|| replies_queue(recipient_id))
     }
 
     /// Open asks.
     pub fn len(&self) -> usize {
-        self.waiters.lock().len()
+        self.asks.lock().waiters.len()
+    }
+
+    /// What to wait on for the asks opened so far to be saved (`None`: they are not saved).
+    pub fn saved(&self) -> Option<Ticket> {
+        self.asks.lock().pending.ticket()
+    }
+
+    /// The asks, for the writer that saves them.
+    pub(super) fn shared(&self) -> Arc<Mutex<Asks>> {
+        self.asks.clone()
     }
 
     fn take_held(&self, question: MessageId) -> Option<Delivery> {
-        let mut waiters = self.waiters.lock();
-        let held = &mut waiters.get_mut(&question)?.held;
+        let mut asks = self.asks.lock();
+        let held = &mut asks.waiters.get_mut(&question)?.held;
         (!held.is_empty()).then(|| held.remove(0))
     }
 
     /// Keeps a leased reply for the open ask it answers; gives it back when there is none.
     fn hold(&self, question: MessageId, asker_id: &str, reply: Delivery) -> Option<Delivery> {
-        match self.waiters.lock().get_mut(&question) {
+        match self.asks.lock().waiters.get_mut(&question) {
             Some(waiter) if waiter.asker_id == asker_id => {
                 waiter.held.push(reply);
                 None
@@ -131,23 +176,24 @@ impl AskBook {
 
     /// Ends an ask; returns the replies it still held.
     fn close(&self, question: MessageId) -> Vec<Delivery> {
-        self.waiters
+        self.asks
             .lock()
-            .remove(&question)
+            .close(question)
             .map(|waiter| waiter.held)
             .unwrap_or_default()
     }
 
     /// Ends the asks idle past their deadline; returns each asker with the replies it held.
     fn close_idle(&self, now: UnixMillis) -> Vec<(String, Vec<Delivery>)> {
-        let mut waiters = self.waiters.lock();
-        let idle: Vec<MessageId> = waiters
+        let mut asks = self.asks.lock();
+        let idle: Vec<MessageId> = asks
+            .waiters
             .iter()
             .filter(|(_, waiter)| waiter.idle_deadline <= now)
             .map(|(question, _)| *question)
             .collect();
         idle.into_iter()
-            .filter_map(|question| waiters.remove(&question))
+            .filter_map(|question| asks.close(question))
             .map(|waiter| (waiter.asker_id, waiter.held))
             .collect()
     }

@@ -5,14 +5,16 @@
 
 use std::collections::VecDeque;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use switchboard_engine::{IdMap, MessageId, UnixMillis};
 
+use super::persist::Change;
 use super::{RECEIPTS_MAX, STAGES_PER_RECEIPT_MAX};
+use crate::durable::journal::Pending;
 use crate::time::iso8601;
 
 /// A step in a message's life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StageKind {
     /// Stored in the recipient's inbox.
@@ -145,16 +147,19 @@ impl Receipt {
 }
 
 /// Receipts by message id, forgetting the oldest beyond [`RECEIPTS_MAX`].
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Book {
     by_id: IdMap<Receipt>,
     /// Insertion order, for eviction.
     order: VecDeque<MessageId>,
+    /// Changes not saved yet (see `super::persist`).
+    pub(super) pending: Pending<Change>,
 }
 
 impl Book {
-    /// Starts the receipt of a message just stored.
+    /// Starts the receipt of a message just stored (or replaces it, replaying the log).
     pub fn open(&mut self, id: MessageId, receipt: Receipt) {
+        self.pending.push(|| Change::receipt(id, &receipt));
         if self.by_id.insert(id, receipt).is_none() {
             self.order.push_back(id);
         }
@@ -166,10 +171,19 @@ impl Book {
         debug_assert_eq!(self.order.len(), self.by_id.len());
     }
 
-    /// A known message's receipt, to add stages to; `None` when the message is unknown (sent
-    /// before a restart, or forgotten).
-    pub fn get_mut(&mut self, id: MessageId) -> Option<&mut Receipt> {
-        self.by_id.get_mut(&id)
+    /// Adds `stage` to the receipt of `id`, if it is kept; returns the receipt.
+    pub fn push(&mut self, id: MessageId, stage: Stage) -> Option<&Receipt> {
+        let receipt = self.by_id.get_mut(&id)?;
+        self.pending.push(|| Change::stage(id, &stage));
+        receipt.push(stage);
+        Some(receipt)
+    }
+
+    /// The receipts, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = (MessageId, &Receipt)> {
+        self.order
+            .iter()
+            .filter_map(|id| self.by_id.get(id).map(|receipt| (*id, receipt)))
     }
 
     /// A copy of a message's receipt.
@@ -238,7 +252,7 @@ mod tests {
         for attempt in 1..=(STAGES_PER_RECEIPT_MAX as u32 + 10) {
             let mut stage = Stage::new(StageKind::Delivered, 2);
             stage.attempt = Some(attempt);
-            book.get_mut(MessageId(7)).unwrap().push(stage);
+            book.push(MessageId(7), stage).unwrap();
         }
         let kept = book.get(MessageId(7)).unwrap();
         assert_eq!(kept.stages.len(), STAGES_PER_RECEIPT_MAX);
@@ -256,9 +270,7 @@ mod tests {
         for n in 1..=4 {
             book.open(MessageId(n), receipt());
         }
-        book.get_mut(MessageId(2))
-            .unwrap()
-            .push(Stage::new(StageKind::Acked, 3));
+        book.push(MessageId(2), Stage::new(StageKind::Acked, 3));
         assert_eq!(
             book.open_ids(0, 10),
             (vec![MessageId(1), MessageId(3), MessageId(4)], 0)

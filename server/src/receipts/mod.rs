@@ -2,9 +2,11 @@
 //! delivered (each lease: when, to whom, which attempt, REST or WebSocket), nacked, acked,
 //! dead-lettered or expired with the reason, replied to.
 //!
-//! Receipts live in memory only, in a bounded [`book::Book`]: they are a record for people
-//! and senders, not a source of truth. Where a message *is* comes from the engine, and
-//! [`status::status`] merges both, so a message sent before a restart still has a status (with
+//! Receipts live in a bounded [`book::Book`] in memory, saved in the background to the engine
+//! ([`persist`]), so a restart or a failover to another server on the same storage finds the
+//! stages recorded before it. They are a record for people and senders, not a source of
+//! truth: where a message *is* comes from the engine, and [`status::status`] merges both, so a
+//! message whose receipt is gone (forgotten past the limit) still has a status (with
 //! `history_complete: false`). Dead letters and expiry happen inside the engine's timer, out
 //! of sight of any handler: the status query notices them, and while anyone listens to the
 //! feed a background watcher ([`maintenance`]) looks for them too.
@@ -14,12 +16,15 @@
 //! gets the receipts of the messages it sent ([`feed::forward_to_socket`]).
 //!
 //! [`asks`] holds request/reply: replies to a question whose asker is waiting go to the
-//! asker's reply queue, so `ask` takes its answer without disturbing the inbox.
+//! asker's reply queue, so `ask` takes its answer without disturbing the inbox. Open asks are
+//! saved too ([`asks_persist`]).
 
 pub mod asks;
+pub mod asks_persist;
 mod book;
 pub mod feed;
 mod maintenance;
+pub mod persist;
 pub mod status;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -72,6 +77,13 @@ impl Via {
             Via::Ask => "ask",
         }
     }
+
+    /// Reads [`Via::as_str`] back.
+    fn parse(text: &str) -> Option<Via> {
+        [Via::Rest, Via::WebSocket, Via::Ask]
+            .into_iter()
+            .find(|via| via.as_str() == text)
+    }
 }
 
 /// What a receipt needs from a send request, taken before the request is consumed.
@@ -85,6 +97,11 @@ pub struct Sent {
 }
 
 impl Sent {
+    /// True when the message is a question whose sender waits for the reply (it opens an ask).
+    pub fn expects_reply(&self) -> bool {
+        self.expects_reply
+    }
+
     /// Notes what the receipt of `request` will need.
     pub fn of(request: &SendMessageRequest) -> Self {
         Self {
@@ -113,7 +130,8 @@ pub struct Receipts {
 }
 
 struct Inner {
-    book: Mutex<Book>,
+    /// Shared with the writer that saves it (see [`persist`]).
+    book: Arc<Mutex<Book>>,
     feed: broadcast::Sender<ReceiptEvent>,
     asks: asks::AskBook,
     maintenance_started: AtomicBool,
@@ -122,7 +140,7 @@ struct Inner {
 impl Default for Inner {
     fn default() -> Self {
         Self {
-            book: Mutex::new(Book::default()),
+            book: Arc::new(Mutex::new(Book::default())),
             feed: broadcast::channel(FEED_EVENTS_BUFFERED_MAX).0,
             asks: asks::AskBook::default(),
             maintenance_started: AtomicBool::new(false),
@@ -254,6 +272,11 @@ impl Receipts {
         &self.inner.asks
     }
 
+    /// The book, for the writer that saves it.
+    fn book(&self) -> Arc<Mutex<Book>> {
+        self.inner.book.clone()
+    }
+
     /// Starts the background task once (see [`maintenance`]).
     pub fn start_maintenance(&self, state: &AppState) {
         if !self.inner.maintenance_started.swap(true, Ordering::SeqCst) {
@@ -274,7 +297,7 @@ impl Receipts {
         let listened = self.listened();
         let event = {
             let mut book = self.inner.book.lock();
-            let Some(receipt) = book.get_mut(id) else {
+            let Some(receipt) = book.get_ref(id) else {
                 return;
             };
             if !wanted(receipt) {
@@ -287,7 +310,9 @@ impl Receipts {
                 stage.agent = Some(receipt.recipient.clone());
             }
             let published = listened.then(|| stage.clone());
-            receipt.push(stage);
+            let Some(receipt) = book.push(id, stage) else {
+                return;
+            };
             published.map(|stage| {
                 let mut event = ReceiptEvent::new(id, &receipt.sender, &receipt.recipient, stage);
                 event.reply_to = receipt.reply_to.clone();
@@ -332,7 +357,7 @@ pub async fn queue_for(
 }
 
 /// True when `sender` may answer message `question`: the question was for it (its receipt
-/// says so) or, once the receipt is gone (a restart, or the book's limit), the question is
+/// says so) or, once the receipt is gone (past the book's limit), the question is
 /// still in `sender`'s inbox. Unknown means no.
 pub async fn answers(state: &AppState, question: MessageId, sender: &str) -> bool {
     if let Some(delivered) = state.receipts.delivered_to(question, sender) {

@@ -67,8 +67,8 @@ pub struct MessageStatus {
     pub replies: Vec<String>,
     /// What happened, oldest first.
     pub stages: Vec<Stage>,
-    /// False when some of the history is unknown: the server restarted since the message was
-    /// sent (only the engine's summary is left), or stages beyond the limit were dropped.
+    /// False when some of the history is unknown: the message's receipt is no longer kept
+    /// (only the engine's summary is left), or stages beyond the limit were dropped.
     pub history_complete: bool,
     /// Waiting: what it waits for, in words (`an agent with capability quality`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -88,8 +88,8 @@ fn has_final_stage(receipt: &Receipt) -> bool {
 pub async fn status(state: &AppState, id_text: &str) -> ApiResult<MessageStatus> {
     let unknown = || {
         ApiError::NotFound(format!(
-            "no message {id_text}: receipts are kept for the last {} messages sent since the \
-             server started, and the engine only holds messages not yet acked",
+            "no message {id_text}: receipts are kept for the last {} messages sent, and the \
+             engine only holds messages not yet acked",
             super::RECEIPTS_MAX
         ))
     };
@@ -158,7 +158,7 @@ fn from_engine(
     };
     let stages = match &receipt {
         Some(receipt) => receipt.stages.clone(),
-        // Sent before a restart: only the engine's summary is left.
+        // Its receipt is not kept (older than the book's limit): only the engine's summary.
         None => {
             let mut stages = vec![Stage::new(StageKind::Queued, message.enqueued_at)];
             if let MessageState::Dead { reason, at } = now_at {
@@ -278,14 +278,14 @@ mod tests {
         assert!(view.history_complete);
     }
 
-    /// A message stored before the receipts existed (a restart) still has a status, marked
-    /// incomplete, from what the engine holds.
+    /// A message whose receipt is not kept still has a status, marked incomplete, from what
+    /// the engine holds.
     #[tokio::test]
     async fn message_without_a_receipt_is_described_from_the_engine() {
         let (state, _clock, _stop) = state_with_clock().await;
         let request = message(serde_json::json!({ "recipient": "bob", "content": "old" }));
         let (sent, _) = crate::inbox::send(&state, "alice", request).await.unwrap();
-        // A second state over the same engine: a server that restarted and lost its receipts.
+        // A second state over the same engine that never read the saved receipts back.
         let forgetful = AppState::new(
             state.engine.clone(),
             Registry::load(state.engine.clone()).await.unwrap(),

@@ -7,27 +7,23 @@
 //! agents along), and needs no second file or second consistency story. A JSON file beside the
 //! server would be lost when the storage moves, and could disagree with it after a crash.
 //!
-//! How: each change (put or delete) is one message carrying a version from one counter. The
-//! messages are never leased while the server runs, so they stay ready. On start the whole log
-//! is leased, replayed (highest version per agent wins), written back as one batch of puts, and
-//! the old messages are acked: the log is compacted on every start. A crash between the write
-//! back and the acks leaves duplicates that the next replay folds the same way.
+//! How: a [`crate::durable::log::EngineLog`]; each change (put or delete) is one record
+//! carrying a version from one counter, appended before the API answers. On start the whole
+//! log is replayed (highest version per agent wins) and compacted to the live agents' puts.
+//! A crash between the write back and the acks leaves duplicates that the next replay folds
+//! the same way.
 
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
-use switchboard_engine::{
-    Engine, EngineError, LeaseToken, MessageId, NewMessage, QueueConfig, BATCH_MESSAGES_MAX,
-};
+use switchboard_engine::{Engine, EngineError};
 
 use super::AgentRecord;
+use crate::durable::log::EngineLog;
 
 /// The reserved engine queue holding the registry's log. Queue names starting with `_` are
 /// refused by the queue API.
 pub const REGISTRY_QUEUE: &str = "_registry";
-
-/// How long the start-up replay holds the log, in milliseconds (released by its acks).
-const LOAD_LEASE_MS: u64 = 60_000;
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "lowercase")]
@@ -51,28 +47,6 @@ impl Change {
     }
 }
 
-fn log_config() -> QueueConfig {
-    QueueConfig {
-        max_size: 10_000_000,
-        message_ttl_ms: 0,
-        default_lease_ms: LOAD_LEASE_MS,
-        max_attempts: u32::MAX,
-        dead_letters: false,
-        dedup_window_ms: 0,
-        ..QueueConfig::default()
-    }
-}
-
-fn message(change: &Change) -> NewMessage {
-    let payload = serde_json::to_vec(change).expect("a registry change always serializes");
-    NewMessage {
-        payload,
-        ttl_ms: Some(0),
-        max_attempts: Some(u32::MAX),
-        ..NewMessage::default()
-    }
-}
-
 /// Makes a new or changed record durable.
 pub(super) async fn put(
     engine: &Engine,
@@ -83,10 +57,7 @@ pub(super) async fn put(
         version,
         agent: agent.clone(),
     };
-    engine
-        .enqueue(REGISTRY_QUEUE, message(&change))
-        .await
-        .map(drop)
+    log(engine).append(&[change]).await
 }
 
 /// Makes a removal durable.
@@ -95,43 +66,29 @@ pub(super) async fn delete(engine: &Engine, version: u64, id: &str) -> Result<()
         version,
         id: id.to_string(),
     };
-    engine
-        .enqueue(REGISTRY_QUEUE, message(&change))
-        .await
-        .map(drop)
+    log(engine).append(&[change]).await
+}
+
+/// The registry's log, opened by [`load`] at start.
+fn log(engine: &Engine) -> EngineLog {
+    EngineLog::opened(engine.clone(), REGISTRY_QUEUE)
 }
 
 /// Replays and compacts the log; returns the live records with their versions, and the highest
 /// version seen.
 pub(super) async fn load(engine: &Engine) -> Result<(Vec<(u64, AgentRecord)>, u64), EngineError> {
-    engine.configure_queue(REGISTRY_QUEUE, log_config()).await?;
-    let mut old: Vec<(MessageId, LeaseToken)> = Vec::new();
+    let log = EngineLog::open(engine.clone(), REGISTRY_QUEUE, 0).await?;
+    let (changes, read) = log.replay::<Change>().await?;
+    let replayed = changes.len();
     let mut latest: HashMap<String, Change> = HashMap::new();
     let mut highest = 0;
-    loop {
-        let deliveries = engine
-            .lease(REGISTRY_QUEUE, BATCH_MESSAGES_MAX, Some(LOAD_LEASE_MS))
-            .await?;
-        if deliveries.is_empty() {
-            break;
-        }
-        for delivery in deliveries {
-            let change: Change = match serde_json::from_slice(&delivery.message.payload) {
-                Ok(change) => change,
-                Err(error) => {
-                    // Kept (not acked) so that nothing is thrown away; it is skipped each start.
-                    tracing::error!(id = %delivery.message.id, %error, "unreadable registry record skipped");
-                    continue;
-                }
-            };
-            old.push((delivery.message.id, delivery.token));
-            highest = highest.max(change.version());
-            let newer = latest
-                .get(change.id())
-                .is_none_or(|seen| seen.version() < change.version());
-            if newer {
-                latest.insert(change.id().to_string(), change);
-            }
+    for change in changes {
+        highest = highest.max(change.version());
+        let newer = latest
+            .get(change.id())
+            .is_none_or(|seen| seen.version() < change.version());
+        if newer {
+            latest.insert(change.id().to_string(), change);
         }
     }
     let mut live: Vec<(u64, AgentRecord)> = latest
@@ -145,21 +102,14 @@ pub(super) async fn load(engine: &Engine) -> Result<(Vec<(u64, AgentRecord)>, u6
     live.sort_by_key(|entry| std::cmp::Reverse(entry.0));
     let mut names = std::collections::HashSet::new();
     live.retain(|(_, agent)| names.insert(agent.name.clone()));
-    let compacted: Vec<NewMessage> = live
+    let compacted: Vec<Change> = live
         .iter()
-        .map(|(version, agent)| {
-            message(&Change::Put {
-                version: *version,
-                agent: agent.clone(),
-            })
+        .map(|(version, agent)| Change::Put {
+            version: *version,
+            agent: agent.clone(),
         })
         .collect();
-    for chunk in compacted.chunks(BATCH_MESSAGES_MAX) {
-        engine.enqueue_batch(REGISTRY_QUEUE, chunk.to_vec()).await?;
-    }
-    for chunk in old.chunks(BATCH_MESSAGES_MAX) {
-        engine.ack_batch(chunk).await?;
-    }
-    tracing::info!(agents = live.len(), replayed = old.len(), "registry loaded");
+    log.compact(read, &compacted).await?;
+    tracing::info!(agents = live.len(), replayed, "registry loaded");
     Ok((live, highest))
 }

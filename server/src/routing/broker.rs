@@ -2,6 +2,7 @@
 //! a waiting queue when no candidate is online, and keeps the rule set and its strategies'
 //! memory.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -92,11 +93,15 @@ pub struct Router {
     /// One rule update at a time, so versions and file writes do not interleave.
     updating: tokio::sync::Mutex<()>,
     /// Cursors and thread bindings. Held only for the pick, never across an `.await`.
-    pub(super) strategies: Mutex<Strategies>,
+    /// Shared with the writer that saves them (see `strategy_persist`).
+    pub(super) strategies: Arc<Mutex<Strategies>>,
     /// Counters for `/api/v1/stats`.
     pub metrics: RoutingMetrics,
     /// Answers of routed sends by idempotency key, for their retries.
     sends: RoutedSends,
+    /// Set once the claims' queue is configured (see `claims`); until then keyed routed
+    /// sends are not claimed (unit tests that never restore).
+    claims_kept: AtomicBool,
 }
 
 impl Router {
@@ -108,10 +113,21 @@ impl Router {
             store: rules_file.map_or(RuleStore::Engine, RuleStore::File),
             version: Mutex::new(0),
             updating: tokio::sync::Mutex::new(()),
-            strategies: Mutex::new(Strategies::default()),
+            strategies: Arc::new(Mutex::new(Strategies::default())),
             metrics: RoutingMetrics::default(),
             sends: RoutedSends::default(),
+            claims_kept: AtomicBool::new(false),
         }
+    }
+
+    /// True once keyed routed sends are claimed in the engine.
+    pub fn claims_kept(&self) -> bool {
+        self.claims_kept.load(Ordering::Acquire)
+    }
+
+    /// Turns claiming on (its queue is configured).
+    pub(super) fn keep_claims(&self) {
+        self.claims_kept.store(true, Ordering::Release);
     }
 
     /// Loads the kept rules: the file (an error names what is wrong with it), else the
@@ -216,8 +232,15 @@ pub async fn route(
         .strategies
         .lock()
         .choose(decision.strategy, &key, &candidates, thread.as_deref())
-        .cloned();
+        .map(|agent| agent.id.clone());
     metrics.decision(started.elapsed());
+    // A retry of a keyed send goes where its first try went, even on another server.
+    let chosen = match request.dedup_key.as_deref() {
+        Some(dedup_key) => {
+            super::claims::claim(state, sender, &request.recipient, dedup_key, chosen).await?
+        }
+        None => chosen,
+    };
     let waiting_queue = chosen
         .is_none()
         .then(|| waiting::queue_for(&decision.target, decision.rule.as_deref()));
@@ -242,7 +265,7 @@ pub async fn route(
         note: decision.note.clone(),
     };
     // The chosen agent may have been removed since the candidates were listed: then wait.
-    let chosen = chosen.and_then(|agent| state.registry.resolve(&agent.id));
+    let chosen = chosen.and_then(|agent_id| state.registry.resolve(&agent_id));
     let waiting_queue = waiting_queue
         .unwrap_or_else(|| waiting::queue_for(&decision.target, decision.rule.as_deref()));
     let enqueued = match chosen {

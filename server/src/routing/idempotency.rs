@@ -7,10 +7,11 @@
 //! is still being routed waits for that try's answer; a try that failed leaves nothing
 //! behind, so the next one routes afresh.
 //!
-//! Kept in memory only, not in storage: after a server restart a retry is routed again and
-//! may reach another agent. Bounded: at most [`ROUTED_KEYS_MAX`] keys, the oldest forgotten
-//! first, and keys, senders or recipients longer than [`KEY_PART_BYTES_MAX`] are not
-//! remembered (the engine refuses such keys anyway).
+//! These slots live in memory: they make concurrent tries share one routing. Across a
+//! restart or a failover, the claims kept in the engine (`claims`) send a retry where its
+//! first try went, so it is still stored once. Bounded: at most [`ROUTED_KEYS_MAX`] keys,
+//! the oldest forgotten first, and keys, senders or recipients longer than
+//! [`KEY_PART_BYTES_MAX`] are not remembered (the engine refuses such keys anyway).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;

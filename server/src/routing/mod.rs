@@ -8,7 +8,10 @@
 //! - `broker`: the decision for one message, the send response's `routed_to`, `rule`,
 //!   `strategy`; the [`Router`] holding rules, strategies and metrics.
 //! - `idempotency`: a routed send retried with its `dedup_key` gets the first try's answer
-//!   instead of being routed again (perhaps to another agent).
+//!   instead of being routed again (perhaps to another agent); `claims`: the same across a
+//!   restart or a failover, kept in the engine.
+//! - `strategy_persist`: sticky threads and round-robin turns saved in the engine, so they
+//!   continue after a restart or a failover.
 //! - `advice`: the send answer's `note` when a routed message waits or `auto` fell back.
 //! - `waiting`: waiting queues for messages with no online candidate, handed over to the
 //!   first matching agent that comes online.
@@ -20,11 +23,13 @@
 mod advice;
 mod broker;
 mod candidates;
+mod claims;
 mod idempotency;
 mod metrics;
 mod persist;
 pub mod rules;
 pub mod strategy;
+mod strategy_persist;
 pub mod waiting;
 
 pub use broker::{is_capability_recipient, send, Routed, Router};
@@ -46,6 +51,16 @@ pub fn stats(state: &crate::state::AppState) -> RoutingStats {
     let mut stats = state.routing.metrics.snapshot();
     stats.waiting = waiting::waiting_counts(state);
     stats
+}
+
+/// Reads back the routing memory saved on this storage (sticky threads, round-robin turns)
+/// and starts saving it; turns on the claims of keyed routed sends (see `claims`).
+pub async fn restore(
+    state: &crate::state::AppState,
+) -> Result<tokio::task::JoinHandle<()>, switchboard_engine::EngineError> {
+    claims::configure(&state.engine).await?;
+    state.routing.keep_claims();
+    strategy_persist::restore(state).await
 }
 
 /// Starts the background work: the waiting-queue sweeper.

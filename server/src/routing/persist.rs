@@ -4,24 +4,21 @@
 //!   YAML otherwise; written beside it and renamed over it, so a crash leaves the old or the
 //!   new file, never half of one), and a restart loads it again: the file is the one source of
 //!   truth, and an operator can read or edit it. Comments in a YAML file do not survive a PUT.
-//! - Without a file: in the reserved engine queue [`RULES_QUEUE`], like the registry (see
-//!   `registry/persist.rs`): durable on every backend with the messages' guarantees, and moved
-//!   with the storage. Each PUT adds the whole set with a version; start-up keeps the highest
+//! - Without a file: in the reserved engine queue [`RULES_QUEUE`], an
+//!   [`EngineLog`] like the registry's: durable on every backend with the messages'
+//!   guarantees, and moved with the storage. Each PUT adds the whole set with a version; start-up keeps the highest
 //!   version and compacts the log to it. With neither, the defaults apply.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use switchboard_engine::{
-    Engine, EngineError, LeaseToken, MessageId, NewMessage, QueueConfig, BATCH_MESSAGES_MAX,
-};
+use switchboard_engine::{Engine, EngineError};
 
 use super::rules::RuleSetSpec;
+use crate::durable::log::EngineLog;
 
 /// The reserved engine queue holding rule sets set over the API when no file is configured.
 pub const RULES_QUEUE: &str = "_routing_rules";
-/// How long the start-up replay holds the log, in milliseconds (released by its acks).
-const LOAD_LEASE_MS: u64 = 60_000;
 
 /// Where rules are kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,59 +38,12 @@ struct Saved {
 /// Reads the rule set kept in the engine, if one was ever set; compacts the log. Returns the
 /// set and its version.
 pub async fn load_from_engine(engine: &Engine) -> Result<Option<(RuleSetSpec, u64)>, EngineError> {
-    engine
-        .configure_queue(
-            RULES_QUEUE,
-            QueueConfig {
-                message_ttl_ms: 0,
-                default_lease_ms: LOAD_LEASE_MS,
-                max_attempts: u32::MAX,
-                dead_letters: false,
-                dedup_window_ms: 0,
-                ..QueueConfig::default()
-            },
-        )
-        .await?;
-    let mut old: Vec<(MessageId, LeaseToken)> = Vec::new();
-    let mut latest: Option<Saved> = None;
-    loop {
-        let deliveries = engine
-            .lease(RULES_QUEUE, BATCH_MESSAGES_MAX, Some(LOAD_LEASE_MS))
-            .await?;
-        if deliveries.is_empty() {
-            break;
-        }
-        for delivery in deliveries {
-            match serde_json::from_slice::<Saved>(&delivery.message.payload) {
-                Ok(saved) => {
-                    old.push((delivery.message.id, delivery.token));
-                    if latest.as_ref().is_none_or(|l| l.version < saved.version) {
-                        latest = Some(saved);
-                    }
-                }
-                // Kept (not acked) so nothing is thrown away; skipped on each start.
-                Err(error) => {
-                    tracing::error!(id = %delivery.message.id, %error, "unreadable routing rules record skipped")
-                }
-            }
-        }
-    }
-    if let Some(saved) = &latest {
-        engine.enqueue(RULES_QUEUE, message(saved)).await?;
-    }
-    for chunk in old.chunks(BATCH_MESSAGES_MAX) {
-        engine.ack_batch(chunk).await?;
-    }
+    let log = EngineLog::open(engine.clone(), RULES_QUEUE, 0).await?;
+    let (saved, read) = log.replay::<Saved>().await?;
+    let latest = saved.into_iter().max_by_key(|saved| saved.version);
+    let kept: Vec<&Saved> = latest.iter().collect();
+    log.compact(read, &kept).await?;
     Ok(latest.map(|saved| (saved.rules, saved.version)))
-}
-
-fn message(saved: &Saved) -> NewMessage {
-    NewMessage {
-        payload: serde_json::to_vec(saved).expect("rules always serialize"),
-        ttl_ms: Some(0),
-        max_attempts: Some(u32::MAX),
-        ..NewMessage::default()
-    }
 }
 
 /// Keeps `rules` as version `version` in the engine.
@@ -106,7 +56,9 @@ pub async fn save_to_engine(
         version,
         rules: rules.clone(),
     };
-    engine.enqueue(RULES_QUEUE, message(&saved)).await.map(drop)
+    EngineLog::opened(engine.clone(), RULES_QUEUE)
+        .append(&[saved])
+        .await
 }
 
 /// Writes `rules` to `path` atomically (temporary file, sync, rename).

@@ -9,12 +9,17 @@
 //!   thread first, while it is a candidate (online, matching); otherwise round robin picks a
 //!   new agent and the thread moves to it.
 //!
-//! Pure bookkeeping: no I/O and no clock, so every strategy is unit-tested directly.
+//! Pure bookkeeping: no I/O and no clock, so every strategy is unit-tested directly. The
+//! memory (cursors, thread bindings) is saved in the background by `strategy_persist`, which
+//! takes the changes noted here.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+use super::strategy_persist::Change;
+use crate::durable::journal::Pending;
 
 /// Threads remembered by the sticky strategy; the oldest binding is forgotten beyond it.
 pub const STICKY_THREADS_MAX: usize = 100_000;
@@ -69,12 +74,16 @@ pub struct Candidate {
 }
 
 /// The strategies' memory: cursors and thread bindings.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Strategies {
     cursors: HashMap<String, u64>,
     threads: HashMap<String, String>,
     /// Binding order, oldest first, to forget the oldest beyond [`STICKY_THREADS_MAX`].
     thread_order: VecDeque<String>,
+    /// Cursors moved since they were last saved: only their latest value is saved.
+    pub(super) moved_cursors: HashSet<String>,
+    /// Bindings not saved yet.
+    pub(super) pending: Pending<Change>,
 }
 
 impl Strategies {
@@ -126,16 +135,51 @@ impl Strategies {
     }
 
     fn turn(&mut self, key: &str, len: usize) -> usize {
-        if !self.cursors.contains_key(key) && self.cursors.len() >= CURSORS_MAX {
-            self.cursors.clear();
-        }
-        let cursor = self.cursors.entry(key.to_string()).or_insert(0);
+        let cursor = self.cursor_entry(key);
         let index = (*cursor % len as u64) as usize;
         *cursor = cursor.wrapping_add(1);
+        if self.moved_cursors.insert(key.to_string()) {
+            self.pending.touch();
+        }
         index
     }
 
-    fn bind(&mut self, thread: &str, agent_id: &str) {
+    /// The cursor of `key`, made when missing (all are reset past [`CURSORS_MAX`]).
+    fn cursor_entry(&mut self, key: &str) -> &mut u64 {
+        if !self.cursors.contains_key(key) && self.cursors.len() >= CURSORS_MAX {
+            self.cursors.clear();
+            self.moved_cursors.clear();
+            // The saved cursors are reset too: the next save is a whole snapshot.
+            self.pending.need_snapshot();
+        }
+        self.cursors.entry(key.to_string()).or_insert(0)
+    }
+
+    /// Sets a cursor read back from storage.
+    pub(super) fn restore_cursor(&mut self, key: &str, next: u64) {
+        *self.cursor_entry(key) = next;
+    }
+
+    /// The cursors, by key: the turn each takes next.
+    pub(super) fn cursors(&self) -> &HashMap<String, u64> {
+        &self.cursors
+    }
+
+    /// The thread bindings (thread, agent id), oldest first.
+    pub(super) fn threads(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.thread_order.iter().filter_map(|thread| {
+            self.threads
+                .get(thread)
+                .map(|agent| (thread.as_str(), agent.as_str()))
+        })
+    }
+
+    /// Binds `thread` to `agent_id` (a sticky pick, or one read back from storage).
+    pub(super) fn bind(&mut self, thread: &str, agent_id: &str) {
+        self.pending.push(|| Change::Thread {
+            thread: thread.to_string(),
+            agent_id: agent_id.to_string(),
+        });
         let previous = self
             .threads
             .insert(thread.to_string(), agent_id.to_string());

@@ -33,6 +33,8 @@ pub struct Context {
 pub struct Active {
     state: AppState,
     tasks: Vec<JoinHandle<()>>,
+    /// Save receipts, open asks and routing memory in the background.
+    writers: crate::durable::Writers,
 }
 
 impl Active {
@@ -58,6 +60,11 @@ impl Active {
                 "switchboard: {error}. Fix the rules (or remove --routing-rules) and start again."
             )
         })?;
+        // Receipts, open asks and routing memory saved by the server before this one (this
+        // process before a restart, or the active server a standby takes over from).
+        let writers = crate::durable::restore(&state)
+            .await
+            .map_err(|error| super::storage_paragraph(url, &error.to_string()))?;
         let discovery = crate::registry::discovery::spawn(state.clone());
         if let Err(error) = state.discovery.rescan(&state).await {
             tracing::warn!(%error, "agent discovery failed at start; it is retried on its interval");
@@ -79,6 +86,7 @@ impl Active {
         Ok(Self {
             state,
             tasks: vec![discovery, sweeper, stale_cleanup, sampler],
+            writers,
         })
     }
 
@@ -91,7 +99,11 @@ impl Active {
     /// last writes to be durable, then drops the engine, which gives the storage (and a Redis
     /// prefix's ownership) back at once, so a standby need not wait for the lease to lapse.
     pub async fn stop(self) -> Result<(), String> {
-        let Self { state, tasks } = self;
+        let Self {
+            state,
+            tasks,
+            writers,
+        } = self;
         for task in tasks {
             task.abort(); // they stop by themselves on shutdown; this covers a failed server
             let _ = task.await; // so that their handles on the engine are gone too
@@ -100,6 +112,9 @@ impl Active {
             tracing::warn!(
                 "some sockets did not close in time; their leases return when they run out"
             );
+        }
+        if !writers.finish().await {
+            tracing::warn!("the last receipts and routing memory were not saved in time");
         }
         let engine = state.engine.clone();
         let flushed = tokio::time::timeout(limits::SHUTDOWN_FLUSH_TIMEOUT, engine.flush()).await;
