@@ -14,6 +14,8 @@ use std::time::Duration;
 use clap::Args;
 use serde_json::{json, Value};
 
+use crate::cli::client::retry::RECONNECT_SECONDS_DEFAULT;
+use crate::cli::client::servers::{on_active, standby_in, Reply, Servers};
 use crate::cli::stdout::{fail, print};
 use crate::migrate::model::{MigrationRun, Phase};
 use crate::migrate::report::{self, Report, REPORT_FILE};
@@ -26,12 +28,17 @@ use crate::time::iso8601;
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// Longest wait for one answer of the server.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a request looks for the active server of a list (`--server URL,URL`) while none
+/// is: a standby takes over within seconds.
+const ACTIVE_SEARCH_WINDOW: Duration = Duration::from_secs(RECONNECT_SECONDS_DEFAULT);
 
 /// Flags of `switchboard migrate`.
 #[derive(Debug, Clone, Args)]
 pub struct MigrateArgs {
-    /// Base URL of the running server (started with --enable-migration).
-    #[arg(long, env = "SWITCHBOARD_URL", default_value = SERVER_URL_DEFAULT)]
+    /// Base URL of the running server (started with --enable-migration); or several,
+    /// comma-separated (a hot-standby pair): the active one is used.
+    #[arg(long, env = "SWITCHBOARD_URL", default_value = SERVER_URL_DEFAULT,
+          value_name = "URL[,URL...]")]
     pub server: String,
     /// `--token` (the admin token) and `--ca-cert`.
     #[command(flatten)]
@@ -109,7 +116,7 @@ async fn migrate(args: &MigrateArgs) -> Result<ExitCode, String> {
             "Migration {} started on {}. Ctrl-C stops watching; the migration goes on in the \
              server (watch again with --follow, roll back with --rollback).\n",
             answer["migration_id"].as_str().unwrap_or("?"),
-            server.base
+            server.base()
         ))?;
     }
     let phase = follow(&server).await?;
@@ -210,48 +217,84 @@ async fn finish(server: &Server, args: &MigrateArgs) -> Result<(), String> {
     print(&format!("Report written to {}\n", args.report.display()))
 }
 
-/// The running server, over HTTP.
+/// The running server, over HTTP: the active one of `--server URL[,URL...]` (see
+/// [`crate::cli::client::servers`]).
 pub(crate) struct Server {
-    pub(crate) base: String,
+    servers: Servers,
     client: reqwest::Client,
 }
 
 impl Server {
     pub(crate) fn new(
-        base: &str,
+        servers: &str,
         credentials: &crate::cli::client::credentials::Credentials,
     ) -> Result<Server, String> {
+        let servers = Servers::parse(servers).map_err(|error| format!("switchboard: {error}"))?;
         let client = credentials
             .apply(reqwest::Client::builder().timeout(REQUEST_TIMEOUT))
             .map_err(|error| format!("switchboard: {error}"))?
             .build()
             .map_err(|error| format!("switchboard: cannot build an HTTP client: {error}"))?;
-        Ok(Server {
-            base: base.trim_end_matches('/').to_string(),
-            client,
-        })
+        Ok(Server { servers, client })
+    }
+
+    /// The base URL of the server that answered last (else the first listed).
+    pub(crate) fn base(&self) -> String {
+        self.servers.current()
     }
 
     pub(crate) async fn get(&self, path: &str) -> Result<Value, String> {
-        self.answer(self.client.get(format!("{}{path}", self.base)))
+        self.answer(|base| self.client.get(format!("{base}{path}")))
             .await
     }
 
     pub(crate) async fn post(&self, path: &str, body: Value) -> Result<Value, String> {
-        self.answer(self.client.post(format!("{}{path}", self.base)).json(&body))
+        self.answer(|base| self.client.post(format!("{base}{path}")).json(&body))
             .await
     }
 
-    async fn answer(&self, request: reqwest::RequestBuilder) -> Result<Value, String> {
-        let response = request.send().await.map_err(|error| {
-            format!(
-                "switchboard: cannot reach the server at {}: {error}. Start it with `switchboard \
-                 serve --enable-migration`, or point --server (SWITCHBOARD_URL) at it.",
-                self.base
-            )
-        })?;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
+    /// Sends the request `build` makes for a base URL to the active server; its JSON answer.
+    async fn answer(&self, build: impl Fn(&str) -> reqwest::RequestBuilder) -> Result<Value, String> {
+        let reached = on_active(&self.servers, ACTIVE_SEARCH_WINDOW, |base| {
+            let request = build(&base);
+            async move {
+                match request.send().await {
+                    Err(error) if error.is_connect() => Reply::Unreachable {
+                        cause: error.to_string(),
+                    },
+                    Err(error) => Reply::Answered(Err(error.to_string())),
+                    Ok(response) => {
+                        let status = response.status();
+                        let body: Value = response.json().await.unwrap_or(Value::Null);
+                        match standby_in(status.as_u16(), &body) {
+                            Some(active) => Reply::Standby { active },
+                            None => Reply::Answered(Ok((status, body))),
+                        }
+                    }
+                }
+            }
+        })
+        .await;
+        let (status, body) = match reached {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(cause)) => {
+                return Err(format!(
+                    "switchboard: no answer from the server at {}: {cause}",
+                    self.base()
+                ))
+            }
+            Err(none) => {
+                let which = match self.servers.listed().len() {
+                    1 => "the server at",
+                    _ => "an active server of",
+                };
+                return Err(format!(
+                    "switchboard: cannot reach {which} {}. Start it with `switchboard serve \
+                     --enable-migration`, or point --server (SWITCHBOARD_URL) at it.",
+                    none.summary()
+                ));
+            }
+        };
         if status.is_success() {
             return Ok(body);
         }

@@ -39,8 +39,10 @@ pub const SENDER_DEFAULT: &str = "tmux-send";
 /// Arguments of `switchboard tmux-send`.
 #[derive(Debug, Clone, Args)]
 pub struct TmuxSendArgs {
-    /// Base URL of the running server.
-    #[arg(long, env = "SWITCHBOARD_URL", default_value = SERVER_URL_DEFAULT)]
+    /// Base URL of the running server; or several, comma-separated (a hot-standby pair): the
+    /// active one is used.
+    #[arg(long, env = "SWITCHBOARD_URL", default_value = SERVER_URL_DEFAULT,
+          value_name = "URL[,URL...]")]
     pub server: String,
     /// `--token` (the sender's token) and `--ca-cert`.
     #[command(flatten)]

@@ -1,14 +1,16 @@
 //! The HTTP client the agent tools share (CLI commands and the MCP server): one method per
 //! server call, and [`ClientError`], whose messages tell a person what to do.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::{Method, StatusCode};
+use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::credentials::Credentials;
+use super::servers::{on_active, standby_in, NoActiveServer, Reply, Servers};
 use crate::api::leased::LeasedAnswer;
 use crate::api::receipts::{CancelAnswer, ReplyAnswer, ReplyRequest, ReplySent};
 use crate::api::wire::{AckResponse, AgentInfo, BatchAckResponse, InboxMessage, Priority};
@@ -34,6 +36,15 @@ pub enum ClientError {
         url: String,
         /// The innermost cause ("Connection refused").
         cause: String,
+    },
+    /// Several servers were named and none of them was active for the whole reconnect window
+    /// (each refused the connection or said it is a standby): nothing was sent.
+    #[error("cannot reach an active switchboard server in {seconds} s of trying: {tried}; start one with `switchboard serve`, wait for the standby to take over and try again, or name the right servers with --server URL[,URL...] (or SWITCHBOARD_URL)")]
+    NoActiveServer {
+        /// Every URL of the last round and what it said.
+        tried: String,
+        /// How long the client looked, in seconds.
+        seconds: u64,
     },
     /// The request went out but no answer came back (timed out, or the connection broke):
     /// the server may have carried it out.
@@ -137,36 +148,40 @@ fn tls_failure(error: &(dyn std::error::Error + 'static)) -> Option<String> {
     None
 }
 
-/// A connection to one server. Cheap to clone.
+/// A connection to the active one of a list of servers (see [`super::servers`]). Cheap to
+/// clone; clones share which server answered last.
 #[derive(Debug, Clone)]
 pub struct Client {
-    base: String,
+    servers: Arc<Servers>,
     http: reqwest::Client,
     /// Longest a plain request may take (long polls add their wait).
     request_timeout: Duration,
     /// How long the waiting commands keep reconnecting to a server that went away (see
-    /// [`super::retry::reconnecting`]).
+    /// [`super::retry::reconnecting`]), and how long any request looks for the active server
+    /// of a list.
     reconnect_window: Duration,
 }
 
 impl Client {
-    /// A client of the server at `base` (e.g. `http://127.0.0.1:8080`), with no token.
-    pub fn new(base: &str) -> Result<Self, ClientError> {
-        Self::with_credentials(base, &Credentials::default())
+    /// A client of the server(s) at `servers` (`URL[,URL...]`, e.g. `http://127.0.0.1:8080`),
+    /// with no token.
+    pub fn new(servers: &str) -> Result<Self, ClientError> {
+        Self::with_credentials(servers, &Credentials::default())
     }
 
-    /// A client of the server at `base` (`http://` or `https://`) presenting `credentials`.
-    pub fn with_credentials(base: &str, credentials: &Credentials) -> Result<Self, ClientError> {
-        let base = base.trim().trim_end_matches('/').to_string();
+    /// A client of the server(s) at `servers` (`http://` or `https://`, comma-separated)
+    /// presenting `credentials`.
+    pub fn with_credentials(servers: &str, credentials: &Credentials) -> Result<Self, ClientError> {
+        let servers = Servers::parse(servers).map_err(ClientError::Setup)?;
         let builder = credentials
             .apply(reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT))
             .map_err(ClientError::Setup)?;
         let http = builder.build().map_err(|error| ClientError::Unreachable {
-            url: base.clone(),
+            url: servers.current(),
             cause: innermost(&error),
         })?;
         Ok(Self {
-            base,
+            servers: Arc::new(servers),
             http,
             request_timeout: Duration::from_secs(REQUEST_TIMEOUT_SECONDS_DEFAULT),
             reconnect_window: Duration::from_secs(super::retry::RECONNECT_SECONDS_DEFAULT),
@@ -180,14 +195,45 @@ impl Client {
         self
     }
 
-    /// The server's base URL.
-    pub fn base(&self) -> &str {
-        &self.base
+    /// The base URL of the server requests go to first (the one that answered last).
+    pub fn base(&self) -> String {
+        self.servers.current()
     }
 
     /// How long the waiting commands keep reconnecting to a server that went away.
     pub fn reconnect_window(&self) -> Duration {
         self.reconnect_window
+    }
+
+    /// Sends the request `build` makes for a server's base URL to the active server; its
+    /// response when successful, else the refusal or the failure to reach any.
+    async fn exchange(
+        &self,
+        build: impl Fn(&reqwest::Client, &str) -> RequestBuilder,
+    ) -> Result<reqwest::Response, ClientError> {
+        let reached = on_active(&self.servers, self.reconnect_window, |base| {
+            let request = build(&self.http, &base);
+            async move { exchange_at(&base, request).await }
+        })
+        .await;
+        reached.unwrap_or_else(|none| Err(self.no_active(none)))
+    }
+
+    /// The error when no server was active: one URL that refused the connection is "cannot
+    /// reach" it, as before lists existed.
+    fn no_active(&self, none: NoActiveServer) -> ClientError {
+        match none.tried.as_slice() {
+            [only] if self.servers.listed().len() == 1 && !only.standby => {
+                ClientError::Unreachable {
+                    url: only.url.clone(),
+                    cause: only.said.clone(),
+                }
+            }
+            _ => ClientError::NoActiveServer {
+                tried: none.summary(),
+                seconds: none.searched.as_secs(),
+            },
+        }
     }
 
     /// Sends a request and reads a JSON answer; 404 and other refusals become errors carrying
@@ -200,62 +246,27 @@ impl Client {
         body: Option<&Value>,
         timeout: Duration,
     ) -> Result<T, ClientError> {
-        let url = format!("{}{path}", self.base);
-        let mut request = self
-            .http
-            .request(method, &url)
-            .query(query)
-            .timeout(timeout);
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|error| self.transport(&url, &error))?;
-        let status = response.status();
+        let response = self
+            .exchange(|http, base| {
+                let request = http
+                    .request(method.clone(), format!("{base}{path}"))
+                    .query(query)
+                    .timeout(timeout);
+                match body {
+                    Some(body) => request.json(body),
+                    None => request,
+                }
+            })
+            .await?;
+        let url = response.url().to_string();
         let text = response
             .text()
             .await
-            .map_err(|error| self.transport(&url, &error))?;
-        if !status.is_success() {
-            let body = serde_json::from_str::<Value>(&text).unwrap_or(Value::Null);
-            let detail = body["detail"]
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| text.chars().take(300).collect());
-            return Err(refusal(status, &body, detail));
-        }
+            .map_err(|error| transport(&self.base(), &error))?;
         serde_json::from_str(&text).map_err(|error| ClientError::Garbled {
             url,
             cause: error.to_string(),
         })
-    }
-
-    /// A failed exchange: no connection means nothing was sent; a connection that timed out
-    /// or broke after the request went out leaves the outcome unknown.
-    fn transport(&self, url: &str, error: &reqwest::Error) -> ClientError {
-        if let Some(tls) = tls_failure(error) {
-            ClientError::Untrusted {
-                url: self.base.clone(),
-                cause: tls,
-            }
-        } else if error.is_connect() {
-            ClientError::Unreachable {
-                url: self.base.clone(),
-                cause: innermost(error),
-            }
-        } else if error.is_timeout() || error.is_request() || error.is_body() {
-            ClientError::NoAnswer {
-                url: self.base.clone(),
-                cause: innermost(error),
-            }
-        } else {
-            ClientError::Garbled {
-                url: url.to_string(),
-                cause: innermost(error),
-            }
-        }
     }
 
     /// `POST /api/v1/messages?sender=...`, tried again (with the message's idempotency key,
@@ -433,23 +444,15 @@ impl Client {
 
     /// Opens the live feed (`GET /api/v1/feed`), optionally only `agent`'s traffic.
     pub async fn feed(&self, agent: Option<&str>) -> Result<reqwest::Response, ClientError> {
-        let url = format!("{}/api/v1/feed", self.base);
         // No timeout: the feed is meant to stay open; `connect_timeout` still bounds the start.
-        let mut request = self.http.get(&url);
-        if let Some(agent) = agent {
-            request = request.query(&[("agent", agent)]);
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|error| self.transport(&url, &error))?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(response);
-        }
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        let detail = body["detail"].as_str().unwrap_or("no detail").to_string();
-        Err(refusal(status, &body, detail))
+        self.exchange(|http, base| {
+            let request = http.get(format!("{base}/api/v1/feed"));
+            match agent {
+                Some(agent) => request.query(&[("agent", agent)]),
+                None => request,
+            }
+        })
+        .await
     }
 
     /// `POST /api/v1/agents/register`: registers `name` (or updates it); with `--auth token`
@@ -468,6 +471,54 @@ impl Client {
             self.request_timeout,
         )
         .await
+    }
+}
+
+/// One request to the server at `base`, as the search for the active server reads it: no
+/// connection and a standby's 503 send it on to the next server; anything else is this
+/// server's answer.
+async fn exchange_at(base: &str, request: RequestBuilder) -> Reply<Result<reqwest::Response, ClientError>> {
+    let response = match request.send().await {
+        Ok(response) => response,
+        Err(error) => {
+            return match transport(base, &error) {
+                ClientError::Unreachable { cause, .. } => Reply::Unreachable { cause },
+                other => Reply::Answered(Err(other)),
+            }
+        }
+    };
+    let status = response.status();
+    if status.is_success() {
+        return Reply::Answered(Ok(response));
+    }
+    let text = match response.text().await {
+        Ok(text) => text,
+        Err(error) => return Reply::Answered(Err(transport(base, &error))),
+    };
+    let body = serde_json::from_str::<Value>(&text).unwrap_or(Value::Null);
+    if let Some(active) = standby_in(status.as_u16(), &body) {
+        return Reply::Standby { active };
+    }
+    let detail = body["detail"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| text.chars().take(300).collect());
+    Reply::Answered(Err(refusal(status, &body, detail)))
+}
+
+/// A failed exchange with the server at `base`: no connection means nothing was sent; a
+/// connection that timed out or broke after the request went out leaves the outcome unknown.
+fn transport(base: &str, error: &reqwest::Error) -> ClientError {
+    let (url, cause) = (base.to_string(), innermost(error));
+    if let Some(tls) = tls_failure(error) {
+        ClientError::Untrusted { url, cause: tls }
+    } else if error.is_connect() {
+        ClientError::Unreachable { url, cause }
+    } else if error.is_timeout() || error.is_request() || error.is_body() {
+        ClientError::NoAnswer { url, cause }
+    } else {
+        let url = error.url().map_or(url, |url| url.to_string());
+        ClientError::Garbled { url, cause }
     }
 }
 
