@@ -83,15 +83,14 @@ impl Servers {
             .unwrap_or_else(|| self.listed[0].clone())
     }
 
-    /// Remembers that `url` answered; true when it is not the one that answered before (the
-    /// client moved to another server).
+    /// Remembers that `url` answered; true when that changed the server remembered.
     pub fn answered(&self, url: &str) -> bool {
         let mut last = self.last_answered.lock();
-        let moved = last.as_deref().is_some_and(|before| before != url);
-        if last.as_deref() != Some(url) {
-            *last = Some(url.to_string());
+        if last.as_deref() == Some(url) {
+            return false;
         }
-        moved
+        *last = Some(url.to_string());
+        true
     }
 
     /// One round: the current server first, then the rest of the list after it, wrapping.
@@ -150,14 +149,18 @@ pub struct NoActiveServer {
 }
 
 impl NoActiveServer {
-    /// "http://a (Connection refused); http://b (a hot standby, active server unknown)".
+    /// "http://a (Connection refused); http://b (a hot standby; active server unknown)".
     pub fn summary(&self) -> String {
-        self.tried
-            .iter()
-            .map(|tried| format!("{} ({})", tried.url, tried.said))
-            .collect::<Vec<_>>()
-            .join("; ")
+        summary(&self.tried)
     }
+}
+
+fn summary(tried: &[Tried]) -> String {
+    tried
+        .iter()
+        .map(|tried| format!("{} ({})", tried.url, tried.said))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The URLs left to try in one round, and what the tried ones said.
@@ -169,6 +172,10 @@ struct Round {
 impl Round {
     fn next(&mut self) -> Option<String> {
         (!self.queue.is_empty()).then(|| self.queue.remove(0))
+    }
+
+    fn summary(&self) -> String {
+        summary(&self.tried)
     }
 
     fn was_tried(&self, url: &str) -> bool {
@@ -220,8 +227,14 @@ where
         while let Some(url) = round.next() {
             match ask(url.clone()).await {
                 Reply::Answered(answer) => {
-                    if servers.answered(&url) {
-                        eprintln!("switchboard: now talking to {url}, the active server");
+                    // Said once per move (concurrent requests see it changed only once), and
+                    // only when another server failed first: a person should know why the
+                    // first URL is not used.
+                    if servers.answered(&url) && !round.tried.is_empty() {
+                        eprintln!(
+                            "switchboard: now talking to {url}, the active server ({})",
+                            round.summary()
+                        );
                     }
                     return Ok(answer);
                 }
@@ -277,7 +290,8 @@ mod tests {
     #[test]
     fn a_round_starts_with_the_server_that_answered_last_and_wraps() {
         let servers = Servers::parse("http://a,http://b,http://c").unwrap();
-        assert!(!servers.answered("http://b"), "the first answer is no move");
+        assert!(servers.answered("http://b"));
+        assert!(!servers.answered("http://b"), "the same server again is no change");
         assert_eq!(servers.round().queue, ["http://b", "http://c", "http://a"]);
         assert!(servers.answered("http://x"));
         assert_eq!(

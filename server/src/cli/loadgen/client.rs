@@ -78,6 +78,14 @@ impl Http {
         self.moved.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// [`Http::exchange`] for a request of its own (not a retry of an earlier one).
+    pub async fn once(
+        &self,
+        build: impl Fn(&str) -> RequestBuilder,
+    ) -> Result<reqwest::Response, String> {
+        self.exchange(&mut None, build).await
+    }
+
     /// Sends the request `build` makes for a base URL to the active server (see
     /// [`crate::cli::client::servers`]); `Err` when no answer came (to be retried) or no
     /// server is active. `origin` is the server the request was first sent to (pass the same
@@ -124,7 +132,7 @@ impl Http {
     /// Registers `name`, remembering it for [`Http::remove_registered`].
     async fn register(&self, name: &str, body: &Value) -> Result<Agent, String> {
         let response = self
-            .exchange(&mut None, |base| {
+            .once(|base| {
                 self.client
                     .post(format!("{base}/api/v1/agents/register"))
                     .json(body)
@@ -155,7 +163,7 @@ impl Http {
         let agents = std::mem::take(&mut *self.registered.lock());
         let mut failed = Vec::new();
         for agent in agents {
-            let removal = self.exchange(&mut None, |base| {
+            let removal = self.once(|base| {
                 let request = self
                     .client
                     .delete(format!("{base}/api/v1/agents/{}", agent.id));
@@ -182,7 +190,7 @@ impl Http {
     }
 
     pub async fn check_health(&self) -> Result<(), String> {
-        let health = self.exchange(&mut None, |base| self.client.get(format!("{base}/health")));
+        let health = self.once(|base| self.client.get(format!("{base}/health")));
         match health.await {
             Ok(response) if response.status().is_success() => Ok(()),
             Ok(response) => Err(format!(
@@ -316,7 +324,7 @@ pub async fn rest_consumer(
         agent.id, batch
     );
     while !stop.load(Ordering::Relaxed) {
-        let lease = http.exchange(&mut None, |base| {
+        let lease = http.once(|base| {
             http.client.get(format!("{base}{lease_path}"))
         });
         let Some(messages) = leased(lease, &tracker).await else {
@@ -331,7 +339,7 @@ pub async fn rest_consumer(
                 tracker.received(seq);
             }
             let ack_path = format!("/api/v1/messages/{id}/ack?agent_id={}", agent.id);
-            let ack = http.exchange(&mut None, |base| {
+            let ack = http.once(|base| {
                 http.client.post(format!("{base}{ack_path}"))
             });
             match ack.await {

@@ -67,7 +67,7 @@ pub async fn consume(
     let path = queue_path(&queue);
     let lease = json!({ "max": batch, "lease_seconds": LEASE_SECONDS, "wait_seconds": 1 });
     while !stop.load(Ordering::Relaxed) {
-        let request = http.exchange(&mut None, |base| {
+        let request = http.once(|base| {
             http.client.post(format!("{base}{path}/lease")).json(&lease)
         });
         let Some(leased) = leased(request, &tracker).await else {
@@ -86,7 +86,7 @@ pub async fn consume(
             .collect();
         let body = json!({ "items": items });
         let acked = http
-            .exchange(&mut None, |base| {
+            .once(|base| {
                 http.client.post(format!("{base}{path}/ack")).json(&body)
             })
             .await;
