@@ -203,14 +203,16 @@ impl StandbyServer {
     pub async fn start(active: Option<&str>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("an address"));
-        let active = match active {
-            Some(active) => format!("\"{active}\""),
-            None => "null".to_string(),
-        };
-        let body = format!(
-            "{{\"detail\": \"this server is a hot standby; the active server is {active}\", \
-             \"error\": \"standby\", \"status\": \"standby\", \"active\": {active}}}"
-        );
+        let body = serde_json::json!({
+            "detail": format!(
+                "this server is a hot standby; the active server is {}",
+                active.unwrap_or("unknown")
+            ),
+            "error": "standby",
+            "status": "standby",
+            "active": active,
+        })
+        .to_string();
         let asked: Arc<Mutex<u64>> = Arc::default();
         let counted = asked.clone();
         let task = tokio::spawn(async move {
