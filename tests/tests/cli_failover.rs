@@ -238,3 +238,15 @@ async fn last_seen(bus: &Bus, agent: &str) -> Value {
     assert_eq!(status, 200, "{body}");
     body["last_seen"].clone()
 }
+
+/// `migrate --follow` given `standby,real` asks the real server (which has no migration to
+/// follow, and says so), not the standby.
+#[tokio::test]
+async fn migrate_skips_a_standby_listed_first() {
+    let bus = Bus::start(&[]).await;
+    let standby = StandbyServer::start(None).await;
+    let servers = format!("{},{}", standby.url, bus.server.base());
+    let run = run_on(&bus, &servers, &["migrate", "--follow"]).await;
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("no migration to follow"), "{}", run.stderr);
+}
