@@ -34,20 +34,45 @@ async fn commands_skip_a_standby_listed_first() {
     let servers = format!("{},{}", standby.url, bus.server.base());
     let register = run_on(&bus, &servers, &["register", "--agent", "carol"]).await;
     register.ok();
-    let sent = run_on(&bus, &servers, &["send", "bob", "hi", "--agent", "alice", "--json"]).await;
+    let sent = run_on(
+        &bus,
+        &servers,
+        &["send", "bob", "hi", "--agent", "alice", "--json"],
+    )
+    .await;
     let id = sent.ok().json()["message_id"].as_str().unwrap().to_string();
     let agents = run_on(&bus, &servers, &["agents", "--json"]).await;
-    let names: Vec<Value> = agents.ok().json().as_array().unwrap().iter().map(|a| a["name"].clone()).collect();
+    let names: Vec<Value> = agents
+        .ok()
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].clone())
+        .collect();
     assert!(names.contains(&Value::from("carol")), "{names:?}");
     run_on(&bus, &servers, &["status", &id]).await.ok();
     let inbox = run_on(&bus, &servers, &["inbox", "--agent", "bob", "--json"]).await;
     assert_eq!(inbox.ok().json()[0]["id"], id.as_str());
-    run_on(&bus, &servers, &["nack", &id, "--agent", "bob"]).await.ok();
-    let waited = run_on(&bus, &servers, &["wait", "--agent", "bob", "--timeout", "10", "--json"]).await;
+    run_on(&bus, &servers, &["nack", &id, "--agent", "bob"])
+        .await
+        .ok();
+    let waited = run_on(
+        &bus,
+        &servers,
+        &["wait", "--agent", "bob", "--timeout", "10", "--json"],
+    )
+    .await;
     assert_eq!(waited.ok().json()["id"], id.as_str());
-    run_on(&bus, &servers, &["ack", &id, "--agent", "bob"]).await.ok();
+    run_on(&bus, &servers, &["ack", &id, "--agent", "bob"])
+        .await
+        .ok();
     let (status, receipt) = bus.get(&format!("/api/v1/messages/{id}/status")).await;
-    assert_eq!((status, receipt["state"].as_str()), (200, Some("acked")), "{receipt}");
+    assert_eq!(
+        (status, receipt["state"].as_str()),
+        (200, Some("acked")),
+        "{receipt}"
+    );
     assert!(standby.asked() > 0, "the standby was asked first");
 }
 
@@ -58,7 +83,12 @@ async fn the_hook_skips_a_standby_listed_first() {
     let standby = StandbyServer::start(None).await;
     let servers = format!("{},{}", standby.url, bus.server.base());
     bus.send("alice", "bob", "read me at the turn").await;
-    let hook = run_on(&bus, &servers, &["hook", "--agent", "bob", "--event", "user-prompt-submit"]).await;
+    let hook = run_on(
+        &bus,
+        &servers,
+        &["hook", "--agent", "bob", "--event", "user-prompt-submit"],
+    )
+    .await;
     hook.ok();
     assert!(hook.stdout.contains("read me at the turn"), "{hook:?}");
 }
@@ -69,11 +99,33 @@ async fn ask_and_reply_skip_a_standby_listed_first() {
     let bus = Bus::start(&["alice", "bob"]).await;
     let standby = StandbyServer::start(None).await;
     let servers = format!("{},{}", standby.url, bus.server.base());
-    let ask_args = ["ask", "bob", "ready?", "--agent", "alice", "--timeout", "30", "--json", "--server", &servers];
+    let ask_args = [
+        "ask",
+        "bob",
+        "ready?",
+        "--agent",
+        "alice",
+        "--timeout",
+        "30",
+        "--json",
+        "--server",
+        &servers,
+    ];
     let asking = bus.spawn(&ask_args);
-    let question = run_on(&bus, &servers, &["wait", "--agent", "bob", "--timeout", "30", "--json"]).await;
+    let question = run_on(
+        &bus,
+        &servers,
+        &["wait", "--agent", "bob", "--timeout", "30", "--json"],
+    )
+    .await;
     let question_id = question.ok().json()["id"].as_str().unwrap().to_string();
-    run_on(&bus, &servers, &["reply", &question_id, "yes", "--agent", "bob"]).await.ok();
+    run_on(
+        &bus,
+        &servers,
+        &["reply", &question_id, "yes", "--agent", "bob"],
+    )
+    .await
+    .ok();
     let asked = wait(asking).await;
     assert_eq!(asked.ok().json()["reply"]["content"], "yes");
 }
@@ -105,9 +157,23 @@ async fn a_standby_naming_the_active_server_sends_the_client_there() {
     let bus = Bus::start(&["bob"]).await;
     let standby = StandbyServer::start(Some(&bus.server.base())).await;
     let servers = format!("{},{}", standby.url, dead_url());
-    let sent = run_on(&bus, &servers, &["send", "bob", "via the named one", "--agent", "alice", "--json"]).await;
+    let sent = run_on(
+        &bus,
+        &servers,
+        &[
+            "send",
+            "bob",
+            "via the named one",
+            "--agent",
+            "alice",
+            "--json",
+        ],
+    )
+    .await;
     let id = sent.ok().json()["message_id"].clone();
-    let (status, receipt) = bus.get(&format!("/api/v1/messages/{}/status", id.as_str().unwrap())).await;
+    let (status, receipt) = bus
+        .get(&format!("/api/v1/messages/{}/status", id.as_str().unwrap()))
+        .await;
     assert_eq!(status, 200, "{receipt}");
 }
 
@@ -116,12 +182,29 @@ async fn a_standby_naming_the_active_server_sends_the_client_there() {
 async fn commands_skip_a_dead_url_listed_first() {
     let bus = Bus::start(&["alice", "bob"]).await;
     let servers = format!("{},{}", dead_url(), bus.server.base());
-    let sent = run_on(&bus, &servers, &["send", "bob", "one", "--agent", "alice", "--json"]).await;
+    let sent = run_on(
+        &bus,
+        &servers,
+        &["send", "bob", "one", "--agent", "alice", "--json"],
+    )
+    .await;
     let first = sent.ok().json()["message_id"].clone();
-    run_on(&bus, &servers, &["send", "bob", "two", "--agent", "alice"]).await.ok();
-    let inbox = run_on(&bus, &servers, &["inbox", "--agent", "bob", "--limit", "1", "--json", "--ack"]).await;
+    run_on(&bus, &servers, &["send", "bob", "two", "--agent", "alice"])
+        .await
+        .ok();
+    let inbox = run_on(
+        &bus,
+        &servers,
+        &["inbox", "--agent", "bob", "--limit", "1", "--json", "--ack"],
+    )
+    .await;
     assert_eq!(inbox.ok().json()[0]["id"], first);
-    let waited = run_on(&bus, &servers, &["wait", "--agent", "bob", "--timeout", "10", "--json"]).await;
+    let waited = run_on(
+        &bus,
+        &servers,
+        &["wait", "--agent", "bob", "--timeout", "10", "--json"],
+    )
+    .await;
     assert_eq!(waited.ok().json()["content"], "two");
 }
 
@@ -153,15 +236,30 @@ async fn with_no_active_server_a_command_exits_4_naming_every_url() {
     let standby = StandbyServer::start(None).await;
     let dead = dead_url();
     let servers = format!("{dead},{}", standby.url);
-    for args in [&["send", "bob", "hi", "--agent", "alice"][..], &["wait", "--agent", "bob"]] {
+    for args in [
+        &["send", "bob", "hi", "--agent", "alice"][..],
+        &["wait", "--agent", "bob"],
+    ] {
         let started = Instant::now();
         let args = [args, &["--reconnect-timeout", "2"]].concat();
         let run = run_on(&bus, &servers, &args).await;
-        assert!(started.elapsed() < GIVES_UP_WITHIN, "{args:?} took {:?}", started.elapsed());
-        assert!(started.elapsed() >= Duration::from_secs(2), "{args:?} kept looking: {run:?}");
+        assert!(
+            started.elapsed() < GIVES_UP_WITHIN,
+            "{args:?} took {:?}",
+            started.elapsed()
+        );
+        assert!(
+            started.elapsed() >= Duration::from_secs(2),
+            "{args:?} kept looking: {run:?}"
+        );
         assert_eq!(run.code, EXIT_UNREACHABLE, "{args:?}: {run:?}");
         assert!(run.stderr.contains(&format!("{dead} (")), "{}", run.stderr);
-        assert!(run.stderr.contains(&format!("{} (a hot standby", standby.url)), "{}", run.stderr);
+        assert!(
+            run.stderr
+                .contains(&format!("{} (a hot standby", standby.url)),
+            "{}",
+            run.stderr
+        );
     }
 }
 
@@ -173,8 +271,17 @@ async fn with_every_url_dead_a_command_exits_4_naming_each() {
     let servers = format!("{first},{second}");
     let run = run_on(&bus, &servers, &["agents", "--reconnect-timeout", "1"]).await;
     assert_eq!(run.code, EXIT_UNREACHABLE, "{run:?}");
-    assert!(run.stderr.contains(&first) && run.stderr.contains(&second), "{}", run.stderr);
-    assert!(run.stderr.contains("cannot reach an active switchboard server"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&first) && run.stderr.contains(&second),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("cannot reach an active switchboard server"),
+        "{}",
+        run.stderr
+    );
 }
 
 /// The active server takes the send and dies before answering: the retry goes to the next
@@ -185,9 +292,18 @@ async fn a_send_whose_server_died_before_answering_is_retried_on_the_next_with_i
     let bus = Bus::start(&["bob"]).await;
     let dying = AnswerLosingProxy::dying(bus.server.address()).await;
     let servers = format!("{},{}", dying.url, bus.server.base());
-    let sent = run_on(&bus, &servers, &["send", "bob", "only once", "--agent", "alice", "--json"]).await;
+    let sent = run_on(
+        &bus,
+        &servers,
+        &["send", "bob", "only once", "--agent", "alice", "--json"],
+    )
+    .await;
     sent.ok();
-    assert_eq!(sent.json()["deduplicated"], true, "the retry found the first copy");
+    assert_eq!(
+        sent.json()["deduplicated"],
+        true,
+        "the retry found the first copy"
+    );
     let inbox = run_on(&bus, &servers, &["inbox", "--agent", "bob", "--json"]).await;
     let messages = inbox.ok().json();
     assert_eq!(messages.as_array().map(Vec::len), Some(1), "{messages}");
@@ -218,11 +334,23 @@ async fn wait_moves_to_the_next_server_when_the_active_one_is_killed() {
         .expect("JSON");
     let servers = format!("{},{}", first.server.base(), second.base());
     let registered = last_seen(&first, "bob").await;
-    let waiting = first.spawn(&["wait", "--agent", "bob", "--timeout", "120", "--json", "--server", &servers]);
+    let waiting = first.spawn(&[
+        "wait",
+        "--agent",
+        "bob",
+        "--timeout",
+        "120",
+        "--json",
+        "--server",
+        &servers,
+    ]);
     // The wait's long poll has reached the first server when bob's last sign of life moves.
     let deadline = Instant::now() + Duration::from_secs(30);
     while last_seen(&first, "bob").await == registered {
-        assert!(Instant::now() < deadline, "the wait never polled the first server");
+        assert!(
+            Instant::now() < deadline,
+            "the wait never polled the first server"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     first.server.kill9();
@@ -230,7 +358,12 @@ async fn wait_moves_to_the_next_server_when_the_active_one_is_killed() {
     run.ok();
     assert_eq!(run.json()["id"], sent["message_id"]);
     assert_eq!(run.json()["content"], "held by the second");
-    assert!(run.stderr.contains(&format!("now talking to {}", second.base())), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains(&format!("now talking to {}", second.base())),
+        "{}",
+        run.stderr
+    );
 }
 
 async fn last_seen(bus: &Bus, agent: &str) -> Value {
@@ -248,5 +381,9 @@ async fn migrate_skips_a_standby_listed_first() {
     let servers = format!("{},{}", standby.url, bus.server.base());
     let run = run_on(&bus, &servers, &["migrate", "--follow"]).await;
     assert_eq!(run.code, 1, "{run:?}");
-    assert!(run.stderr.contains("no migration to follow"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("no migration to follow"),
+        "{}",
+        run.stderr
+    );
 }

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use switchboard_server::cli::loadgen::{self, Args};
 use cli_support::fake_server::StandbyServer;
+use switchboard_server::cli::loadgen::{self, Args};
 use switchboard_tests::server_harness::{run_to_end, ServerProcess};
 
 /// The load generator's command line, as `switchboard-loadgen` parses it.
@@ -144,7 +144,10 @@ async fn every_mode_runs_on_the_active_server_past_a_standby() {
         &["--mode", "queue"],
     ] {
         let report = run_listed(&server, &servers, mode).await;
-        assert!(report.retried_on_another_server >= 1, "{mode:?}: {report:?}");
+        assert!(
+            report.retried_on_another_server >= 1,
+            "{mode:?}: {report:?}"
+        );
     }
     assert!(standby.asked() >= 3, "each run asked the standby first");
 }

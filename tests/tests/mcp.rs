@@ -388,7 +388,10 @@ async fn tools_skip_a_standby_listed_first() {
     );
     let mut alice = McpClient::start_command(command, "alice").await;
     let sent = alice
-        .call_ok("send_message", json!({ "to": "alice", "text": "to myself" }))
+        .call_ok(
+            "send_message",
+            json!({ "to": "alice", "text": "to myself" }),
+        )
         .await;
     assert_eq!(sent["recipient"], "alice", "{sent}");
     let waited = alice

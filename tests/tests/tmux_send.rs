@@ -183,9 +183,7 @@ async fn a_standby_listed_first_is_skipped_and_the_message_goes_through_the_queu
     .unwrap();
     assert!(status.success(), "{out}\n{err}");
     assert!(out.contains("sent to alpha through the queue"), "{out}");
-    let inbox = bus
-        .run(&["inbox", "--agent", "alpha", "--json"])
-        .await;
+    let inbox = bus.run(&["inbox", "--agent", "alpha", "--json"]).await;
     assert_eq!(inbox.ok().json()[0]["content"], "through the queue");
     assert!(pane.lines().is_empty(), "{:?}", pane.lines());
 }

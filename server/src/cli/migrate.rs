@@ -254,7 +254,10 @@ impl Server {
     }
 
     /// Sends the request `build` makes for a base URL to the active server; its JSON answer.
-    async fn answer(&self, build: impl Fn(&str) -> reqwest::RequestBuilder) -> Result<Value, String> {
+    async fn answer(
+        &self,
+        build: impl Fn(&str) -> reqwest::RequestBuilder,
+    ) -> Result<Value, String> {
         let reached = on_active(&self.servers, ACTIVE_SEARCH_WINDOW, |base| {
             let request = build(&base);
             async move {

@@ -477,7 +477,10 @@ impl Client {
 /// One request to the server at `base`, as the search for the active server reads it: no
 /// connection and a standby's 503 send it on to the next server; anything else is this
 /// server's answer.
-async fn exchange_at(base: &str, request: RequestBuilder) -> Reply<Result<reqwest::Response, ClientError>> {
+async fn exchange_at(
+    base: &str,
+    request: RequestBuilder,
+) -> Reply<Result<reqwest::Response, ClientError>> {
     let response = match request.send().await {
         Ok(response) => response,
         Err(error) => {

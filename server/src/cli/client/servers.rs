@@ -291,7 +291,10 @@ mod tests {
     fn a_round_starts_with_the_server_that_answered_last_and_wraps() {
         let servers = Servers::parse("http://a,http://b,http://c").unwrap();
         assert!(servers.answered("http://b"));
-        assert!(!servers.answered("http://b"), "the same server again is no change");
+        assert!(
+            !servers.answered("http://b"),
+            "the same server again is no change"
+        );
         assert_eq!(servers.round().queue, ["http://b", "http://c", "http://a"]);
         assert!(servers.answered("http://x"));
         assert_eq!(
@@ -318,7 +321,10 @@ mod tests {
         let health = json!({"status": "standby", "active": null});
         assert_eq!(standby_in(503, &health), Some(None));
         assert_eq!(standby_in(200, &body), None);
-        assert_eq!(standby_in(503, &json!({"error": "storage_unavailable"})), None);
+        assert_eq!(
+            standby_in(503, &json!({"error": "storage_unavailable"})),
+            None
+        );
     }
 
     /// `url`'s reply when `refusing` refuses connections and `standby` is a standby.

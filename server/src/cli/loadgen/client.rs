@@ -108,7 +108,9 @@ impl Http {
                         let body: Value = response.json().await.unwrap_or(Value::Null);
                         match standby_in(503, &body) {
                             Some(active) => Reply::Standby { active },
-                            None => Reply::Answered(Err(format!("503 Service Unavailable: {body}"))),
+                            None => {
+                                Reply::Answered(Err(format!("503 Service Unavailable: {body}")))
+                            }
                         }
                     }
                     Ok(response) => Reply::Answered(Ok((base, response))),
@@ -324,9 +326,7 @@ pub async fn rest_consumer(
         agent.id, batch
     );
     while !stop.load(Ordering::Relaxed) {
-        let lease = http.once(|base| {
-            http.client.get(format!("{base}{lease_path}"))
-        });
+        let lease = http.once(|base| http.client.get(format!("{base}{lease_path}")));
         let Some(messages) = leased(lease, &tracker).await else {
             continue;
         };
@@ -339,9 +339,7 @@ pub async fn rest_consumer(
                 tracker.received(seq);
             }
             let ack_path = format!("/api/v1/messages/{id}/ack?agent_id={}", agent.id);
-            let ack = http.once(|base| {
-                http.client.post(format!("{base}{ack_path}"))
-            });
+            let ack = http.once(|base| http.client.post(format!("{base}{ack_path}")));
             match ack.await {
                 Ok(response) if response.status().is_success() => {
                     if let Some(seq) = seq {
@@ -373,4 +371,3 @@ pub(super) async fn leased(
         }
     }
 }
-

@@ -50,8 +50,12 @@ pub enum Producer {
 pub struct Args {
     /// Base URL of the server; or several, comma-separated (a hot-standby pair): requests go
     /// to the active one and follow it across a failover (counted in the summary).
-    #[arg(long, env = "SWITCHBOARD_URL", default_value = "http://127.0.0.1:8080",
-          value_name = "URL[,URL...]")]
+    #[arg(
+        long,
+        env = "SWITCHBOARD_URL",
+        default_value = "http://127.0.0.1:8080",
+        value_name = "URL[,URL...]"
+    )]
     pub server: String,
     /// Messages to send.
     #[arg(long, default_value_t = 10_000)]

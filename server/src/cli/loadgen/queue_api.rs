@@ -67,9 +67,8 @@ pub async fn consume(
     let path = queue_path(&queue);
     let lease = json!({ "max": batch, "lease_seconds": LEASE_SECONDS, "wait_seconds": 1 });
     while !stop.load(Ordering::Relaxed) {
-        let request = http.once(|base| {
-            http.client.post(format!("{base}{path}/lease")).json(&lease)
-        });
+        let request =
+            http.once(|base| http.client.post(format!("{base}{path}/lease")).json(&lease));
         let Some(leased) = leased(request, &tracker).await else {
             continue;
         };
@@ -86,9 +85,7 @@ pub async fn consume(
             .collect();
         let body = json!({ "items": items });
         let acked = http
-            .once(|base| {
-                http.client.post(format!("{base}{path}/ack")).json(&body)
-            })
+            .once(|base| http.client.post(format!("{base}{path}/ack")).json(&body))
             .await;
         let results: Value = match acked {
             Ok(response) if response.status().is_success() => {
