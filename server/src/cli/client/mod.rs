@@ -7,7 +7,7 @@
 //! - `register`: register (or update) the caller's agent, printing its token in token mode;
 //! - `agents` (and `agents remove`), `status` (a message's delivery receipt), `tail` (live traffic);
 //! - `hook`: pending messages for an agent's context at a turn boundary (never fails);
-//! - [`api`]: the HTTP client they share with the MCP server; [`identity`]: server URLs and
+//! - [`api`]: the HTTP client they share with the MCP server (its errors in `client_error`); [`identity`]: server URLs and
 //!   agent name; [`servers`]: a list of servers (hot standby), and finding the active one; `suggest`: "did you mean" for unknown agents; `output`: tables and messages
 //!   (control characters escaped), written so that a closed stdout is a quiet exit; `retry`:
 //!   sends retried with their idempotency key, waiting commands riding out a restart.
@@ -18,6 +18,7 @@
 mod agents;
 pub mod api;
 mod ask;
+mod client_error;
 pub mod credentials;
 mod hook;
 pub mod identity;
