@@ -19,6 +19,8 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// Exit code of "cannot reach" (docs/agents.md).
 const EXIT_UNREACHABLE: i32 = 4;
+/// Exit code of "outcome unknown": a request went out and no answer came back.
+const EXIT_OUTCOME_UNKNOWN: i32 = 5;
 
 /// Runs `switchboard <args> --server <servers>` against `bus`'s scratch directory.
 async fn run_on(bus: &Bus, servers: &str, args: &[&str]) -> Run {
@@ -307,6 +309,33 @@ async fn a_send_whose_server_died_before_answering_is_retried_on_the_next_with_i
     let inbox = run_on(&bus, &servers, &["inbox", "--agent", "bob", "--json"]).await;
     let messages = inbox.ok().json();
     assert_eq!(messages.as_array().map(Vec::len), Some(1), "{messages}");
+}
+
+/// The active server takes the send and dies before answering, and no other server becomes
+/// active: the message may be stored, so the answer is "outcome unknown" (exit 5) naming the
+/// key, not "cannot reach".
+#[tokio::test]
+async fn a_send_unanswered_before_every_server_went_away_is_outcome_unknown() {
+    let bus = Bus::start(&["bob"]).await;
+    let dying = AnswerLosingProxy::dying(bus.server.address()).await;
+    let servers = format!("{},{}", dying.url, dead_url());
+    let args = [
+        "send",
+        "bob",
+        "maybe",
+        "--agent",
+        "alice",
+        "--reconnect-timeout",
+        "1",
+    ];
+    let sent = run_on(&bus, &servers, &args).await;
+    assert_eq!(sent.code, EXIT_OUTCOME_UNKNOWN, "{sent:?}");
+    assert!(sent.stderr.contains("outcome unknown"), "{}", sent.stderr);
+    assert!(
+        sent.stderr.contains("--idempotency-key sb-"),
+        "{}",
+        sent.stderr
+    );
 }
 
 /// `wait --server A,B` long-polls A; A is killed: the wait moves to B and prints the message

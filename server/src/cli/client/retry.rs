@@ -57,6 +57,9 @@ impl ClientError {
             ClientError::Unreachable { cause, .. } | ClientError::NoAnswer { cause, .. } => {
                 cause.clone()
             }
+            ClientError::NoActiveServer { tried, seconds } => {
+                format!("then no server was active for {seconds} s: {tried}")
+            }
             other => other.to_string(),
         }
     }
