@@ -12,10 +12,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::cli::client::retry::RECONNECT_SECONDS_DEFAULT;
-use crate::cli::client::servers::{on_active, standby_in, Reply, Servers};
+use crate::cli::server_http::ServerHttp;
 use crate::cli::stdout::{fail, print};
 use crate::migrate::model::{MigrationRun, Phase};
 use crate::migrate::report::{self, Report, REPORT_FILE};
@@ -28,9 +27,17 @@ use crate::time::iso8601;
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// Longest wait for one answer of the server.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a request looks for the active server of a list (`--server URL,URL`) while none
-/// is: a standby takes over within seconds.
-const ACTIVE_SEARCH_WINDOW: Duration = Duration::from_secs(RECONNECT_SECONDS_DEFAULT);
+/// What to do when no server answers, for `migrate` and `tmux-send`.
+pub(crate) const START_HINT: &str = "Start it with `switchboard serve --enable-migration`, or \
+                                     point --server (SWITCHBOARD_URL) at it.";
+
+/// The running server (the active one of `--server URL[,URL...]`), over HTTP.
+pub(crate) fn server(
+    servers: &str,
+    credentials: &crate::cli::client::credentials::Credentials,
+) -> Result<ServerHttp, String> {
+    ServerHttp::new(servers, credentials, REQUEST_TIMEOUT, START_HINT)
+}
 
 /// Flags of `switchboard migrate`.
 #[derive(Debug, Clone, Args)]
@@ -89,7 +96,7 @@ pub fn run(args: MigrateArgs) -> ExitCode {
 }
 
 async fn migrate(args: &MigrateArgs) -> Result<ExitCode, String> {
-    let server = Server::new(&args.server, &args.credentials)?;
+    let server = server(&args.server, &args.credentials)?;
     if args.rollback {
         let body = json!({ "reason": args.reason });
         server.post("/api/v1/migration/rollback", body).await?;
@@ -129,7 +136,7 @@ async fn migrate(args: &MigrateArgs) -> Result<ExitCode, String> {
 }
 
 /// Prints each new event until the run is final; returns the final phase.
-async fn follow(server: &Server) -> Result<Phase, String> {
+async fn follow(server: &ServerHttp) -> Result<Phase, String> {
     let live = std::io::stdout().is_terminal();
     let mut printed = 0;
     loop {
@@ -203,7 +210,7 @@ fn now_ms() -> u64 {
 }
 
 /// Fetches the report, writes it to `--report`, and prints the summary.
-async fn finish(server: &Server, args: &MigrateArgs) -> Result<(), String> {
+async fn finish(server: &ServerHttp, args: &MigrateArgs) -> Result<(), String> {
     let body = server.get("/api/v1/migration/report").await?;
     let report: Report = serde_json::from_value(body)
         .map_err(|error| format!("switchboard: unreadable migration report: {error}"))?;
@@ -215,97 +222,6 @@ async fn finish(server: &Server, args: &MigrateArgs) -> Result<(), String> {
     })?;
     print(&report.summary())?;
     print(&format!("Report written to {}\n", args.report.display()))
-}
-
-/// The running server, over HTTP: the active one of `--server URL[,URL...]` (see
-/// [`crate::cli::client::servers`]).
-pub(crate) struct Server {
-    servers: Servers,
-    client: reqwest::Client,
-}
-
-impl Server {
-    pub(crate) fn new(
-        servers: &str,
-        credentials: &crate::cli::client::credentials::Credentials,
-    ) -> Result<Server, String> {
-        let servers = Servers::parse(servers).map_err(|error| format!("switchboard: {error}"))?;
-        let client = credentials
-            .apply(reqwest::Client::builder().timeout(REQUEST_TIMEOUT))
-            .map_err(|error| format!("switchboard: {error}"))?
-            .build()
-            .map_err(|error| format!("switchboard: cannot build an HTTP client: {error}"))?;
-        Ok(Server { servers, client })
-    }
-
-    /// The base URL of the server that answered last (else the first listed).
-    pub(crate) fn base(&self) -> String {
-        self.servers.current()
-    }
-
-    pub(crate) async fn get(&self, path: &str) -> Result<Value, String> {
-        self.answer(|base| self.client.get(format!("{base}{path}")))
-            .await
-    }
-
-    pub(crate) async fn post(&self, path: &str, body: Value) -> Result<Value, String> {
-        self.answer(|base| self.client.post(format!("{base}{path}")).json(&body))
-            .await
-    }
-
-    /// Sends the request `build` makes for a base URL to the active server; its JSON answer.
-    async fn answer(
-        &self,
-        build: impl Fn(&str) -> reqwest::RequestBuilder,
-    ) -> Result<Value, String> {
-        let reached = on_active(&self.servers, ACTIVE_SEARCH_WINDOW, |base| {
-            let request = build(&base);
-            async move {
-                match request.send().await {
-                    Err(error) if error.is_connect() => Reply::Unreachable {
-                        cause: error.to_string(),
-                    },
-                    Err(error) => Reply::Answered(Err(error.to_string())),
-                    Ok(response) => {
-                        let status = response.status();
-                        let body: Value = response.json().await.unwrap_or(Value::Null);
-                        match standby_in(status.as_u16(), &body) {
-                            Some(active) => Reply::Standby { active },
-                            None => Reply::Answered(Ok((status, body))),
-                        }
-                    }
-                }
-            }
-        })
-        .await;
-        let (status, body) = match reached {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(cause)) => {
-                return Err(format!(
-                    "switchboard: no answer from the server at {}: {cause}",
-                    self.base()
-                ))
-            }
-            Err(none) => {
-                let which = match self.servers.listed().len() {
-                    1 => "the server at",
-                    _ => "an active server of",
-                };
-                return Err(format!(
-                    "switchboard: cannot reach {which} {}. Start it with `switchboard serve \
-                     --enable-migration`, or point --server (SWITCHBOARD_URL) at it.",
-                    none.summary()
-                ));
-            }
-        };
-        if status.is_success() {
-            return Ok(body);
-        }
-        let detail = body["detail"].as_str().unwrap_or("no detail");
-        Err(format!(
-            "switchboard: the server answered {status}: {detail}"
-        ))
-    }
 }
 
 #[cfg(test)]
