@@ -416,3 +416,19 @@ async fn migrate_skips_a_standby_listed_first() {
         run.stderr
     );
 }
+
+/// `stats` given `standby,real` shows the real server's numbers.
+#[tokio::test]
+async fn stats_skips_a_standby_listed_first() {
+    let bus = Bus::start(&[]).await;
+    let standby = StandbyServer::start(None).await;
+    let servers = format!("{},{}", standby.url, bus.server.base());
+    let run = run_on(&bus, &servers, &["stats"]).await;
+    run.ok();
+    assert!(
+        run.stdout
+            .contains(&format!("switchboard at {}", bus.server.base())),
+        "{}",
+        run.stdout
+    );
+}
