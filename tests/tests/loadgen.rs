@@ -2,12 +2,16 @@
 //! message it sends with an "ok" reply arrives exactly once (the figures in the README come
 //! from this tool, so it must count right), the server loses nothing on any path, and every
 //! ack lands: afterwards no queue holds a message, ready, delayed, leased or dead, and no
-//! agent it registered is left in the registry.
+//! agent it registered is left in the registry. Given a list of servers whose first is a
+//! hot standby, it runs on the active one.
+
+mod cli_support;
 
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use cli_support::fake_server::StandbyServer;
 use switchboard_server::cli::loadgen::{self, Args};
 use switchboard_tests::server_harness::{run_to_end, ServerProcess};
 
@@ -22,11 +26,15 @@ struct Cli {
 const MESSAGES: &str = "1500";
 
 async fn run(server: &ServerProcess, mode_args: &[&str]) -> loadgen::Report {
-    let base = server.base();
+    run_listed(server, &server.base(), mode_args).await
+}
+
+/// [`run`] with `--server servers` (a list holding `server`).
+async fn run_listed(server: &ServerProcess, servers: &str, mode_args: &[&str]) -> loadgen::Report {
     let mut argv = vec![
         "switchboard-loadgen",
         "--server",
-        &base,
+        servers,
         "--messages",
         MESSAGES,
         "--agents",
@@ -121,6 +129,27 @@ async fn every_mode_delivers_each_message_once() {
     assert_eq!(queue.mode, "queue");
     let unbatched = run(&server, &["--mode", "queue"]).await;
     assert!(unbatched.throughput_per_second > 0.0);
+}
+
+/// A list whose first server is a standby: every mode runs on the active server, delivers
+/// each message once, and the summary counts the request that moved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_mode_runs_on_the_active_server_past_a_standby() {
+    let server = ServerProcess::start("memory:", &["--rate-per-sender", "0", "--no-discovery"]);
+    let standby = StandbyServer::start(None).await;
+    let servers = format!("{},{}", standby.url, server.base());
+    for mode in [
+        &["--mode", "rest"][..],
+        &["--mode", "ws", "--producer", "ws"],
+        &["--mode", "queue"],
+    ] {
+        let report = run_listed(&server, &servers, mode).await;
+        assert!(
+            report.retried_on_another_server >= 1,
+            "{mode:?}: {report:?}"
+        );
+    }
+    assert!(standby.asked() >= 3, "each run asked the standby first");
 }
 
 #[test]

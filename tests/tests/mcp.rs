@@ -7,6 +7,7 @@ mod cli_support;
 use std::process::Stdio;
 use std::time::Duration;
 
+use cli_support::fake_server::StandbyServer;
 use cli_support::{wait, Bus};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
@@ -372,4 +373,31 @@ async fn reply_to_an_unknown_message_suggests_the_send_message_tool() {
     assert!(text.contains("reply_to"), "{text}");
     assert!(!text.contains("switchboard send"), "{text}");
     alice.stop().await;
+}
+
+/// Given `standby,real` in SWITCHBOARD_URL, the tools work against the real server, waiting
+/// included.
+#[tokio::test]
+async fn tools_skip_a_standby_listed_first() {
+    let bus = Bus::start(&["alice", "bob"]).await;
+    let standby = StandbyServer::start(None).await;
+    let mut command = bus.command(&["mcp", "--agent", "alice"]);
+    command.env(
+        "SWITCHBOARD_URL",
+        format!("{},{}", standby.url, bus.server.base()),
+    );
+    let mut alice = McpClient::start_command(command, "alice").await;
+    let sent = alice
+        .call_ok(
+            "send_message",
+            json!({ "to": "alice", "text": "to myself" }),
+        )
+        .await;
+    assert_eq!(sent["recipient"], "alice", "{sent}");
+    let waited = alice
+        .call_ok("wait_for_message", json!({ "timeout_seconds": 10 }))
+        .await;
+    assert_eq!(waited["message"]["content"], "to myself", "{waited}");
+    alice.stop().await;
+    assert!(standby.asked() > 0, "the standby was asked first");
 }

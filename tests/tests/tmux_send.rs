@@ -10,7 +10,7 @@ mod tmux_lab;
 
 use std::time::Duration;
 
-use cli_support::fake_server::SilentServer;
+use cli_support::fake_server::{SilentServer, StandbyServer};
 use serde_json::Value;
 use switchboard_tests::server_harness::run_to_end;
 use tmux_lab::TmuxLab;
@@ -152,4 +152,38 @@ async fn a_send_whose_outcome_is_unknown_types_nothing_and_exits_5() {
         err.contains(&keys[0]),
         "names the key to repeat with: {err}"
     );
+}
+
+/// Given `standby,real`, tmux-send finds the agent and sends through the queue of the real
+/// server; nothing is typed into the pane.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_listed_first_is_skipped_and_the_message_goes_through_the_queue() {
+    let lab = TmuxLab::new();
+    let pane = lab.reader("agent-hive", "agent-alpha");
+    let bus = cli_support::Bus::start(&["alpha"]).await;
+    let standby = StandbyServer::start(None).await;
+    let servers = format!("{},{}", standby.url, bus.server.base());
+    let args: Vec<String> = [
+        "tmux-send",
+        "--server",
+        &servers,
+        "--tmux-socket",
+        &lab.socket,
+        "--no-fallback",
+        "agent-hive:agent-alpha",
+        "through the queue",
+    ]
+    .map(String::from)
+    .to_vec();
+    let (status, out, err) = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_to_end(&args, RUN_TIMEOUT)
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "{out}\n{err}");
+    assert!(out.contains("sent to alpha through the queue"), "{out}");
+    let inbox = bus.run(&["inbox", "--agent", "alpha", "--json"]).await;
+    assert_eq!(inbox.ok().json()[0]["content"], "through the queue");
+    assert!(pane.lines().is_empty(), "{:?}", pane.lines());
 }

@@ -12,8 +12,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use serde_json::{json, Value};
+use serde_json::json;
 
+use crate::cli::server_http::ServerHttp;
 use crate::cli::stdout::{fail, print};
 use crate::migrate::model::{MigrationRun, Phase};
 use crate::migrate::report::{self, Report, REPORT_FILE};
@@ -26,12 +27,25 @@ use crate::time::iso8601;
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// Longest wait for one answer of the server.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// What to do when no server answers, for `migrate` and `tmux-send`.
+pub(crate) const START_HINT: &str = "Start it with `switchboard serve --enable-migration`, or \
+                                     point --server (SWITCHBOARD_URL) at it.";
+
+/// The running server (the active one of `--server URL[,URL...]`), over HTTP.
+pub(crate) fn server(
+    servers: &str,
+    credentials: &crate::cli::client::credentials::Credentials,
+) -> Result<ServerHttp, String> {
+    ServerHttp::new(servers, credentials, REQUEST_TIMEOUT, START_HINT)
+}
 
 /// Flags of `switchboard migrate`.
 #[derive(Debug, Clone, Args)]
 pub struct MigrateArgs {
-    /// Base URL of the running server (started with --enable-migration).
-    #[arg(long, env = "SWITCHBOARD_URL", default_value = SERVER_URL_DEFAULT)]
+    /// Base URL of the running server (started with --enable-migration); or several,
+    /// comma-separated (a hot-standby pair): the active one is used.
+    #[arg(long, env = "SWITCHBOARD_URL", default_value = SERVER_URL_DEFAULT,
+          value_name = "URL[,URL...]")]
     pub server: String,
     /// `--token` (the admin token) and `--ca-cert`.
     #[command(flatten)]
@@ -82,7 +96,7 @@ pub fn run(args: MigrateArgs) -> ExitCode {
 }
 
 async fn migrate(args: &MigrateArgs) -> Result<ExitCode, String> {
-    let server = Server::new(&args.server, &args.credentials)?;
+    let server = server(&args.server, &args.credentials)?;
     if args.rollback {
         let body = json!({ "reason": args.reason });
         server.post("/api/v1/migration/rollback", body).await?;
@@ -109,7 +123,7 @@ async fn migrate(args: &MigrateArgs) -> Result<ExitCode, String> {
             "Migration {} started on {}. Ctrl-C stops watching; the migration goes on in the \
              server (watch again with --follow, roll back with --rollback).\n",
             answer["migration_id"].as_str().unwrap_or("?"),
-            server.base
+            server.base()
         ))?;
     }
     let phase = follow(&server).await?;
@@ -122,7 +136,7 @@ async fn migrate(args: &MigrateArgs) -> Result<ExitCode, String> {
 }
 
 /// Prints each new event until the run is final; returns the final phase.
-async fn follow(server: &Server) -> Result<Phase, String> {
+async fn follow(server: &ServerHttp) -> Result<Phase, String> {
     let live = std::io::stdout().is_terminal();
     let mut printed = 0;
     loop {
@@ -196,7 +210,7 @@ fn now_ms() -> u64 {
 }
 
 /// Fetches the report, writes it to `--report`, and prints the summary.
-async fn finish(server: &Server, args: &MigrateArgs) -> Result<(), String> {
+async fn finish(server: &ServerHttp, args: &MigrateArgs) -> Result<(), String> {
     let body = server.get("/api/v1/migration/report").await?;
     let report: Report = serde_json::from_value(body)
         .map_err(|error| format!("switchboard: unreadable migration report: {error}"))?;
@@ -208,58 +222,6 @@ async fn finish(server: &Server, args: &MigrateArgs) -> Result<(), String> {
     })?;
     print(&report.summary())?;
     print(&format!("Report written to {}\n", args.report.display()))
-}
-
-/// The running server, over HTTP.
-pub(crate) struct Server {
-    pub(crate) base: String,
-    client: reqwest::Client,
-}
-
-impl Server {
-    pub(crate) fn new(
-        base: &str,
-        credentials: &crate::cli::client::credentials::Credentials,
-    ) -> Result<Server, String> {
-        let client = credentials
-            .apply(reqwest::Client::builder().timeout(REQUEST_TIMEOUT))
-            .map_err(|error| format!("switchboard: {error}"))?
-            .build()
-            .map_err(|error| format!("switchboard: cannot build an HTTP client: {error}"))?;
-        Ok(Server {
-            base: base.trim_end_matches('/').to_string(),
-            client,
-        })
-    }
-
-    pub(crate) async fn get(&self, path: &str) -> Result<Value, String> {
-        self.answer(self.client.get(format!("{}{path}", self.base)))
-            .await
-    }
-
-    pub(crate) async fn post(&self, path: &str, body: Value) -> Result<Value, String> {
-        self.answer(self.client.post(format!("{}{path}", self.base)).json(&body))
-            .await
-    }
-
-    async fn answer(&self, request: reqwest::RequestBuilder) -> Result<Value, String> {
-        let response = request.send().await.map_err(|error| {
-            format!(
-                "switchboard: cannot reach the server at {}: {error}. Start it with `switchboard \
-                 serve --enable-migration`, or point --server (SWITCHBOARD_URL) at it.",
-                self.base
-            )
-        })?;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if status.is_success() {
-            return Ok(body);
-        }
-        let detail = body["detail"].as_str().unwrap_or("no detail");
-        Err(format!(
-            "switchboard: the server answered {status}: {detail}"
-        ))
-    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ pub mod client;
 pub mod loadgen;
 mod migrate;
 mod serve;
+pub(crate) mod server_http;
 pub mod stdout;
 mod tmux_send;
 

@@ -23,7 +23,7 @@ use serde_json::Value;
 use super::client::api::{Client, ClientError, Outgoing, REQUEST_TIMEOUT_SECONDS_DEFAULT};
 use super::client::retry::RECONNECT_SECONDS_DEFAULT;
 use super::client::{Failure, EXIT_FAILURE, EXIT_OUTCOME_UNKNOWN};
-use super::migrate::Server;
+use super::server_http::ServerHttp;
 use super::stdout::print;
 use crate::migrate::settings::AGENT_PROGRAMS_ENV;
 use crate::migrate::tmux::discover::AGENT_WINDOW_PREFIX;
@@ -39,8 +39,10 @@ pub const SENDER_DEFAULT: &str = "tmux-send";
 /// Arguments of `switchboard tmux-send`.
 #[derive(Debug, Clone, Args)]
 pub struct TmuxSendArgs {
-    /// Base URL of the running server.
-    #[arg(long, env = "SWITCHBOARD_URL", default_value = SERVER_URL_DEFAULT)]
+    /// Base URL of the running server; or several, comma-separated (a hot-standby pair): the
+    /// active one is used.
+    #[arg(long, env = "SWITCHBOARD_URL", default_value = SERVER_URL_DEFAULT,
+          value_name = "URL[,URL...]")]
     pub server: String,
     /// `--token` (the sender's token) and `--ca-cert`.
     #[command(flatten)]
@@ -130,7 +132,7 @@ async fn send(args: &TmuxSendArgs) -> Result<String, Failure> {
         Ok(panes) => target.resolve(&panes).ok().cloned(),
         Err(_) => None,
     };
-    let server = Server::new(&args.server, &args.credentials).map_err(failure)?;
+    let server = super::migrate::server(&args.server, &args.credentials).map_err(failure)?;
     let queue_error = match agent_for(&server, &args.target, pane.as_ref()).await {
         Ok(Some((name, typed_too))) => match send_to_queue(args, &name, &message).await {
             Ok(id) => {
@@ -203,7 +205,7 @@ async fn send(args: &TmuxSendArgs) -> Result<String, Failure> {
 /// `session:window`), else by the window name `agent-NAME`; with whether the server types its
 /// messages into the pane too. `Err` when the server cannot be reached.
 async fn agent_for(
-    server: &Server,
+    server: &ServerHttp,
     target_text: &str,
     pane: Option<&PaneInfo>,
 ) -> Result<Option<(String, bool)>, String> {

@@ -11,18 +11,24 @@ use clap::Args;
 use serde_json::Value;
 
 use super::history::HISTORY_HOURS_MAX;
+use crate::cli::server_http::ServerHttp;
 use crate::cli::stdout::{fail, print};
 
 /// Server asked when neither `--server` nor `SWITCHBOARD_URL` names one.
 pub const SERVER_URL_DEFAULT: &str = "http://127.0.0.1:8080";
 /// Longest wait for the server's answer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// What to do when no server answers.
+const START_HINT: &str = "Is `switchboard serve` running there? Start it, or name the right \
+                          server with --server URL[,URL...] (or SWITCHBOARD_URL).";
 
 /// Flags of `switchboard stats`.
 #[derive(Debug, Clone, Args)]
 pub struct StatsArgs {
-    /// Base URL of the running server.
-    #[arg(long, env = "SWITCHBOARD_URL", default_value = SERVER_URL_DEFAULT)]
+    /// Base URL of the running server; or several, comma-separated (a hot-standby pair): the
+    /// active one is asked.
+    #[arg(long, env = "SWITCHBOARD_URL", default_value = SERVER_URL_DEFAULT,
+          value_name = "URL[,URL...]")]
     pub server: String,
     /// `--token` (the admin token, or an agent's) and `--ca-cert`.
     #[command(flatten)]
@@ -62,14 +68,10 @@ pub fn run(args: StatsArgs) -> ExitCode {
 }
 
 async fn stats(args: &StatsArgs) -> Result<(), String> {
-    let base = args.server.trim_end_matches('/');
+    let server = ServerHttp::new(&args.server, &args.credentials, REQUEST_TIMEOUT, START_HINT)?;
     if args.export {
-        let body = get(
-            args,
-            base,
-            &format!("/api/v1/metrics/export?hours={}", args.hours),
-        )
-        .await?;
+        let path = format!("/api/v1/metrics/export?hours={}", args.hours);
+        let body = server.get(&path).await?;
         let text = serde_json::to_string_pretty(&body).expect("JSON values always serialize");
         return match &args.output {
             Some(path) => std::fs::write(path, text + "\n")
@@ -77,48 +79,12 @@ async fn stats(args: &StatsArgs) -> Result<(), String> {
             None => print(&(text + "\n")),
         };
     }
-    let snapshot = get(args, base, "/api/v1/metrics/current").await?;
+    let snapshot = server.get("/api/v1/metrics/current").await?;
     if args.json {
         let text = serde_json::to_string_pretty(&snapshot).expect("JSON values always serialize");
         return print(&(text + "\n"));
     }
-    print(&summary(base, &snapshot))
-}
-
-async fn get(args: &StatsArgs, base: &str, path: &str) -> Result<Value, String> {
-    let url = format!("{base}{path}");
-    let client = args
-        .credentials
-        .apply(reqwest::Client::builder().timeout(REQUEST_TIMEOUT))
-        .map_err(|error| format!("switchboard: {error}"))?
-        .build()
-        .map_err(|error| format!("switchboard: cannot make an HTTP client: {error}"))?;
-    let response = client.get(&url).send().await.map_err(|error| {
-        format!(
-            "switchboard: cannot reach a switchboard server at {base} ({}). Is `switchboard \
-             serve` running there? Start it, or name the right server with --server URL (or \
-             SWITCHBOARD_URL).",
-            describe(&error)
-        )
-    })?;
-    let status = response.status();
-    let body: Value = response.json().await.map_err(|error| {
-        format!("switchboard: {url} answered {status} with a body that is not JSON ({error}); is this a switchboard server?")
-    })?;
-    if !status.is_success() {
-        let detail = body["detail"].as_str().unwrap_or("no detail");
-        return Err(format!("switchboard: {url} answered {status}: {detail}"));
-    }
-    Ok(body)
-}
-
-/// The innermost cause, which names the actual problem ("Connection refused").
-fn describe(error: &reqwest::Error) -> String {
-    let mut source: &dyn std::error::Error = error;
-    while let Some(next) = source.source() {
-        source = next;
-    }
-    source.to_string()
+    print(&summary(&server.base(), &snapshot))
 }
 
 fn number(value: &Value) -> f64 {

@@ -2,7 +2,11 @@
 //! - [`SilentServer`] accepts connections, reads each request, and never answers (or, made
 //!   with [`SilentServer::answering_gets`], answers GETs and never answers anything else);
 //! - [`AnswerLosingProxy`] forwards to a real server but drops the first answer (the server
-//!   did the work; the client never hears of it).
+//!   did the work; the client never hears of it); made with [`AnswerLosingProxy::dying`], it
+//!   then stops listening, as an active server killed mid-request;
+//! - [`StandbyServer`] answers every request as a hot standby does (503, `"error":
+//!   "standby"`, the active server's URL or null);
+//! - [`dead_url`] is a loopback URL nobody listens at.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -127,6 +131,16 @@ pub struct AnswerLosingProxy {
 impl AnswerLosingProxy {
     /// Starts a proxy to `upstream`.
     pub async fn start(upstream: SocketAddr) -> Self {
+        Self::listen(upstream, false).await
+    }
+
+    /// Starts a proxy to `upstream` that, once it has lost the first answer, stops listening:
+    /// later connections are refused, as by a server killed after doing the work.
+    pub async fn dying(upstream: SocketAddr) -> Self {
+        Self::listen(upstream, true).await
+    }
+
+    async fn listen(upstream: SocketAddr, die_after_first: bool) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("an address"));
         let task = tokio::spawn(async move {
@@ -139,7 +153,7 @@ impl AnswerLosingProxy {
                     return;
                 };
                 let lose_the_answer = std::mem::take(&mut first);
-                tokio::spawn(async move {
+                let relay = tokio::spawn(async move {
                     if lose_the_answer {
                         let (mut from_client, _to_client) = client.split();
                         let (mut from_server, mut to_server) = server.split();
@@ -156,6 +170,12 @@ impl AnswerLosingProxy {
                     }
                     let _ = client.shutdown().await;
                 });
+                if die_after_first {
+                    // Stop listening only once the answer is lost, so that the client's retry
+                    // cannot come back here.
+                    let _ = relay.await;
+                    return;
+                }
             }
         });
         Self { url, task }
@@ -166,4 +186,78 @@ impl Drop for AnswerLosingProxy {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// A hot standby as the client sees one: every request, whatever its path, is answered 503
+/// with `Retry-After: 1` and the standby body naming `active`.
+pub struct StandbyServer {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    asked: Arc<Mutex<u64>>,
+    task: JoinHandle<()>,
+}
+
+impl StandbyServer {
+    /// Starts a standby on a free loopback port that names `active` as the active server
+    /// (`None`: unknown, `"active": null`).
+    pub async fn start(active: Option<&str>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("an address"));
+        let body = serde_json::json!({
+            "detail": format!(
+                "this server is a hot standby; the active server is {}",
+                active.unwrap_or("unknown")
+            ),
+            "error": "standby",
+            "status": "standby",
+            "active": active,
+        })
+        .to_string();
+        let asked: Arc<Mutex<u64>> = Arc::default();
+        let counted = asked.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let body = body.clone();
+                let counted = counted.clone();
+                tokio::spawn(async move {
+                    // A WebSocket upgrade is a request like any other: refused the same way.
+                    while read_request(&mut stream).await.is_some() {
+                        *counted.lock().unwrap() += 1;
+                        let answer = format!(
+                            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+                             retry-after: 1\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if stream.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Self { url, asked, task }
+    }
+
+    /// Requests answered so far.
+    pub fn asked(&self) -> u64 {
+        *self.asked.lock().unwrap()
+    }
+}
+
+impl Drop for StandbyServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// `http://127.0.0.1:PORT` where nothing listens: a port the system just gave out and that was
+/// closed again.
+pub fn dead_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = listener.local_addr().expect("an address");
+    drop(listener);
+    format!("http://{address}")
 }

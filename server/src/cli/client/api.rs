@@ -1,14 +1,18 @@
 //! The HTTP client the agent tools share (CLI commands and the MCP server): one method per
 //! server call, and [`ClientError`], whose messages tell a person what to do.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::{Method, StatusCode};
+use reqwest::{Method, RequestBuilder};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+pub use super::client_error::ClientError;
+use super::client_error::{innermost, refusal, transport};
 use super::credentials::Credentials;
+use super::servers::{on_active, standby_in, NoActiveServer, Reply, Servers};
 use crate::api::leased::LeasedAnswer;
 use crate::api::receipts::{CancelAnswer, ReplyAnswer, ReplyRequest, ReplySent};
 use crate::api::wire::{AckResponse, AgentInfo, BatchAckResponse, InboxMessage, Priority};
@@ -24,149 +28,40 @@ pub const REQUEST_TIMEOUT_SECONDS_DEFAULT: u64 = 15;
 /// Longest single long poll the server allows, in seconds (`limits::WAIT_SECONDS_MAX`).
 pub const LONG_POLL_SECONDS_MAX: u64 = crate::limits::WAIT_SECONDS_MAX;
 
-/// What can go wrong talking to the server.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    /// No server answers at the URL: nothing was sent.
-    #[error("cannot reach switchboard at {url} ({cause}); start it with `switchboard serve`, or name the right server with --server URL (or SWITCHBOARD_URL)")]
-    Unreachable {
-        /// The server URL tried.
-        url: String,
-        /// The innermost cause ("Connection refused").
-        cause: String,
-    },
-    /// The request went out but no answer came back (timed out, or the connection broke):
-    /// the server may have carried it out.
-    #[error("outcome unknown: switchboard at {url} took the request but did not answer ({cause}), so it may have been carried out; check before repeating it (a slow server may need a longer --request-timeout SECONDS)")]
-    NoAnswer {
-        /// The server URL tried.
-        url: String,
-        /// The innermost cause ("operation timed out", "connection reset").
-        cause: String,
-    },
-    /// A send went out, was retried with its idempotency key, and never got an answer: the
-    /// message may have been stored (once: the key prevents a second copy).
-    #[error("outcome unknown: switchboard at {url} took the message but did not answer ({cause}) in {attempts} tries, so it may have been stored and delivered. Sending it again with the same idempotency key within 5 minutes stores it at most once: --idempotency-key {key} (MCP send_message: idempotency_key)")]
-    SendOutcomeUnknown {
-        /// The server URL tried.
-        url: String,
-        /// The last cause.
-        cause: String,
-        /// Tries made, all with `key`.
-        attempts: u32,
-        /// The send's idempotency key.
-        key: String,
-    },
-    /// The server refused the request because its storage is down (503 marked
-    /// `storage_unavailable`): nothing was stored; trying again later may succeed.
-    #[error("switchboard refused the {what}, nothing was stored: {detail}")]
-    StorageUnavailable {
-        /// What was refused ("request", "message").
-        what: &'static str,
-        /// The server's detail.
-        detail: String,
-    },
-    /// The server wants a token (401).
-    #[error("{detail} (give your agent's token with --token TOKEN or SWITCHBOARD_TOKEN; `switchboard register` prints it when it registers a new name)")]
-    Unauthorized {
-        /// The server's detail.
-        detail: String,
-    },
-    /// The client could not be set up (token, CA certificate).
-    #[error("{0}")]
-    Setup(String),
-    /// The server answered 404.
-    #[error("{detail}")]
-    NotFound {
-        /// The server's detail.
-        detail: String,
-    },
-    /// The server refused the request (any other 4xx or 5xx).
-    #[error("the server answered {status}: {detail}")]
-    Refused {
-        /// The HTTP status.
-        status: StatusCode,
-        /// The server's detail.
-        detail: String,
-    },
-    /// The TLS handshake failed (an untrusted or wrong certificate): trying again will not
-    /// help, so this is no "cannot reach".
-    #[error("the TLS handshake with switchboard at {url} failed ({cause}); if the server uses a self-signed certificate, trust it with --ca-cert PEM (or SWITCHBOARD_CA_CERT)")]
-    Untrusted {
-        /// The server URL tried.
-        url: String,
-        /// The TLS error ("invalid peer certificate: UnknownIssuer").
-        cause: String,
-    },
-    /// The answer was not what a switchboard server sends.
-    #[error("unexpected answer from {url}: {cause}; is this a switchboard server?")]
-    Garbled {
-        /// The URL asked.
-        url: String,
-        /// What was wrong with it.
-        cause: String,
-    },
-}
-
-/// The innermost cause of an error, which names the actual problem ("Connection refused").
-fn innermost(error: &dyn std::error::Error) -> String {
-    let mut source = error;
-    while let Some(next) = source.source() {
-        source = next;
-    }
-    source.to_string()
-}
-
-/// The TLS error in `error`'s causes, if a TLS handshake is what failed. rustls's error sits
-/// inside `io::Error`s (nested), whose `source()` skips what they wrap, so each io error is
-/// opened instead of followed.
-fn tls_failure(error: &(dyn std::error::Error + 'static)) -> Option<String> {
-    let mut level = Some(error);
-    while let Some(current) = level {
-        if let Some(tls) = current.downcast_ref::<rustls::Error>() {
-            return Some(tls.to_string());
-        }
-        level = match current
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-        {
-            Some(wrapped) => Some(wrapped as &(dyn std::error::Error + 'static)),
-            None => current.source(),
-        };
-    }
-    None
-}
-
-/// A connection to one server. Cheap to clone.
+/// A connection to the active one of a list of servers (see [`super::servers`]). Cheap to
+/// clone; clones share which server answered last.
 #[derive(Debug, Clone)]
 pub struct Client {
-    base: String,
+    servers: Arc<Servers>,
     http: reqwest::Client,
     /// Longest a plain request may take (long polls add their wait).
     request_timeout: Duration,
     /// How long the waiting commands keep reconnecting to a server that went away (see
-    /// [`super::retry::reconnecting`]).
+    /// [`super::retry::reconnecting`]), and how long any request looks for the active server
+    /// of a list.
     reconnect_window: Duration,
 }
 
 impl Client {
-    /// A client of the server at `base` (e.g. `http://127.0.0.1:8080`), with no token.
-    pub fn new(base: &str) -> Result<Self, ClientError> {
-        Self::with_credentials(base, &Credentials::default())
+    /// A client of the server(s) at `servers` (`URL[,URL...]`, e.g. `http://127.0.0.1:8080`),
+    /// with no token.
+    pub fn new(servers: &str) -> Result<Self, ClientError> {
+        Self::with_credentials(servers, &Credentials::default())
     }
 
-    /// A client of the server at `base` (`http://` or `https://`) presenting `credentials`.
-    pub fn with_credentials(base: &str, credentials: &Credentials) -> Result<Self, ClientError> {
-        let base = base.trim().trim_end_matches('/').to_string();
+    /// A client of the server(s) at `servers` (`http://` or `https://`, comma-separated)
+    /// presenting `credentials`.
+    pub fn with_credentials(servers: &str, credentials: &Credentials) -> Result<Self, ClientError> {
+        let servers = Servers::parse(servers).map_err(ClientError::Setup)?;
         let builder = credentials
             .apply(reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT))
             .map_err(ClientError::Setup)?;
         let http = builder.build().map_err(|error| ClientError::Unreachable {
-            url: base.clone(),
+            url: servers.current(),
             cause: innermost(&error),
         })?;
         Ok(Self {
-            base,
+            servers: Arc::new(servers),
             http,
             request_timeout: Duration::from_secs(REQUEST_TIMEOUT_SECONDS_DEFAULT),
             reconnect_window: Duration::from_secs(super::retry::RECONNECT_SECONDS_DEFAULT),
@@ -180,14 +75,45 @@ impl Client {
         self
     }
 
-    /// The server's base URL.
-    pub fn base(&self) -> &str {
-        &self.base
+    /// The base URL of the server requests go to first (the one that answered last).
+    pub fn base(&self) -> String {
+        self.servers.current()
     }
 
     /// How long the waiting commands keep reconnecting to a server that went away.
     pub fn reconnect_window(&self) -> Duration {
         self.reconnect_window
+    }
+
+    /// Sends the request `build` makes for a server's base URL to the active server; its
+    /// response when successful, else the refusal or the failure to reach any.
+    async fn exchange(
+        &self,
+        build: impl Fn(&reqwest::Client, &str) -> RequestBuilder,
+    ) -> Result<reqwest::Response, ClientError> {
+        let reached = on_active(&self.servers, self.reconnect_window, |base| {
+            let request = build(&self.http, &base);
+            async move { exchange_at(&base, request).await }
+        })
+        .await;
+        reached.unwrap_or_else(|none| Err(self.no_active(none)))
+    }
+
+    /// The error when no server was active: one URL that refused the connection is "cannot
+    /// reach" it, as before lists existed.
+    fn no_active(&self, none: NoActiveServer) -> ClientError {
+        match none.tried.as_slice() {
+            [only] if self.servers.listed().len() == 1 && !only.standby => {
+                ClientError::Unreachable {
+                    url: only.url.clone(),
+                    cause: only.said.clone(),
+                }
+            }
+            _ => ClientError::NoActiveServer {
+                tried: none.summary(),
+                seconds: none.searched.as_secs(),
+            },
+        }
     }
 
     /// Sends a request and reads a JSON answer; 404 and other refusals become errors carrying
@@ -200,62 +126,27 @@ impl Client {
         body: Option<&Value>,
         timeout: Duration,
     ) -> Result<T, ClientError> {
-        let url = format!("{}{path}", self.base);
-        let mut request = self
-            .http
-            .request(method, &url)
-            .query(query)
-            .timeout(timeout);
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|error| self.transport(&url, &error))?;
-        let status = response.status();
+        let response = self
+            .exchange(|http, base| {
+                let request = http
+                    .request(method.clone(), format!("{base}{path}"))
+                    .query(query)
+                    .timeout(timeout);
+                match body {
+                    Some(body) => request.json(body),
+                    None => request,
+                }
+            })
+            .await?;
+        let url = response.url().to_string();
         let text = response
             .text()
             .await
-            .map_err(|error| self.transport(&url, &error))?;
-        if !status.is_success() {
-            let body = serde_json::from_str::<Value>(&text).unwrap_or(Value::Null);
-            let detail = body["detail"]
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| text.chars().take(300).collect());
-            return Err(refusal(status, &body, detail));
-        }
+            .map_err(|error| transport(&self.base(), &error))?;
         serde_json::from_str(&text).map_err(|error| ClientError::Garbled {
             url,
             cause: error.to_string(),
         })
-    }
-
-    /// A failed exchange: no connection means nothing was sent; a connection that timed out
-    /// or broke after the request went out leaves the outcome unknown.
-    fn transport(&self, url: &str, error: &reqwest::Error) -> ClientError {
-        if let Some(tls) = tls_failure(error) {
-            ClientError::Untrusted {
-                url: self.base.clone(),
-                cause: tls,
-            }
-        } else if error.is_connect() {
-            ClientError::Unreachable {
-                url: self.base.clone(),
-                cause: innermost(error),
-            }
-        } else if error.is_timeout() || error.is_request() || error.is_body() {
-            ClientError::NoAnswer {
-                url: self.base.clone(),
-                cause: innermost(error),
-            }
-        } else {
-            ClientError::Garbled {
-                url: url.to_string(),
-                cause: innermost(error),
-            }
-        }
     }
 
     /// `POST /api/v1/messages?sender=...`, tried again (with the message's idempotency key,
@@ -433,23 +324,15 @@ impl Client {
 
     /// Opens the live feed (`GET /api/v1/feed`), optionally only `agent`'s traffic.
     pub async fn feed(&self, agent: Option<&str>) -> Result<reqwest::Response, ClientError> {
-        let url = format!("{}/api/v1/feed", self.base);
         // No timeout: the feed is meant to stay open; `connect_timeout` still bounds the start.
-        let mut request = self.http.get(&url);
-        if let Some(agent) = agent {
-            request = request.query(&[("agent", agent)]);
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|error| self.transport(&url, &error))?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(response);
-        }
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        let detail = body["detail"].as_str().unwrap_or("no detail").to_string();
-        Err(refusal(status, &body, detail))
+        self.exchange(|http, base| {
+            let request = http.get(format!("{base}/api/v1/feed"));
+            match agent {
+                Some(agent) => request.query(&[("agent", agent)]),
+                None => request,
+            }
+        })
+        .await
     }
 
     /// `POST /api/v1/agents/register`: registers `name` (or updates it); with `--auth token`
@@ -471,19 +354,39 @@ impl Client {
     }
 }
 
-/// The error for a refusal with `status`, its JSON `body` and the server's `detail`.
-fn refusal(status: StatusCode, body: &Value, detail: String) -> ClientError {
-    let storage_down = body["error"].as_str() == Some(crate::error::ERROR_STORAGE_UNAVAILABLE);
-    match status {
-        // Only the server itself marks a 503 so; a proxy's or a timeout's 503 is unmarked.
-        StatusCode::SERVICE_UNAVAILABLE if storage_down => ClientError::StorageUnavailable {
-            what: "request",
-            detail,
-        },
-        StatusCode::NOT_FOUND => ClientError::NotFound { detail },
-        StatusCode::UNAUTHORIZED => ClientError::Unauthorized { detail },
-        _ => ClientError::Refused { status, detail },
+/// One request to the server at `base`, as the search for the active server reads it: no
+/// connection and a standby's 503 send it on to the next server; anything else is this
+/// server's answer.
+async fn exchange_at(
+    base: &str,
+    request: RequestBuilder,
+) -> Reply<Result<reqwest::Response, ClientError>> {
+    let response = match request.send().await {
+        Ok(response) => response,
+        Err(error) => {
+            return match transport(base, &error) {
+                ClientError::Unreachable { cause, .. } => Reply::Unreachable { cause },
+                other => Reply::Answered(Err(other)),
+            }
+        }
+    };
+    let status = response.status();
+    if status.is_success() {
+        return Reply::Answered(Ok(response));
     }
+    let text = match response.text().await {
+        Ok(text) => text,
+        Err(error) => return Reply::Answered(Err(transport(base, &error))),
+    };
+    let body = serde_json::from_str::<Value>(&text).unwrap_or(Value::Null);
+    if let Some(active) = standby_in(status.as_u16(), &body) {
+        return Reply::Standby { active };
+    }
+    let detail = body["detail"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| text.chars().take(300).collect());
+    Reply::Answered(Err(refusal(status, &body, detail)))
 }
 
 /// A message to send: the body of `POST /api/v1/messages`.

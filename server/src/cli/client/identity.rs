@@ -1,4 +1,5 @@
-//! Who the caller is and which server it talks to: `--server` / `SWITCHBOARD_URL`, and
+//! Who the caller is and which server it talks to: `--server` / `SWITCHBOARD_URL` (one URL, or
+//! a comma-separated list of a hot-standby pair: see [`super::servers`]), and
 //! `--agent` / `SWITCHBOARD_AGENT`, else the agent whose worktree holds the current directory
 //! (the nearest directory upwards holding a `CLAUDE.md` or `AGENTS.md`, named like the agent,
 //! as discovery names it).
@@ -20,8 +21,11 @@ pub const WORKTREE_SEARCH_DEPTH_MAX: usize = 64;
 /// Where the server is and who is asking: flags shared by every client command.
 #[derive(Debug, Clone, Args)]
 pub struct Connection {
-    /// Base URL of the running server.
-    #[arg(long, env = "SWITCHBOARD_URL", default_value = SERVER_URL_DEFAULT, value_name = "URL")]
+    /// Base URL of the running server; or several, comma-separated (a hot-standby pair): the
+    /// client finds the active one, skipping unreachable servers and standbys, and follows it
+    /// when it changes.
+    #[arg(long, env = "SWITCHBOARD_URL", default_value = SERVER_URL_DEFAULT,
+          value_name = "URL[,URL...]")]
     pub server: String,
     /// Your agent name. Default: SWITCHBOARD_AGENT, else the worktree you are in (the nearest
     /// directory upwards holding CLAUDE.md or AGENTS.md).
@@ -37,7 +41,8 @@ pub struct Connection {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub request_timeout: u64,
     /// How long wait, inbox, ask and tail keep reconnecting to a server that went away (a
-    /// restart) before they give up (exit 4), in seconds.
+    /// restart), and how long any command given several servers looks for the active one,
+    /// before they give up (exit 4), in seconds.
     #[arg(long, env = "SWITCHBOARD_RECONNECT_TIMEOUT", value_name = "SECONDS",
           default_value_t = super::retry::RECONNECT_SECONDS_DEFAULT)]
     pub reconnect_timeout: u64,

@@ -7,8 +7,8 @@
 //! - `register`: register (or update) the caller's agent, printing its token in token mode;
 //! - `agents` (and `agents remove`), `status` (a message's delivery receipt), `tail` (live traffic);
 //! - `hook`: pending messages for an agent's context at a turn boundary (never fails);
-//! - [`api`]: the HTTP client they share with the MCP server; [`identity`]: server URL and
-//!   agent name; `suggest`: "did you mean" for unknown agents; `output`: tables and messages
+//! - [`api`]: the HTTP client they share with the MCP server (its errors in `client_error`); [`identity`]: server URLs and
+//!   agent name; [`servers`]: a list of servers (hot standby), and finding the active one; `suggest`: "did you mean" for unknown agents; `output`: tables and messages
 //!   (control characters escaped), written so that a closed stdout is a quiet exit; `retry`:
 //!   sends retried with their idempotency key, waiting commands riding out a restart.
 //!
@@ -18,6 +18,7 @@
 mod agents;
 pub mod api;
 mod ask;
+mod client_error;
 pub mod credentials;
 mod hook;
 pub mod identity;
@@ -26,6 +27,7 @@ mod output;
 mod register;
 pub mod retry;
 mod send;
+pub mod servers;
 mod status;
 mod suggest;
 mod tail;
@@ -59,8 +61,9 @@ Exit codes of the client commands:
   1  failed (one line on stderr says what to do)
   2  bad command line (usage)
   3  timed out: nothing arrived in time (wait, ask, send --wait-ack)
-  4  cannot reach the server, or it refused because its storage is down (nothing was
-     sent or stored; wait, inbox, ask and tail first keep reconnecting for
+  4  cannot reach the server (or, with --server URL,URL..., no listed server became
+     active), or it refused because its storage is down (nothing was sent or stored; wait,
+     inbox, ask and tail, and every command given several servers, first keep trying for
      --reconnect-timeout seconds)
   5  outcome unknown: the request went out but no answer came back (a send may have been
      stored; sending again with the same --idempotency-key stores it at most once)
@@ -173,9 +176,9 @@ impl Failure {
 impl From<ClientError> for Failure {
     fn from(error: ClientError) -> Self {
         let code = match &error {
-            ClientError::Unreachable { .. } | ClientError::StorageUnavailable { .. } => {
-                EXIT_UNREACHABLE
-            }
+            ClientError::Unreachable { .. }
+            | ClientError::NoActiveServer { .. }
+            | ClientError::StorageUnavailable { .. } => EXIT_UNREACHABLE,
             ClientError::NoAnswer { .. } | ClientError::SendOutcomeUnknown { .. } => {
                 EXIT_OUTCOME_UNKNOWN
             }

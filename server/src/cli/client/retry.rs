@@ -5,6 +5,10 @@
 //! - the waiting commands (`wait`, `inbox`, `ask`, `tail`, and the MCP tool
 //!   `wait_for_message`) keep reconnecting for a bounded time, so a loop around
 //!   `switchboard wait` survives a server restart ([`reconnecting`]).
+//!
+//! With several servers (`--server URL,URL`), each try goes to the active one (see
+//! [`super::servers`]): a send retried after a failover reaches the new active server with the
+//! same key, which stores it at most once across the two.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -52,6 +56,9 @@ impl ClientError {
         match self {
             ClientError::Unreachable { cause, .. } | ClientError::NoAnswer { cause, .. } => {
                 cause.clone()
+            }
+            ClientError::NoActiveServer { tried, seconds } => {
+                format!("then no server was active for {seconds} s: {tried}")
             }
             other => other.to_string(),
         }

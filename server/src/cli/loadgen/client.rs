@@ -1,20 +1,24 @@
-//! The server's wire API as the load generator uses it: register, send, lease, ack (REST) and
-//! push + ack frames (WebSocket).
+//! The server's wire API as the load generator uses it over REST: register, send, lease, ack
+//! (the WebSocket side is in `ws`). Every request goes to the active server of `--server
+//! URL[,URL...]` ([`Http::exchange`]), so a load keeps running across a failover.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use reqwest::RequestBuilder;
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::Message as Frame;
 
 use super::tracker::Tracker;
+use crate::cli::client::retry::RECONNECT_SECONDS_DEFAULT;
+use crate::cli::client::servers::{on_active, standby_in, Reply, Servers};
 
 /// Longest a single HTTP call may take before it counts as failed.
 const REQUEST_TIMEOUT_MS: u64 = 30_000;
 /// Attempts for one send that keeps getting 429 or transport errors.
 const SEND_ATTEMPTS_MAX: u32 = 50;
+/// How long a request looks for the active server of a list while none is (a failover).
+pub(super) const ACTIVE_SEARCH_WINDOW: Duration = Duration::from_secs(RECONNECT_SECONDS_DEFAULT);
 
 /// A registered agent.
 #[derive(Debug, Clone)]
@@ -28,14 +32,18 @@ pub struct Agent {
 
 #[derive(Clone)]
 pub struct Http {
-    pub(super) base: String,
+    servers: Arc<Servers>,
     pub(super) client: reqwest::Client,
     /// Every agent this run registered, removed when it ends (see [`Http::remove_registered`]).
     registered: Arc<parking_lot::Mutex<Vec<Agent>>>,
+    /// Requests answered by another server than the one they were first sent to (a failover).
+    moved: Arc<AtomicU64>,
 }
 
 impl Http {
-    pub fn new(base: &str) -> Result<Self, String> {
+    /// A client of `servers` (`URL[,URL...]`).
+    pub fn new(servers: &str) -> Result<Self, String> {
+        let servers = Servers::parse(servers)?;
         let client = reqwest::Client::builder()
             .timeout(Duration::from_millis(REQUEST_TIMEOUT_MS))
             .pool_max_idle_per_host(256)
@@ -43,19 +51,94 @@ impl Http {
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(Self {
-            base: base.trim_end_matches('/').to_string(),
+            servers: Arc::new(servers),
             client,
             registered: Arc::default(),
+            moved: Arc::default(),
         })
+    }
+
+    /// The server's base URL that answered last.
+    pub fn base(&self) -> String {
+        self.servers.current()
+    }
+
+    /// The servers, for the WebSocket side's own search.
+    pub(super) fn servers(&self) -> &Servers {
+        &self.servers
+    }
+
+    /// Requests so far answered by another server than the one first asked.
+    pub fn moved(&self) -> u64 {
+        self.moved.load(Ordering::Relaxed)
+    }
+
+    /// Counts a request that went to another server than the one it was first sent to.
+    pub(super) fn count_move(&self) {
+        self.moved.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// [`Http::exchange`] for a request of its own (not a retry of an earlier one).
+    pub async fn once(
+        &self,
+        build: impl Fn(&str) -> RequestBuilder,
+    ) -> Result<reqwest::Response, String> {
+        self.exchange(&mut None, build).await
+    }
+
+    /// Sends the request `build` makes for a base URL to the active server (see
+    /// [`crate::cli::client::servers`]); `Err` when no answer came (to be retried) or no
+    /// server is active. `origin` is the server the request was first sent to (pass the same
+    /// across the retries of one request): an answer from another counts as moved.
+    pub async fn exchange(
+        &self,
+        origin: &mut Option<String>,
+        build: impl Fn(&str) -> RequestBuilder,
+    ) -> Result<reqwest::Response, String> {
+        let reached = on_active(&self.servers, ACTIVE_SEARCH_WINDOW, |base| {
+            origin.get_or_insert_with(|| base.clone());
+            let request = build(&base);
+            async move {
+                match request.send().await {
+                    Err(error) if error.is_connect() => Reply::Unreachable {
+                        cause: error.to_string(),
+                    },
+                    Err(error) => Reply::Answered(Err(error.to_string())),
+                    Ok(response) if response.status().as_u16() == 503 => {
+                        let body: Value = response.json().await.unwrap_or(Value::Null);
+                        match standby_in(503, &body) {
+                            Some(active) => Reply::Standby { active },
+                            None => {
+                                Reply::Answered(Err(format!("503 Service Unavailable: {body}")))
+                            }
+                        }
+                    }
+                    Ok(response) => Reply::Answered(Ok((base, response))),
+                }
+            }
+        })
+        .await;
+        match reached {
+            Ok(Ok((base, response))) => {
+                if origin.as_deref() != Some(base.as_str()) {
+                    self.count_move();
+                    *origin = Some(base);
+                }
+                Ok(response)
+            }
+            Ok(Err(error)) => Err(error),
+            Err(none) => Err(format!("no active server: {}", none.summary())),
+        }
     }
 
     /// Registers `name`, remembering it for [`Http::remove_registered`].
     async fn register(&self, name: &str, body: &Value) -> Result<Agent, String> {
         let response = self
-            .client
-            .post(format!("{}/api/v1/agents/register", self.base))
-            .json(body)
-            .send()
+            .once(|base| {
+                self.client
+                    .post(format!("{base}/api/v1/agents/register"))
+                    .json(body)
+            })
             .await
             .map_err(|e| format!("register {name}: {e}"))?;
         let status = response.status();
@@ -82,13 +165,16 @@ impl Http {
         let agents = std::mem::take(&mut *self.registered.lock());
         let mut failed = Vec::new();
         for agent in agents {
-            let mut request = self
-                .client
-                .delete(format!("{}/api/v1/agents/{}", self.base, agent.id));
-            if let Some(token) = &agent.token {
-                request = request.bearer_auth(token);
-            }
-            match request.send().await {
+            let removal = self.once(|base| {
+                let request = self
+                    .client
+                    .delete(format!("{base}/api/v1/agents/{}", agent.id));
+                match &agent.token {
+                    Some(token) => request.bearer_auth(token),
+                    None => request,
+                }
+            });
+            match removal.await {
                 Ok(response) if response.status().is_success() => {}
                 Ok(response) => failed.push(format!("{} ({})", agent.name, response.status())),
                 Err(error) => failed.push(format!("{} ({error})", agent.name)),
@@ -106,12 +192,18 @@ impl Http {
     }
 
     pub async fn check_health(&self) -> Result<(), String> {
-        let url = format!("{}/health", self.base);
-        match self.client.get(&url).send().await {
+        let health = self.once(|base| self.client.get(format!("{base}/health")));
+        match health.await {
             Ok(response) if response.status().is_success() => Ok(()),
-            Ok(response) => Err(format!("{url} answered {}: the server is not healthy", response.status())),
+            Ok(response) => Err(format!(
+                "{} answered {}: the server is not healthy",
+                response.url(),
+                response.status()
+            )),
             Err(error) => Err(format!(
-                "cannot reach {url} ({error}). Start the server first: cargo run --release -p switchboard-server -- serve"
+                "cannot reach {} ({error}). Start the server first: cargo run --release -p \
+                 switchboard-server -- serve",
+                self.servers.listed().join(", ")
             )),
         }
     }
@@ -132,24 +224,7 @@ impl Http {
         let body = json!({"name": name, "capabilities": ["loadgen-producer"]});
         self.register(name, &body).await
     }
-
-    pub async fn connect_ws(&self, agent: &Agent) -> Result<WsStream, String> {
-        let url = format!("{}/ws/{}", self.base.replacen("http", "ws", 1), agent.id);
-        // Small frames (acks, sends) must leave at once, not wait for Nagle's algorithm.
-        let disable_nagle = true;
-        // The default 128 KiB read chunk is zeroed before every read: costly for small frames.
-        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-            .read_buffer_size(8 * 1024);
-        let (socket, _) =
-            tokio_tungstenite::connect_async_with_config(&url, Some(config), disable_nagle)
-                .await
-                .map_err(|e| format!("connect {url}: {e}"))?;
-        Ok(socket)
-    }
 }
-
-pub type WsStream =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// One producer's share of the sending.
 pub struct ProducerJob {
@@ -166,7 +241,7 @@ pub struct ProducerJob {
 
 /// Sends messages until `total` have been taken from the shared counter.
 pub async fn produce(job: ProducerJob) {
-    let url = format!("{}/api/v1/messages?sender={}", job.http.base, job.sender);
+    let path = format!("/api/v1/messages?sender={}", job.sender);
     let mut ticker = job.interval.map(|period| {
         let mut interval = tokio::time::interval(period);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -188,16 +263,24 @@ pub async fn produce(job: ProducerJob) {
             "metadata": {"loadgen_seq": seq},
         });
         job.tracker.sending(seq);
-        let ok = post_with_retries(&job, &url, &body).await;
+        let ok = post_with_retries(&job, &path, &body).await;
         job.tracker.sent(ok);
     }
 }
 
-/// Posts `body`; retries on 429 (after its `Retry-After`), 5xx and transport errors. True once
-/// the server accepted it.
-pub(super) async fn post_with_retries(job: &ProducerJob, url: &str, body: &Value) -> bool {
+/// Posts `body` to `path` on the active server; retries on 429 (after its `Retry-After`),
+/// 5xx and transport errors (a failover among them: the retry goes to the new active
+/// server). True once the server accepted it.
+pub(super) async fn post_with_retries(job: &ProducerJob, path: &str, body: &Value) -> bool {
+    let mut origin = None;
     for _ in 0..SEND_ATTEMPTS_MAX {
-        match job.http.client.post(url).json(body).send().await {
+        let http = &job.http;
+        let posted = http
+            .exchange(&mut origin, |base| {
+                http.client.post(format!("{base}{path}")).json(body)
+            })
+            .await;
+        match posted {
             Ok(response) if response.status().is_success() => return true,
             Ok(response) if response.status().as_u16() == 429 => {
                 job.tracker.throttled();
@@ -210,16 +293,20 @@ pub(super) async fn post_with_retries(job: &ProducerJob, url: &str, body: &Value
                 tokio::time::sleep(Duration::from_secs_f64(wait.clamp(0.01, 5.0))).await;
             }
             Ok(response) if response.status().is_server_error() => {
+                job.tracker.send_retried();
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             Ok(_) => return false,
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(_) => {
+                job.tracker.send_retried();
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
         }
     }
     false
 }
 
-fn seq_of(message: &Value) -> Option<u64> {
+pub(super) fn seq_of(message: &Value) -> Option<u64> {
     if let Some(seq) = message["metadata"]["loadgen_seq"].as_u64() {
         return Some(seq);
     }
@@ -234,12 +321,13 @@ pub async fn rest_consumer(
     stop: Arc<AtomicBool>,
     batch: usize,
 ) {
-    let lease_url = format!(
-        "{}/api/v1/messages/{}?limit={}&lease_seconds=60&wait_seconds=1",
-        http.base, agent.id, batch
+    let lease_path = format!(
+        "/api/v1/messages/{}?limit={}&lease_seconds=60&wait_seconds=1",
+        agent.id, batch
     );
     while !stop.load(Ordering::Relaxed) {
-        let Some(messages) = leased(http.client.get(&lease_url), &tracker).await else {
+        let lease = http.once(|base| http.client.get(format!("{base}{lease_path}")));
+        let Some(messages) = leased(lease, &tracker).await else {
             continue;
         };
         for message in messages {
@@ -250,29 +338,29 @@ pub async fn rest_consumer(
             if let Some(seq) = seq {
                 tracker.received(seq);
             }
-            let ack_url = format!(
-                "{}/api/v1/messages/{}/ack?agent_id={}",
-                http.base, id, agent.id
-            );
-            match http.client.post(&ack_url).send().await {
+            let ack_path = format!("/api/v1/messages/{id}/ack?agent_id={}", agent.id);
+            let ack = http.once(|base| http.client.post(format!("{base}{ack_path}")));
+            match ack.await {
                 Ok(response) if response.status().is_success() => {
                     if let Some(seq) = seq {
                         tracker.acked(seq);
                     }
                 }
+                // After a failover the lease held on the dead server is gone with it (or the
+                // message comes again when it ends): counted, not fatal.
                 _ => tracker.consumer_error(),
             }
         }
     }
 }
 
-/// Sends a lease request and reads what it leased; `None` (counted as a consumer error, after
+/// Awaits a lease request and reads what it leased; `None` (counted as a consumer error, after
 /// a pause) when it failed.
 pub(super) async fn leased(
-    request: reqwest::RequestBuilder,
+    lease: impl std::future::Future<Output = Result<reqwest::Response, String>>,
     tracker: &Tracker,
 ) -> Option<Vec<Value>> {
-    match request.send().await {
+    match lease.await {
         Ok(response) if response.status().is_success() => {
             Some(response.json().await.unwrap_or_default())
         }
@@ -282,103 +370,4 @@ pub(super) async fn leased(
             None
         }
     }
-}
-
-/// Receives pushes over the agent's WebSocket and acks each with an `ack` frame.
-pub async fn ws_consumer(socket: WsStream, tracker: Arc<Tracker>, stop: Arc<AtomicBool>) {
-    let (mut sink, mut stream) = socket.split();
-    while !stop.load(Ordering::Relaxed) {
-        let frame = match tokio::time::timeout(Duration::from_millis(200), stream.next()).await {
-            Err(_) => continue,
-            Ok(None) => return,
-            Ok(Some(Err(_))) => {
-                tracker.consumer_error();
-                return;
-            }
-            Ok(Some(Ok(frame))) => frame,
-        };
-        let Frame::Text(text) = frame else { continue };
-        let Ok(value) = serde_json::from_str::<Value>(&text) else {
-            tracker.consumer_error();
-            continue;
-        };
-        if value["type"] == "error" {
-            // An ack the server refused (or a frame it could not read).
-            tracker.consumer_error();
-            continue;
-        }
-        if value["type"] != "message" {
-            continue;
-        }
-        if let Some(seq) = seq_of(&value) {
-            tracker.received(seq);
-        }
-        if let Some(id) = value["id"].as_str() {
-            let ack = json!({"type": "ack", "message_id": id}).to_string();
-            if sink.send(Frame::Text(ack.into())).await.is_err() {
-                tracker.consumer_error();
-                return;
-            }
-        }
-    }
-    let _ = sink.close().await;
-}
-
-/// Sends with `send_message` frames over one socket, keeping up to `window` sends in flight.
-pub async fn produce_ws(job: ProducerJob, socket: WsStream, window: usize) {
-    let (mut sink, mut stream) = socket.split();
-    let credit = Arc::new(tokio::sync::Semaphore::new(window));
-    let replies = {
-        let credit = credit.clone();
-        let tracker = job.tracker.clone();
-        tokio::spawn(async move {
-            while let Some(Ok(frame)) = stream.next().await {
-                let Frame::Text(text) = frame else { continue };
-                let Ok(value) = serde_json::from_str::<Value>(&text) else {
-                    continue;
-                };
-                match value["type"].as_str() {
-                    Some("sent") => tracker.sent(true),
-                    Some("error") => tracker.sent(false),
-                    _ => continue,
-                }
-                credit.add_permits(1);
-            }
-        })
-    };
-    let mut ticker = job.interval.map(tokio::time::interval);
-    loop {
-        let seq = job.next.fetch_add(1, Ordering::Relaxed);
-        if seq >= job.total {
-            break;
-        }
-        if let Some(ticker) = ticker.as_mut() {
-            ticker.tick().await;
-        }
-        match credit.acquire().await {
-            Ok(permit) => permit.forget(),
-            Err(_) => break,
-        }
-        let agent = &job.agents[seq as usize % job.agents.len()];
-        let frame = json!({
-            "type": "send_message",
-            "recipient": agent.name,
-            "content": format!("lg:{}:{}:{}", job.run_id, seq, job.filler),
-            "priority": "medium",
-            "metadata": {"loadgen_seq": seq},
-        });
-        job.tracker.sending(seq);
-        if sink
-            .send(Frame::Text(frame.to_string().into()))
-            .await
-            .is_err()
-        {
-            job.tracker.sent(false);
-            break;
-        }
-    }
-    // Wait for the replies to every send before closing.
-    let _ = tokio::time::timeout(Duration::from_secs(30), credit.acquire_many(window as u32)).await;
-    replies.abort();
-    let _ = sink.close().await;
 }

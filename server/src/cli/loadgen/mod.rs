@@ -10,6 +10,7 @@ mod client;
 mod queue_api;
 mod report;
 mod tracker;
+mod ws;
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -47,8 +48,14 @@ pub enum Producer {
 /// Command-line arguments (the same for `switchboard loadgen` and `switchboard-loadgen`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
-    /// Base URL of the server.
-    #[arg(long, env = "SWITCHBOARD_URL", default_value = "http://127.0.0.1:8080")]
+    /// Base URL of the server; or several, comma-separated (a hot-standby pair): requests go
+    /// to the active one and follow it across a failover (counted in the summary).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_URL",
+        default_value = "http://127.0.0.1:8080",
+        value_name = "URL[,URL...]"
+    )]
     pub server: String,
     /// Messages to send.
     #[arg(long, default_value_t = 10_000)]
@@ -168,8 +175,14 @@ async fn drive(http: &client::Http, args: &Args, stop: Arc<AtomicBool>) -> Resul
                 args.lease_batch,
             )),
             Mode::Ws => {
-                let socket = http.connect_ws(agent).await?;
-                tokio::spawn(client::ws_consumer(socket, tracker.clone(), stop.clone()))
+                let socket = ws::connect(http, agent, &mut None).await?;
+                tokio::spawn(ws::ws_consumer(
+                    http.clone(),
+                    agent.clone(),
+                    socket,
+                    tracker.clone(),
+                    stop.clone(),
+                ))
             }
             Mode::Queue => unreachable!("queue mode registers no agents"),
         };
@@ -200,10 +213,9 @@ async fn drive(http: &client::Http, args: &Args, stop: Arc<AtomicBool>) -> Resul
             }
             Producer::Rest => tokio::spawn(client::produce(job)),
             Producer::Ws => {
-                let socket = http
-                    .connect_ws(&http.register_producer(&job.sender).await?)
-                    .await?;
-                tokio::spawn(client::produce_ws(job, socket, args.window.max(1)))
+                let producer = http.register_producer(&job.sender).await?;
+                let socket = ws::connect(http, &producer, &mut None).await?;
+                tokio::spawn(ws::produce_ws(job, producer, socket, args.window.max(1)))
             }
         });
     }
@@ -239,7 +251,7 @@ async fn drive(http: &client::Http, args: &Args, stop: Arc<AtomicBool>) -> Resul
     for consumer in consumers {
         let _ = tokio::time::timeout(Duration::from_secs(3), consumer).await;
     }
-    let report = tracker.report(args, elapsed);
+    let report = tracker.report(args, elapsed, http.moved());
     // A stdout whose reader left is no reason to fail a load that ran; the exit code still
     // says whether messages were lost.
     if let Err(error) = report.print(args.json) {

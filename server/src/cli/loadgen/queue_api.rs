@@ -14,9 +14,9 @@ use super::tracker::Tracker;
 /// Lease length asked for, in seconds: far longer than a lease-ack round trip under load.
 const LEASE_SECONDS: u64 = 60;
 
-/// The queue API's URL of queue `queue`.
-fn queue_url(http: &Http, queue: &str) -> String {
-    format!("{}/api/v1/queues/{queue}", http.base)
+/// The queue API's path of queue `queue` (below the active server's base URL).
+fn queue_path(queue: &str) -> String {
+    format!("/api/v1/queues/{queue}")
 }
 
 /// The name of the `index`th queue of run `run_id`.
@@ -45,11 +45,11 @@ pub async fn produce(job: ProducerJob, queues: Arc<Vec<String>>, batch: usize) {
             .iter()
             .map(|seq| json!({ "payload": format!("lg:{}:{}:{}", job.run_id, seq, job.filler) }))
             .collect();
-        let url = format!("{}/messages", queue_url(&job.http, queue));
+        let path = format!("{}/messages", queue_path(queue));
         for seq in &seqs {
             job.tracker.sending(*seq);
         }
-        let ok = post_with_retries(&job, &url, &Value::Array(body)).await;
+        let ok = post_with_retries(&job, &path, &Value::Array(body)).await;
         for _ in &seqs {
             job.tracker.sent(ok);
         }
@@ -64,10 +64,11 @@ pub async fn consume(
     stop: Arc<AtomicBool>,
     batch: usize,
 ) {
-    let url = queue_url(&http, &queue);
+    let path = queue_path(&queue);
     let lease = json!({ "max": batch, "lease_seconds": LEASE_SECONDS, "wait_seconds": 1 });
     while !stop.load(Ordering::Relaxed) {
-        let request = http.client.post(format!("{url}/lease")).json(&lease);
+        let request =
+            http.once(|base| http.client.post(format!("{base}{path}/lease")).json(&lease));
         let Some(leased) = leased(request, &tracker).await else {
             continue;
         };
@@ -82,11 +83,9 @@ pub async fn consume(
             .iter()
             .map(|m| json!({ "id": m["id"], "lease_token": m["lease_token"] }))
             .collect();
+        let body = json!({ "items": items });
         let acked = http
-            .client
-            .post(format!("{url}/ack"))
-            .json(&json!({ "items": items }))
-            .send()
+            .once(|base| http.client.post(format!("{base}{path}/ack")).json(&body))
             .await;
         let results: Value = match acked {
             Ok(response) if response.status().is_success() => {

@@ -17,6 +17,12 @@ pub struct Report {
     pub send_errors: u64,
     /// Sends answered 429 (retried).
     pub throttled: u64,
+    /// Send attempts that failed for a moment (no answer, no active server, 5xx) and were
+    /// tried again.
+    pub send_retries: u64,
+    /// Requests (and sockets) that went to another server than the one first tried: a
+    /// failover of `--server URL,URL`.
+    pub retried_on_another_server: u64,
     /// Distinct messages received.
     pub received: u64,
     /// Messages received more than once.
@@ -47,6 +53,7 @@ impl Report {
             let value = serde_json::json!({
                 "mode": self.mode, "agents": self.agents, "producers": self.producers,
                 "sent_ok": self.sent_ok, "send_errors": self.send_errors, "throttled": self.throttled,
+                "send_retries": self.send_retries, "retried_on_another_server": self.retried_on_another_server,
                 "received": self.received, "duplicates": self.duplicates, "lost": self.lost,
                 "consumer_errors": self.consumer_errors, "seconds": self.seconds,
                 "throughput_per_second": self.throughput_per_second,
@@ -72,6 +79,11 @@ impl Report {
             ("sent (ok)", self.sent_ok.to_string()),
             ("send errors", self.send_errors.to_string()),
             ("throttled (429, retried)", self.throttled.to_string()),
+            ("send errors retried", self.send_retries.to_string()),
+            (
+                "retried on another server",
+                self.retried_on_another_server.to_string(),
+            ),
             ("received (distinct)", self.received.to_string()),
             ("duplicated", self.duplicates.to_string()),
             ("lost", self.lost.to_string()),

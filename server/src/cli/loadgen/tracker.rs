@@ -21,6 +21,8 @@ pub struct Tracker {
     sent_ok: AtomicU64,
     send_errors: AtomicU64,
     throttled: AtomicU64,
+    /// Send attempts that failed (no answer, no server, 5xx) and were tried again.
+    send_retries: AtomicU64,
     received_unique: AtomicU64,
     duplicates: AtomicU64,
     consumer_errors: AtomicU64,
@@ -39,6 +41,7 @@ impl Tracker {
             sent_ok: AtomicU64::new(0),
             send_errors: AtomicU64::new(0),
             throttled: AtomicU64::new(0),
+            send_retries: AtomicU64::new(0),
             received_unique: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
             consumer_errors: AtomicU64::new(0),
@@ -60,6 +63,11 @@ impl Tracker {
 
     pub fn throttled(&self) {
         self.throttled.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A send attempt failed (no answer, no active server, 5xx) and is tried again.
+    pub fn send_retried(&self) {
+        self.send_retries.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn consumer_error(&self) {
@@ -114,7 +122,9 @@ impl Tracker {
         *self.last_receipt.lock()
     }
 
-    pub fn report(&self, args: &Args, elapsed: Duration) -> Report {
+    /// The summary; `moved` is how many requests were answered by another server than the
+    /// one they were first sent to.
+    pub fn report(&self, args: &Args, elapsed: Duration, moved: u64) -> Report {
         let latency = self.latency_us.lock();
         let received = self.received_unique();
         let seconds = elapsed.as_secs_f64().max(1e-9);
@@ -125,6 +135,8 @@ impl Tracker {
             sent_ok: self.sent_ok(),
             send_errors: self.send_errors.load(Ordering::Relaxed),
             throttled: self.throttled.load(Ordering::Relaxed),
+            send_retries: self.send_retries.load(Ordering::Relaxed),
+            retried_on_another_server: moved,
             received,
             duplicates: self.duplicates.load(Ordering::Relaxed),
             lost: self.sent_ok().saturating_sub(received),

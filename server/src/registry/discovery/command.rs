@@ -7,18 +7,24 @@ use std::time::Duration;
 use clap::Args;
 use serde_json::Value;
 
+use crate::cli::server_http::ServerHttp;
 use crate::cli::stdout::{fail, print};
 
 /// Server asked when neither `--server` nor `SWITCHBOARD_URL` names one.
 pub const SERVER_URL_DEFAULT: &str = "http://127.0.0.1:8080";
 /// Longest wait for the server's answer (a scan runs git and reads files).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// What to do when no server answers.
+const START_HINT: &str =
+    "Check that `switchboard serve` is running and that --server (or SWITCHBOARD_URL) names it.";
 
 /// Flags of `switchboard discover`.
 #[derive(Debug, Clone, Args)]
 pub struct DiscoverArgs {
-    /// Base URL of the running server.
-    #[arg(long, env = "SWITCHBOARD_URL", default_value = SERVER_URL_DEFAULT)]
+    /// Base URL of the running server; or several, comma-separated (a hot-standby pair): the
+    /// active one is asked.
+    #[arg(long, env = "SWITCHBOARD_URL", default_value = SERVER_URL_DEFAULT,
+          value_name = "URL[,URL...]")]
     pub server: String,
     /// `--token` (the admin token) and `--ca-cert`.
     #[command(flatten)]
@@ -55,31 +61,8 @@ pub fn run(args: DiscoverArgs) -> ExitCode {
 }
 
 async fn discover(args: &DiscoverArgs) -> Result<Value, String> {
-    let url = format!(
-        "{}/api/v1/agents/discover",
-        args.server.trim_end_matches('/')
-    );
-    let client = args
-        .credentials
-        .apply(reqwest::Client::builder().timeout(REQUEST_TIMEOUT))
-        .map_err(|error| format!("switchboard: {error}"))?
-        .build()
-        .map_err(|error| format!("switchboard: cannot build an HTTP client: {error}"))?;
-    let response = client.post(&url).send().await.map_err(|error| {
-        format!(
-            "switchboard: cannot reach the server at {url}: {error}. Check that `switchboard \
-             serve` is running and that --server (or SWITCHBOARD_URL) names it."
-        )
-    })?;
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        let detail = body["detail"].as_str().unwrap_or("no detail");
-        return Err(format!(
-            "switchboard: the server refused the rescan ({status}): {detail}"
-        ));
-    }
-    Ok(body)
+    let server = ServerHttp::new(&args.server, &args.credentials, REQUEST_TIMEOUT, START_HINT)?;
+    server.post("/api/v1/agents/discover", Value::Null).await
 }
 
 /// One line per agent (name, what changed, capabilities), then skipped directories.
