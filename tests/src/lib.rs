@@ -2,6 +2,7 @@
 pub mod conformance;
 pub mod crash_check;
 pub mod redis_cluster;
+pub mod redis_replicated;
 pub mod redis_sentinel;
 pub mod redis_server;
 pub mod server_harness;
