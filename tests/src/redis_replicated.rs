@@ -60,6 +60,14 @@ impl Replicated {
         }
     }
 
+    /// The hash slot of `key` in a cluster; 0 for a sentinel set (one master holds every key).
+    pub fn slot_of(&self, key: &str) -> u32 {
+        match self {
+            Replicated::Cluster(cluster) => cluster.slot_of(key),
+            Replicated::Sentinel(_) => 0,
+        }
+    }
+
     /// Kills the master holding `key` with SIGKILL; returns its port.
     pub fn kill_master_holding(&mut self, key: &str) -> u16 {
         match self {

@@ -101,7 +101,8 @@ pub fn crash_test(replicated: &Replicated) {
     println!("{kind} crash test: {cycles} cycles, SWITCHBOARD_CRASH_SEED={seed}");
     let worker = PathBuf::from(env!("CARGO_BIN_EXE_crash_worker"));
     let recover = || {
-        for owner in replicated.keys("switchboard:*owner*") {
+        // Any key naming the owner: this Redis holds nothing but the worker's store.
+        for owner in replicated.keys("*owner*") {
             replicated.delete(&owner);
         }
         switchboard_storage::open(&url)
@@ -149,9 +150,15 @@ pub async fn wait_for_sends(
     started.elapsed()
 }
 
-/// The queue keys the load writes (its agents' inboxes), found by their config keys.
+/// Keys of the queues the load writes (its agents' inboxes), one per slot. Found by name
+/// rather than built, so that they follow the storage's key layout.
 fn inbox_keys(replicated: &Replicated) -> Vec<String> {
-    let keys = replicated.keys("switchboard:{inbox:*}:config");
+    let by_slot: std::collections::BTreeMap<u32, String> = replicated
+        .keys("*inbox:*")
+        .into_iter()
+        .map(|key| (replicated.slot_of(&key), key))
+        .collect();
+    let keys: Vec<String> = by_slot.into_values().collect();
     assert!(!keys.is_empty(), "the load's inbox queues are not in Redis");
     keys
 }
