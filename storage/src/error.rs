@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 /// The storage URLs [`open`](crate::open) understands, as shown in error messages.
 pub const SUPPORTED_URLS: &str = "redb:PATH, sled:PATH (both take ?durability=immediate|none), \
-     memory:, redis://HOST[:PORT][/DB], rediss://HOST[:PORT][/DB]";
+     memory:, redis://HOST[:PORT][/DB], rediss://HOST[:PORT][/DB], \
+     redis+cluster://HOST:PORT[,HOST:PORT...], redis+sentinel://HOST:PORT[,HOST:PORT...]/SERVICE \
+     (the Redis ones take ?replicas=N&replica_timeout_ms=T)";
 
 /// A store could not be opened. Every variant names the URL and what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -78,6 +80,26 @@ pub enum OpenError {
         url: String,
         /// The missing backend (also the name of its cargo feature).
         backend: &'static str,
+    },
+    /// Another live switchboard server owns the storage (its owner lease is current): this one
+    /// may wait as a hot standby and try again once the lease lapses or is released.
+    #[error(
+        "storage URL {url:?}: the prefix {prefix:?} is owned by another switchboard server \
+         (owner {holder}{}, its lease ends in {lease_remaining_ms} ms unless renewed); stop it, \
+         wait for it as a standby, or give this server its own prefix",
+        active_url.as_deref().map(|url| format!(", serving at {url}")).unwrap_or_default()
+    )]
+    Owned {
+        /// The URL given (password hidden).
+        url: String,
+        /// The key prefix that is owned.
+        prefix: String,
+        /// The owner's id (`host:...`).
+        holder: String,
+        /// Where the owner serves its API, when it said so.
+        active_url: Option<String>,
+        /// How long its lease lasts unless it is renewed, in milliseconds.
+        lease_remaining_ms: u64,
     },
     /// The backend refused to open for another reason (I/O error, permissions, network).
     #[error("storage URL {url:?}: cannot open the store: {detail}")]

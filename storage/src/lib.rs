@@ -44,6 +44,6 @@ pub use error::{OpenError, SUPPORTED_URLS};
 pub use redb_backend::RedbStorage;
 #[cfg(feature = "sled")]
 pub use sled_backend::SledStorage;
-pub use url::{open, StorageUrl};
+pub use url::{open, open_with, OpenOptions, StorageUrl};
 #[cfg(feature = "redis")]
 pub mod redis;

@@ -26,7 +26,8 @@ pub enum StorageUrl {
     },
     /// `memory:`: nothing survives the process.
     Memory,
-    /// `redis://...` or `rediss://...` (TLS): the URL is handed to the Redis backend whole.
+    /// `redis://...`, `rediss://...` (TLS), `redis+cluster://...` or `redis+sentinel://...`:
+    /// the URL is handed to the Redis backend whole.
     Redis {
         /// The URL as given.
         url: String,
@@ -58,7 +59,7 @@ impl StorageUrl {
                 url: url.to_string(),
                 problem: "memory: takes no path or options".to_string(),
             }),
-            "redis" | "rediss" => Ok(StorageUrl::Redis {
+            "redis" | "rediss" | "redis+cluster" | "redis+sentinel" => Ok(StorageUrl::Redis {
                 url: url.to_string(),
             }),
             _ => Err(OpenError::UnknownScheme {
@@ -117,15 +118,36 @@ fn parse_file_url(
     Ok((PathBuf::from(path), durability))
 }
 
+/// How a server opens shared storage, beyond what the URL says. Only the Redis backend, which
+/// several servers can reach at once, uses these; the others ignore them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// A stable id for this server (e.g. kept in its working directory): a server restarted
+    /// with the id of the lease's holder takes the lease back at once instead of waiting it
+    /// out. `None`: a fresh id per process.
+    pub owner_id: Option<String>,
+    /// Where this server serves its API, stored beside the owner lease so that standbys and
+    /// refusals can name it.
+    pub advertise_url: Option<String>,
+    /// How long the owner lease lasts without renewal (`None`: the backend's default).
+    pub owner_lease: Option<std::time::Duration>,
+}
+
 /// Opens the store a URL names: `redb:PATH`, `sled:PATH` (both with an optional
-/// `?durability=immediate|none`, see [`Durability`]), `memory:`, or `redis://...` /
-/// `rediss://...`.
+/// `?durability=immediate|none`, see [`Durability`]), `memory:`, or a Redis URL
+/// (`redis://...`, `rediss://...`, `redis+cluster://...`, `redis+sentinel://...`).
 pub fn open(url: &str) -> Result<Box<dyn Storage>, OpenError> {
+    open_with(url, &OpenOptions::default())
+}
+
+/// [`open`], with the options a server sharing Redis with others passes. Fails with
+/// [`OpenError::Owned`] when another live server owns the Redis prefix.
+pub fn open_with(url: &str, options: &OpenOptions) -> Result<Box<dyn Storage>, OpenError> {
     match StorageUrl::parse(url)? {
         StorageUrl::Memory => Ok(Box::new(MemoryStorage::new())),
         StorageUrl::Redb { path, durability } => open_redb(url, path, durability),
         StorageUrl::Sled { path, durability } => open_sled(url, path, durability),
-        StorageUrl::Redis { url } => open_redis(&url),
+        StorageUrl::Redis { url } => open_redis(&url, options),
     }
 }
 
@@ -163,19 +185,36 @@ fn open_sled(url: &str, _: PathBuf, _: Durability) -> Result<Box<dyn Storage>, O
     })
 }
 
-/// Opens the Redis backend with its default options (prefix `switchboard:`).
+/// Opens the Redis backend with its default options (prefix `switchboard:`) and `options`.
 #[cfg(feature = "redis")]
-fn open_redis(url: &str) -> Result<Box<dyn Storage>, OpenError> {
-    crate::redis::RedisStorage::open(url, crate::redis::RedisOptions::default())
-        .map(|storage| Box::new(storage) as Box<dyn Storage>)
-        .map_err(|error| OpenError::Backend {
-            url: crate::redis::redact_url(url),
+fn open_redis(url: &str, options: &OpenOptions) -> Result<Box<dyn Storage>, OpenError> {
+    use crate::redis::{RedisOpenError, RedisOptions, RedisStorage};
+    let defaults = RedisOptions::default();
+    let redis_options = RedisOptions {
+        owner_id: options.owner_id.clone(),
+        advertise_url: options.advertise_url.clone(),
+        owner_lease: options.owner_lease.unwrap_or(defaults.owner_lease),
+        ..defaults
+    };
+    let shown_url = crate::redis::redact_url(url);
+    match RedisStorage::open(url, redis_options) {
+        Ok(storage) => Ok(Box::new(storage)),
+        Err(RedisOpenError::Owned(owned)) => Err(OpenError::Owned {
+            url: shown_url,
+            prefix: owned.prefix,
+            holder: owned.holder,
+            active_url: owned.active_url,
+            lease_remaining_ms: owned.lease_remaining_ms,
+        }),
+        Err(RedisOpenError::Storage(error)) => Err(OpenError::Backend {
+            url: shown_url,
             detail: error.to_string(),
-        })
+        }),
+    }
 }
 
 #[cfg(not(feature = "redis"))]
-fn open_redis(url: &str) -> Result<Box<dyn Storage>, OpenError> {
+fn open_redis(url: &str, _: &OpenOptions) -> Result<Box<dyn Storage>, OpenError> {
     Err(OpenError::NotBuilt {
         url: url.to_string(),
         backend: "redis",

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use switchboard_engine::{IdMap, MessageId, QueueConfig, Record, StorageError, StoredMessage};
 
-use super::encode::{ChunkEncoder, EncodedBatch};
+use super::encode::{BatchEncoder, EncodedBatch};
 use super::groups::{write_dedup, Groups};
 use super::keys::{ready_score, Index, Keys, MessageHash, READY_SEQ_LIMIT};
 use super::message_fields::Meta;
@@ -219,7 +219,7 @@ impl<'a> Fold<'a> {
     }
 
     fn emit(self, keys: &Keys) -> Plan {
-        let mut out = ChunkEncoder::new();
+        let mut out = BatchEncoder::default();
         let mut groups = Groups::default();
         let mut changes = IdMap::with_capacity_and_hasher(self.order.len(), Default::default());
         for queue in self.configs.keys() {
@@ -227,7 +227,11 @@ impl<'a> Fold<'a> {
         }
         for (queue, config) in &self.configs {
             let json = serde_json::to_vec(config).expect("a queue config always serializes");
-            out.begin("SET").text(&keys.config(queue)).word(&json).end();
+            out.queue(queue)
+                .begin("SET")
+                .text(&keys.config(queue))
+                .word(&json)
+                .end();
         }
         for id in &self.order {
             let change = &self.messages[id];

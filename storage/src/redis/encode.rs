@@ -5,6 +5,11 @@
 //! A chunk is one array of words: `count, word 1 .. word count, count, word 1 ..`, each command
 //! preceded by its number of words (a MessagePack uint16).
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::keys::Unit;
+
 /// A chunk is closed once it holds at least this many bytes (one command may go beyond).
 const CHUNK_BYTES_TARGET: usize = 1024 * 1024;
 /// Most words one command may have: the script spreads them with Lua's `unpack`, which is
@@ -35,6 +40,7 @@ pub(crate) struct ChunkEncoder {
 }
 
 impl ChunkEncoder {
+    #[cfg(test)]
     pub(crate) fn new() -> Self {
         Self::default()
     }
@@ -124,11 +130,12 @@ impl ChunkEncoder {
         self.current_entries = 0;
     }
 
-    /// The finished chunks, with their total size in bytes and the number of commands.
-    pub(crate) fn finish(mut self) -> EncodedBatch {
+    /// The finished chunks of `unit`, with their size and number of commands.
+    pub(crate) fn finish(mut self, unit: Unit) -> EncodedUnit {
         debug_assert!(self.command_at.is_none(), "last command not ended");
         self.close_chunk();
-        EncodedBatch {
+        EncodedUnit {
+            unit,
             chunks: self.chunks,
             bytes: self.bytes,
             commands: self.commands,
@@ -136,15 +143,69 @@ impl ChunkEncoder {
     }
 }
 
-/// A batch ready for the commit script.
+/// One encoder per atomic unit of a batch (see [`Unit`]): a command goes to the unit whose keys
+/// it writes.
 #[derive(Debug, Default)]
-pub(crate) struct EncodedBatch {
+pub(crate) struct BatchEncoder {
+    units: BTreeMap<Unit, ChunkEncoder>,
+}
+
+impl BatchEncoder {
+    /// The encoder of the prefix-wide keys.
+    pub(crate) fn registry(&mut self) -> &mut ChunkEncoder {
+        self.units.entry(Unit::Registry).or_default()
+    }
+
+    /// The encoder of `queue`'s keys.
+    pub(crate) fn queue(&mut self, queue: &Arc<str>) -> &mut ChunkEncoder {
+        let unit = Unit::Queue(queue.clone());
+        self.units.entry(unit).or_default()
+    }
+
+    /// Every unit with commands: the registry first (a queue is registered before its keys
+    /// are written, so recovery, which starts from the registry, finds it), then the queues.
+    pub(crate) fn finish(self) -> EncodedBatch {
+        let units: Vec<EncodedUnit> = self
+            .units
+            .into_iter()
+            .map(|(unit, encoder)| encoder.finish(unit))
+            .filter(|unit| unit.commands > 0)
+            .collect();
+        EncodedBatch {
+            bytes: units.iter().map(|unit| unit.bytes).sum(),
+            commands: units.iter().map(|unit| unit.commands).sum(),
+            units,
+        }
+    }
+}
+
+/// One unit's commands, ready for the commit script.
+#[derive(Debug)]
+pub(crate) struct EncodedUnit {
+    pub unit: Unit,
     /// MessagePack chunks, in order.
     pub chunks: Vec<Vec<u8>>,
     /// Their total size in bytes.
     pub bytes: usize,
     /// Redis commands they hold.
     pub commands: usize,
+}
+
+/// A batch ready for the commit script: its units in the order they are applied.
+#[derive(Debug, Default)]
+pub(crate) struct EncodedBatch {
+    pub units: Vec<EncodedUnit>,
+    /// Their total size in bytes.
+    pub bytes: usize,
+    /// Redis commands they hold.
+    pub commands: usize,
+}
+
+impl EncodedBatch {
+    /// Every chunk, unit after unit.
+    pub(crate) fn chunks(&self) -> impl Iterator<Item = &Vec<u8>> {
+        self.units.iter().flat_map(|unit| &unit.chunks)
+    }
 }
 
 /// Reads chunks back into commands of text words (tests only: the script does this in Redis).
@@ -156,7 +217,7 @@ pub(crate) fn decode_commands(batch: &EncodedBatch) -> Vec<Vec<String>> {
         head
     }
     let mut commands = Vec::new();
-    for chunk in &batch.chunks {
+    for chunk in batch.chunks() {
         let mut bytes = &chunk[5..];
         while !bytes.is_empty() {
             assert_eq!(take(&mut bytes, 1), [UINT16]);
@@ -192,7 +253,7 @@ mod tests {
         let mut encoder = ChunkEncoder::new();
         encoder.begin("SET").text("k").word(&[7u8; 300]).end();
         encoder.begin("DEL").text("k").end();
-        let batch = encoder.finish();
+        let batch = encoder.finish(Unit::Registry);
         assert_eq!(batch.chunks.len(), 1);
         assert_eq!(batch.commands, 2);
         let chunk = &batch.chunks[0];
@@ -223,7 +284,7 @@ mod tests {
                 .word(&vec![1u8; 400_000])
                 .end();
         }
-        let batch = encoder.finish();
+        let batch = encoder.finish(Unit::Registry);
         assert_eq!(batch.chunks.len(), 2, "1 MiB target: three per chunk");
         assert_eq!(
             batch.bytes,

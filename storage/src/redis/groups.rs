@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::encode::ChunkEncoder;
+use super::encode::BatchEncoder;
 use super::keys::{Index, Keys, MessageHash};
 
 /// Members (or fields) per grouped command: well inside the script's word limit.
@@ -66,16 +66,19 @@ impl Groups {
 
     /// Removals come before additions: a message never leaves and joins the same index. A
     /// message's fields are either deleted or written, never both.
-    pub(crate) fn write(&self, out: &mut ChunkEncoder, keys: &Keys) {
+    pub(crate) fn write(&self, units: &mut BatchEncoder, keys: &Keys) {
         let registry = keys.queues();
         for names in self.registry.chunks(MEMBERS_PER_COMMAND) {
-            out.begin("SADD")
+            units
+                .registry()
+                .begin("SADD")
                 .text(&registry)
                 .texts(names.iter().map(String::as_str))
                 .end();
         }
         for ((queue, index), members) in &self.removals {
             let key = keys.index(queue, *index);
+            let out = units.queue(queue);
             for part in members.chunks(MEMBERS_PER_COMMAND) {
                 out.begin("ZREM")
                     .text(&key)
@@ -84,6 +87,7 @@ impl Groups {
             }
         }
         for (queue, members) in &self.forgets {
+            let out = units.queue(queue);
             for hash in MessageHash::ALL {
                 let key = keys.messages(queue, hash);
                 for part in members.chunks(MEMBERS_PER_COMMAND) {
@@ -96,6 +100,7 @@ impl Groups {
         }
         for ((queue, index), members) in &self.additions {
             let key = keys.index(queue, *index);
+            let out = units.queue(queue);
             for part in members.chunks(MEMBERS_PER_COMMAND) {
                 out.begin("ZADD").text(&key);
                 for (score, member) in part {
@@ -106,6 +111,7 @@ impl Groups {
         }
         for ((queue, hash), fields) in &self.fields {
             let key = keys.messages(queue, *hash);
+            let out = units.queue(queue);
             let mut open = None::<(usize, usize)>;
             for (member, value) in fields {
                 if let Some((pairs, bytes)) = open {
@@ -131,7 +137,7 @@ impl Groups {
 
 /// Writes dedup entries set (`Some(value)`) or forgotten (`None`), grouped per queue.
 pub(crate) fn write_dedup(
-    out: &mut ChunkEncoder,
+    units: &mut BatchEncoder,
     keys: &Keys,
     dedup: &BTreeMap<(Arc<str>, &str), Option<String>>,
 ) {
@@ -145,6 +151,7 @@ pub(crate) fn write_dedup(
     }
     for (queue, forgets) in forgets {
         let hash = keys.dedup(queue);
+        let out = units.queue(queue);
         for part in forgets.chunks(MEMBERS_PER_COMMAND) {
             out.begin("HDEL")
                 .text(&hash)
@@ -154,6 +161,7 @@ pub(crate) fn write_dedup(
     }
     for (queue, sets) in sets {
         let hash = keys.dedup(queue);
+        let out = units.queue(queue);
         for part in sets.chunks(MEMBERS_PER_COMMAND) {
             out.begin("HSET").text(&hash);
             for (key, value) in part {

@@ -66,6 +66,28 @@ impl MessageHash {
     }
 }
 
+/// The hash tag of the prefix-wide keys (owner lease, fencing counter, queue registry, ...):
+/// they share one slot, so the script that checks ownership can reach them all. A queue's keys
+/// may share that slot (a queue named `~`) but never a key name: the suffixes of queue keys
+/// ([`QUEUE_SUFFIXES`]) and of these differ.
+const GLOBAL_TAG: &str = "~";
+/// Every suffix a queue's keys use.
+#[cfg(test)]
+pub(crate) const QUEUE_SUFFIXES: [&str; 8] = [
+    "config", "ready", "delayed", "dead", "payload", "meta", "dedup", "applied",
+];
+
+/// One atomic unit of a commit: the keys one script call writes, all under one hash tag so that
+/// Redis Cluster keeps them in one slot. Each has its own applied-batch number and fencing
+/// token (its `applied` key).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Unit {
+    /// The prefix-wide keys: the queue registry (checked against the owner lease).
+    Registry,
+    /// One queue's keys.
+    Queue(std::sync::Arc<str>),
+}
+
 impl Keys {
     pub(crate) fn new(prefix: &str) -> Self {
         Self {
@@ -77,29 +99,55 @@ impl Keys {
         &self.prefix
     }
 
+    fn global(&self, suffix: &str) -> String {
+        format!("{}{{{GLOBAL_TAG}}}:{suffix}", self.prefix)
+    }
+
     /// The set of every queue name: recovery starts here instead of scanning the keyspace.
     pub(crate) fn queues(&self) -> String {
-        format!("{}queues", self.prefix)
+        self.global("queues")
     }
 
     /// The owner lease: holds the id of the server that owns the prefix, with a TTL.
     pub(crate) fn owner(&self) -> String {
-        format!("{}owner", self.prefix)
+        self.global("owner")
+    }
+
+    /// Where the owner serves: a hash with `owner` (its id) and `url`.
+    pub(crate) fn active(&self) -> String {
+        self.global("active")
     }
 
     /// The fencing counter: each new owner takes the next value.
     pub(crate) fn fence(&self) -> String {
-        format!("{}fence", self.prefix)
+        self.global("fence")
     }
 
-    /// `<fencing token> <batch number>` of the last batch applied (see the commit script).
-    pub(crate) fn applied(&self) -> String {
-        format!("{}applied", self.prefix)
-    }
-
-    /// A list that holds a batch too large to send in one command until a script applies it.
+    /// A list that holds a batch too large to send in one command until a script applies it
+    /// (each owner appends its id).
     pub(crate) fn staging(&self) -> String {
-        format!("{}staging", self.prefix)
+        self.global("staging")
+    }
+
+    /// The layout version of the data under the prefix.
+    pub(crate) fn layout(&self) -> String {
+        self.global("layout")
+    }
+
+    /// `<fencing token> <batch number>` of the last batch that wrote `unit` (see the commit
+    /// script): a batch at or below it is not applied again, and a token above ours means a
+    /// newer owner fenced the unit off.
+    pub(crate) fn applied(&self, unit: &Unit) -> String {
+        match unit {
+            Unit::Registry => self.global("committed"),
+            Unit::Queue(queue) => self.queue_key(queue, "applied"),
+        }
+    }
+
+    /// A key of layout 2, which kept the prefix-wide keys without a hash tag (read only to
+    /// move such data to this layout).
+    pub(crate) fn layout_2(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
     }
 
     fn queue_key(&self, queue: &str, suffix: &str) -> String {
@@ -130,11 +178,18 @@ impl Keys {
     pub(crate) fn messages(&self, queue: &str, hash: MessageHash) -> String {
         self.queue_key(queue, hash.suffix())
     }
+}
 
-    /// The layout version of the data under the prefix.
-    pub(crate) fn layout(&self) -> String {
-        format!("{}layout", self.prefix)
-    }
+/// The Redis Cluster slot of `key`: CRC16 (XMODEM) of its hash tag (or of the whole key when it
+/// has none) modulo 16384, as Redis computes it. Used only to send `WAIT` to the master that
+/// holds a unit; commands themselves are routed by redis-rs.
+pub(crate) fn cluster_slot(key: &str) -> u16 {
+    let bytes = key.as_bytes();
+    let tagged = bytes.iter().position(|b| *b == b'{').and_then(|open| {
+        let close = bytes[open + 1..].iter().position(|b| *b == b'}')?;
+        (close > 0).then(|| &bytes[open + 1..open + 1 + close])
+    });
+    crc16::State::<crc16::XMODEM>::calculate(tagged.unwrap_or(bytes)) % 16384
 }
 
 /// The ready score: higher priority first, then enqueue order. It stays an exact integer in a
@@ -155,7 +210,38 @@ mod tests {
             keys.messages("jobs", MessageHash::Payload),
             "switchboard:{jobs}:payload"
         );
-        assert_eq!(keys.queues(), "switchboard:queues");
+        assert_eq!(keys.queues(), "switchboard:{~}:queues");
+        assert_eq!(keys.applied(&Unit::Queue("jobs".into())), "switchboard:{jobs}:applied");
+        assert_eq!(keys.applied(&Unit::Registry), "switchboard:{~}:committed");
+    }
+
+    #[test]
+    fn global_suffixes_never_name_a_queue_key() {
+        let keys = Keys::new(PREFIX_DEFAULT);
+        let queue_named_tag = Keys::new(PREFIX_DEFAULT);
+        for global in [
+            keys.queues(),
+            keys.owner(),
+            keys.active(),
+            keys.fence(),
+            keys.staging(),
+            keys.layout(),
+            keys.applied(&Unit::Registry),
+        ] {
+            for suffix in QUEUE_SUFFIXES {
+                assert_ne!(global, queue_named_tag.queue_key(GLOBAL_TAG, suffix));
+            }
+        }
+    }
+
+    #[test]
+    fn slots_follow_the_hash_tag_as_redis_computes_them() {
+        // Values from `CLUSTER KEYSLOT` on Redis 7.
+        assert_eq!(cluster_slot("foo"), 12182);
+        assert_eq!(cluster_slot("{user1000}.following"), cluster_slot("user1000"));
+        assert_eq!(cluster_slot("switchboard:{jobs}:ready"), cluster_slot("jobs"));
+        assert_eq!(cluster_slot("a{}b"), cluster_slot("a{}b"));
+        assert_ne!(cluster_slot("a{}b"), cluster_slot(""));
     }
 
     #[test]

@@ -3,8 +3,17 @@
 
 use std::time::Duration;
 
-use redis::{Client, Connection, ErrorKind, RedisError, ServerErrorKind};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use redis::cluster::{ClusterClient, ClusterConnection};
+use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
+use redis::{
+    Client, Connection, ConnectionLike, ErrorKind, RedisError, RedisResult, ServerErrorKind, Value,
+};
 use switchboard_engine::StorageError;
+
+use super::target::{RedisTarget, Topology};
 
 /// Longest wait for a TCP (and TLS) connection to Redis.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -18,10 +27,84 @@ pub(crate) const COMMAND_TIMEOUT: Duration = Duration::from_secs(15);
 const START_REDIS_HINT: &str = "Start it with `redis-server --appendonly yes --appendfsync \
      everysec`";
 
+/// A connection to Redis: to one server (directly or to the master Sentinel names), or to a
+/// Redis Cluster (redis-rs routes each command to its slot's master, following MOVED and ASK).
+pub(crate) enum Conn {
+    Plain(Connection),
+    Cluster(Box<ClusterConnection>),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command(&mut self, cmd: &[u8]) -> RedisResult<Value> {
+        match self {
+            Conn::Plain(connection) => connection.req_packed_command(cmd),
+            Conn::Cluster(connection) => connection.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands(
+        &mut self,
+        cmd: &[u8],
+        offset: usize,
+        count: usize,
+    ) -> RedisResult<Vec<Value>> {
+        match self {
+            Conn::Plain(connection) => connection.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(connection) => connection.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn req_command(&mut self, cmd: &redis::Cmd) -> RedisResult<Value> {
+        match self {
+            Conn::Plain(connection) => connection.req_command(cmd),
+            Conn::Cluster(connection) => connection.req_command(cmd),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Plain(connection) => connection.get_db(),
+            Conn::Cluster(connection) => connection.get_db(),
+        }
+    }
+
+    fn supports_pipelining(&self) -> bool {
+        match self {
+            Conn::Plain(connection) => connection.supports_pipelining(),
+            Conn::Cluster(connection) => connection.supports_pipelining(),
+        }
+    }
+
+    fn check_connection(&mut self) -> bool {
+        match self {
+            Conn::Plain(connection) => connection.check_connection(),
+            Conn::Cluster(connection) => connection.check_connection(),
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        match self {
+            Conn::Plain(connection) => connection.is_open(),
+            Conn::Cluster(connection) => connection.is_open(),
+        }
+    }
+}
+
+/// How connections are made.
+#[derive(Clone)]
+enum Connector {
+    Single(Client),
+    /// Asks the sentinels for the current master at every (re)connect, so a failover is
+    /// followed by the next reconnect.
+    Sentinel(Arc<Mutex<SentinelClient>>),
+    Cluster(ClusterClient),
+}
+
 /// A Redis URL and, while it works, a connection to it.
 pub(crate) struct Link {
-    client: Client,
-    connection: Option<Connection>,
+    connector: Connector,
+    target: RedisTarget,
+    connection: Option<Conn>,
     /// Counts connections made: work sent on an earlier one must be sent again.
     generation: u64,
     /// The URL with any password hidden, for messages.
@@ -36,19 +119,59 @@ impl Link {
             // rustls needs a process-wide crypto provider; keep one installed earlier.
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
-        let client = Client::open(url).map_err(|error| {
+        let target = RedisTarget::parse(url, &shown_url)?;
+        let invalid = |error: RedisError| {
             StorageError::Failed(format!(
                 "invalid Redis URL {shown_url}: {error} (expected \
                  redis://[user:password@]host[:port][/db], or rediss://... for TLS; append \
                  #insecure to a rediss:// URL to skip certificate verification)"
             ))
-        })?;
+        };
+        let connector = match &target.topology {
+            Topology::Single(url) => Connector::Single(Client::open(url.as_str()).map_err(invalid)?),
+            Topology::Cluster(nodes) => Connector::Cluster(
+                ClusterClient::builder(nodes.clone())
+                    .connection_timeout(CONNECT_TIMEOUT)
+                    .response_timeout(COMMAND_TIMEOUT)
+                    .build()
+                    .map_err(invalid)?,
+            ),
+            Topology::Sentinel {
+                sentinels,
+                service,
+                username,
+                password,
+            } => {
+                let mut info = redis::RedisConnectionInfo::default();
+                if let Some(username) = username {
+                    info = info.set_username(username);
+                }
+                if let Some(password) = password {
+                    info = info.set_password(password);
+                }
+                let node = SentinelNodeConnectionInfo::default().set_redis_connection_info(info);
+                let client = SentinelClient::build(
+                    sentinels.clone(),
+                    service.clone(),
+                    Some(node),
+                    SentinelServerType::Master,
+                )
+                .map_err(invalid)?;
+                Connector::Sentinel(Arc::new(Mutex::new(client)))
+            }
+        };
         Ok(Self {
-            client,
+            connector,
+            target,
             connection: None,
             generation: 0,
             shown_url,
         })
+    }
+
+    /// What the URL names (topology and replica options).
+    pub(crate) fn target(&self) -> &RedisTarget {
+        &self.target
     }
 
     /// The URL with any password hidden.
@@ -59,7 +182,8 @@ impl Link {
     /// A second link to the same server (for the lease renewal thread).
     pub(crate) fn fresh(&self) -> Self {
         Self {
-            client: self.client.clone(),
+            connector: self.connector.clone(),
+            target: self.target.clone(),
             connection: None,
             generation: 0,
             shown_url: self.shown_url.clone(),
@@ -70,7 +194,7 @@ impl Link {
     /// drops the connection, so the next call reconnects.
     pub(crate) fn call<T>(
         &mut self,
-        work: impl FnOnce(&mut Connection) -> Result<T, RedisError>,
+        work: impl FnOnce(&mut Conn) -> Result<T, RedisError>,
     ) -> Result<T, RedisError> {
         self.call_numbered(|connection, _| work(connection))
     }
@@ -79,12 +203,12 @@ impl Link {
     /// with every reconnect).
     pub(crate) fn call_numbered<T>(
         &mut self,
-        work: impl FnOnce(&mut Connection, u64) -> Result<T, RedisError>,
+        work: impl FnOnce(&mut Conn, u64) -> Result<T, RedisError>,
     ) -> Result<T, RedisError> {
         let connection = match &mut self.connection {
             Some(connection) => connection,
             slot => {
-                let connection = slot.insert(connect(&self.client)?);
+                let connection = slot.insert(connect(&self.connector)?);
                 self.generation += 1;
                 connection
             }
@@ -143,11 +267,24 @@ impl Link {
     }
 }
 
-fn connect(client: &Client) -> Result<Connection, RedisError> {
-    let connection = client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
-    connection.set_read_timeout(Some(COMMAND_TIMEOUT))?;
-    connection.set_write_timeout(Some(COMMAND_TIMEOUT))?;
-    Ok(connection)
+fn connect(connector: &Connector) -> Result<Conn, RedisError> {
+    let plain = |client: &Client| -> Result<Conn, RedisError> {
+        let connection = client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
+        connection.set_read_timeout(Some(COMMAND_TIMEOUT))?;
+        connection.set_write_timeout(Some(COMMAND_TIMEOUT))?;
+        Ok(Conn::Plain(connection))
+    };
+    match connector {
+        Connector::Single(client) => plain(client),
+        Connector::Sentinel(sentinel) => {
+            let client = sentinel.lock().get_client()?;
+            plain(&client)
+        }
+        Connector::Cluster(client) => {
+            let connection = client.get_connection()?;
+            Ok(Conn::Cluster(Box::new(connection)))
+        }
+    }
 }
 
 /// The error text, with connection refusals said plainly.

@@ -70,6 +70,7 @@
 //! spans queues and so slots.
 
 mod apply;
+mod cluster_commit;
 mod encode;
 mod groups;
 mod keys;
@@ -81,14 +82,18 @@ mod pipeline;
 mod placement;
 mod recover;
 mod scripts;
+mod target;
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use switchboard_engine::{Record, Snapshot, Storage, StorageError};
 
 pub use keys::PREFIX_DEFAULT;
 pub(crate) use link::redact_url;
+pub use ownership::OwnedElsewhere;
 pub use persistence::RedisPersistence;
+pub use target::REPLICA_TIMEOUT_MS_DEFAULT;
 
 use keys::Keys;
 use link::Link;
@@ -97,11 +102,14 @@ use pipeline::{Outcome, Pipeline};
 use placement::Placements;
 use recover::RecoverFailure;
 
-/// The key layout this build reads and writes. Version 1 (one hash per message, before
-/// 2026-12) is refused with a message saying how to move on.
-pub const LAYOUT_VERSION: u32 = 2;
-/// How long an owner lease lasts without renewal by default.
-pub const OWNER_LEASE_DEFAULT: Duration = Duration::from_secs(10);
+/// The key layout this build reads and writes. Version 2 (the prefix-wide keys without a hash
+/// tag) is moved to it at open; version 1 (one hash per message, before 2026-12) is refused
+/// with a message saying how to move on.
+pub const LAYOUT_VERSION: u32 = 3;
+/// How long an owner lease lasts without renewal by default: a standby takes over within this
+/// (plus its poll interval) after the owner dies, and the owner survives a Redis stall of up to
+/// two thirds of it (renewals come every third).
+pub const OWNER_LEASE_DEFAULT: Duration = Duration::from_secs(3);
 /// Batches that encode to more bytes than this are staged in a list before the commit script
 /// applies them, instead of being sent inside the script call (Redis limits one request).
 pub const INLINE_BATCH_BYTES_MAX_DEFAULT: usize = 64 * 1024 * 1024;
@@ -122,6 +130,12 @@ pub struct RedisOptions {
     /// Commit batches written to Redis before the oldest one's reply is awaited: with 2, the
     /// next batch is on its way while Redis applies the last. 1 waits for each reply.
     pub pipeline_depth: usize,
+    /// This server's owner id, stable across its restarts (`None`: a fresh `host:pid:random`).
+    /// A lease held by the same id is taken back at once (the holder is this server's dead
+    /// predecessor), with a new fencing token.
+    pub owner_id: Option<String>,
+    /// Where this server serves its API, stored for standbys to name.
+    pub advertise_url: Option<String>,
 }
 
 impl Default for RedisOptions {
@@ -131,8 +145,29 @@ impl Default for RedisOptions {
             owner_lease: OWNER_LEASE_DEFAULT,
             inline_batch_bytes_max: INLINE_BATCH_BYTES_MAX_DEFAULT,
             pipeline_depth: PIPELINE_DEPTH_DEFAULT,
+            owner_id: None,
+            advertise_url: None,
         }
     }
+}
+
+/// Why [`RedisStorage::open`] failed: another live server owns the prefix (wait for it as a
+/// standby), or anything else.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisOpenError {
+    /// Another live server holds the owner lease.
+    #[error("{0}")]
+    Owned(OwnedElsewhere),
+    /// Redis cannot be reached, refused, or holds data this build cannot use.
+    #[error("{0}")]
+    Storage(#[from] StorageError),
+}
+
+/// A planned cluster batch, kept until every unit is applied (and confirmed by replicas).
+struct ClusterPending {
+    batch: encode::EncodedBatch,
+    number: u64,
+    renew: bool,
 }
 
 /// The engine's state in Redis. See the module doc for the layout and the ownership scheme.
@@ -141,8 +176,12 @@ pub struct RedisStorage {
     link: Link,
     /// A connection for health pings.
     probe: Link,
-    /// Commits written and not yet answered.
+    /// Commits written and not yet answered (one Redis server).
     pipeline: Pipeline,
+    /// Commits planned and not yet applied (a Redis Cluster: see `cluster_commit.rs`).
+    cluster_batches: VecDeque<ClusterPending>,
+    /// The number the next cluster batch gets (from 1).
+    cluster_next_number: u64,
     /// The batch of a `commit` call that returned an error before it was known applied.
     unfinished_commit: Option<Vec<Record>>,
     keys: Keys,
@@ -161,12 +200,13 @@ impl RedisStorage {
     /// Connects to `url` (`redis://[user:password@]host[:port][/db]`), checks persistence and
     /// takes ownership of `options.prefix`. Fails with `Unavailable` when Redis cannot be
     /// reached and `Failed` when another live server owns the prefix.
-    pub fn open(url: &str, options: RedisOptions) -> Result<RedisStorage, StorageError> {
+    pub fn open(url: &str, options: RedisOptions) -> Result<RedisStorage, RedisOpenError> {
         validate_prefix(&options.prefix)?;
         if options.owner_lease < Duration::from_millis(3) {
             return Err(StorageError::Failed(
-                "the Redis owner lease must be at least 3 ms (10 s is the default)".into(),
-            ));
+                "the Redis owner lease must be at least 3 ms (3 s is the default)".into(),
+            )
+            .into());
         }
         let mut link = Link::new(url)?;
         let persistence = link
@@ -177,15 +217,17 @@ impl RedisStorage {
             .map_err(|error| link.open_error(&error))?;
         persistence.log(link.shown_url());
         let keys = Keys::new(&options.prefix);
-        let mut ownership = Ownership::acquire(&mut link, &keys, options.owner_lease)?;
+        let mut ownership = Ownership::acquire(&mut link, &keys, &options)?;
         if let Err(error) = check_layout(&mut link, &keys) {
             ownership.release(&mut link, &keys);
-            return Err(error);
+            return Err(error.into());
         }
         Ok(RedisStorage {
             probe: link.fresh(),
             link,
             pipeline: Pipeline::default(),
+            cluster_batches: VecDeque::new(),
+            cluster_next_number: 0,
             unfinished_commit: None,
             keys,
             options,
@@ -227,14 +269,8 @@ impl RedisStorage {
 impl Storage for RedisStorage {
     fn recover(&mut self) -> Result<Snapshot, StorageError> {
         self.ownership.ensure_owned()?;
-        let keys = &self.keys;
-        let result = self
-            .link
-            .call(|connection| flatten(recover::read_snapshot(connection, keys)));
-        let (snapshot, placements) =
-            result.map_err(|error| self.link.run_error("recovery", &error))??;
-        self.placements = Some(Placements::from_map(placements));
-        Ok(snapshot)
+        let placements = self.read_everything("recovery")?;
+        Ok(placements)
     }
 
     /// Commits one batch and waits for it (and anything in flight before it). After an
@@ -245,15 +281,20 @@ impl Storage for RedisStorage {
             self.submit(batch)?;
             self.unfinished_commit = Some(batch.to_vec());
         }
-        while self.pipeline.len() > 0 {
+        while self.in_flight() > 0 {
             self.finish_oldest()?;
         }
         self.unfinished_commit = None;
         Ok(())
     }
 
+    /// A cluster commits batch by batch (see `cluster_commit.rs`).
     fn pipeline_depth(&self) -> usize {
-        self.options.pipeline_depth.max(1)
+        if self.link.target().is_cluster() {
+            1
+        } else {
+            self.options.pipeline_depth.max(1)
+        }
     }
 
     /// Plans the batch against the placements every batch before it leaves, and writes it to
@@ -267,19 +308,29 @@ impl Storage for RedisStorage {
         let renew = self
             .renewed_at
             .is_none_or(|at| at.elapsed() >= self.ownership.renewal_period());
-        self.pipeline.push(&pipeline::Request {
-            keys: &self.keys,
-            ownership: &self.ownership,
-            batch: &plan.encoded,
-            staged: plan.encoded.bytes > self.options.inline_batch_bytes_max,
-            renew,
-        });
         // Later batches are planned as if this one is applied: it will be, exactly once, or
         // the engine stops.
         placements.apply(plan.changes);
         if renew {
             self.renewed_at = Some(Instant::now());
         }
+        if self.link.target().is_cluster() {
+            self.cluster_next_number += 1;
+            self.cluster_batches.push_back(ClusterPending {
+                batch: plan.encoded,
+                number: self.cluster_next_number,
+                renew,
+            });
+            return Ok(());
+        }
+        self.pipeline.push(&pipeline::Request {
+            keys: &self.keys,
+            ownership: &self.ownership,
+            batch: &plan.encoded,
+            staged: plan.encoded.bytes > self.options.inline_batch_bytes_max,
+            renew,
+            replicas: self.replicas(),
+        });
         let pipeline = &mut self.pipeline;
         if let Err(error) = self
             .link
@@ -292,12 +343,43 @@ impl Storage for RedisStorage {
 
     fn finish_oldest(&mut self) -> Result<(), StorageError> {
         self.ownership.ensure_owned()?;
-        let pipeline = &mut self.pipeline;
-        let result = self
-            .link
-            .call_numbered(|connection, generation| pipeline.finish_oldest(connection, generation));
+        let result = if let Some(pending) = self.cluster_batches.front() {
+            let request = cluster_commit::ClusterBatch {
+                keys: &self.keys,
+                ownership: &self.ownership,
+                batch: &pending.batch,
+                renew: pending.renew,
+                number: pending.number,
+                replicas: self.replicas(),
+            };
+            let result = self
+                .link
+                .call(|connection| cluster_commit::commit(connection, &request));
+            if matches!(result, Ok(Outcome::Applied)) {
+                self.cluster_batches.pop_front();
+            }
+            result
+        } else {
+            let pipeline = &mut self.pipeline;
+            self.link.call_numbered(|connection, generation| {
+                pipeline.finish_oldest(connection, generation)
+            })
+        };
         let problem = match result {
             Ok(Outcome::Applied) => return Ok(()),
+            Ok(Outcome::NotReplicated { confirmed, wanted }) => {
+                // Applied on the master but not yet durable as asked: not acknowledged. The
+                // batch stays in flight and is sent again on a new connection (its units are
+                // skipped as applied and the WAIT repeated).
+                self.link.disconnect();
+                return Err(StorageError::Unavailable(format!(
+                    "only {confirmed} of the {wanted} Redis replicas asked for (replicas={wanted} \
+                     in the URL) confirmed a commit within {} ms on {}; nothing in it is \
+                     acknowledged until they do",
+                    self.link.target().replica_timeout_ms,
+                    self.link.shown_url(),
+                )));
+            }
             Ok(Outcome::Miscounted { ran, expected }) => format!(
                 "the commit script on Redis at {} ran {ran} of a batch's {expected} commands \
                  (was the staging list {} deleted?); the batch may be half applied",
@@ -349,18 +431,43 @@ impl Storage for RedisStorage {
 }
 
 impl RedisStorage {
+    /// Batches planned and not yet known applied.
+    fn in_flight(&self) -> usize {
+        self.pipeline.len() + self.cluster_batches.len()
+    }
+
+    /// Replicas that must confirm each batch (`?replicas=N`) and the `WAIT` timeout in ms.
+    fn replicas(&self) -> (u32, u64) {
+        let target = self.link.target();
+        (target.replicas, target.replica_timeout_ms)
+    }
+
+    /// Fences and reads every queue, keeping where each message is listed.
+    fn read_everything(&mut self, doing: &str) -> Result<Snapshot, StorageError> {
+        let keys = &self.keys;
+        let token = self.ownership.fencing_token().to_string();
+        let result = self
+            .link
+            .call(|connection| flatten(recover::read_snapshot(connection, keys, &token)));
+        let (snapshot, placements) = match result {
+            Ok(read) => read?,
+            Err(error) => {
+                if let Some(lost) = self.ownership.note_if_lost(&self.keys, &error) {
+                    return Err(lost);
+                }
+                return Err(self.link.run_error(doing, &error));
+            }
+        };
+        tracing::debug!(messages = placements.len(), "read the Redis queues");
+        self.placements = Some(Placements::from_map(placements));
+        Ok(snapshot)
+    }
+
     /// Reads the placements, unless recovery already did (the engine always recovers first;
     /// a commit without recovery reads everything once).
     fn load_placements(&mut self) -> Result<(), StorageError> {
         if self.placements.is_none() {
-            let keys = &self.keys;
-            let result = self
-                .link
-                .call(|connection| flatten(recover::read_snapshot(connection, keys)));
-            let (_, placements) =
-                result.map_err(|error| self.link.run_error("reading the queues", &error))??;
-            tracing::debug!(messages = placements.len(), "read the Redis queue indexes");
-            self.placements = Some(Placements::from_map(placements));
+            self.read_everything("reading the queues")?;
         }
         Ok(())
     }
@@ -380,7 +487,7 @@ fn flatten<T>(
 
 impl Drop for RedisStorage {
     fn drop(&mut self) {
-        if self.pipeline.len() > 0 {
+        if self.in_flight() > 0 {
             // Replies still due on the commit connection would be read as the release's.
             self.link.disconnect();
         }
@@ -388,47 +495,116 @@ impl Drop for RedisStorage {
     }
 }
 
-/// Marks an empty prefix with [`LAYOUT_VERSION`], accepts one already marked with it, and
-/// refuses data written in another layout (reading it as this one would lose messages).
+/// Marks an empty prefix with [`LAYOUT_VERSION`], accepts one already marked with it, moves
+/// layout-2 data to this layout (on one Redis server, when no layout-2 server owns it), and
+/// refuses data written in any other layout (reading it as this one would lose messages).
 fn check_layout(link: &mut Link, keys: &Keys) -> Result<(), StorageError> {
-    let (layout_key, queues_key) = (keys.layout(), keys.queues());
-    let (layout, queues): (Option<String>, u64) = link
-        .call(|connection| {
-            redis::pipe()
-                .cmd("GET")
-                .arg(&layout_key)
-                .cmd("SCARD")
-                .arg(&queues_key)
-                .query(connection)
-        })
+    let layout_key = keys.layout();
+    let layout: Option<String> = link
+        .call(|connection| redis::cmd("GET").arg(&layout_key).query(connection))
         .map_err(|error| link.open_error(&error))?;
     let version = match layout {
-        None if queues > 0 => 1,
-        None => {
-            link.call(|connection| {
-                redis::cmd("SET")
-                    .arg(&layout_key)
-                    .arg(LAYOUT_VERSION)
-                    .query::<()>(connection)
-            })
-            .map_err(|error| link.open_error(&error))?;
-            return Ok(());
-        }
         Some(text) => text.parse::<u32>().map_err(|_| {
             StorageError::Corrupt(format!(
                 "{layout_key} on Redis at {} holds {text:?}, not a layout version",
                 link.shown_url()
             ))
         })?,
+        None => match older_layout(link, keys)? {
+            Some(2) => return move_layout_2(link, keys),
+            Some(version) => version,
+            None => {
+                link.call(|connection| {
+                    redis::cmd("SET")
+                        .arg(&layout_key)
+                        .arg(LAYOUT_VERSION)
+                        .query::<()>(connection)
+                })
+                .map_err(|error| link.open_error(&error))?;
+                return Ok(());
+            }
+        },
     };
     if version == LAYOUT_VERSION {
         return Ok(());
     }
     Err(StorageError::Failed(format!(
-        "the Redis prefix {:?} at {} holds queues in switchboard's key layout {version}, and          this build reads layout {LAYOUT_VERSION}. Drain those queues with the build that wrote          them, or start this one with another prefix (or on an empty Redis database).",
+        "the Redis prefix {:?} at {} holds queues in switchboard's key layout {version}, and \
+         this build reads layout {LAYOUT_VERSION}. Drain those queues with the build that wrote \
+         them, or start this one with another prefix (or on an empty Redis database).",
         keys.prefix(),
         link.shown_url(),
     )))
+}
+
+/// The layout of data written before layout 3 kept its prefix-wide keys under a hash tag:
+/// 2 when marked so, 1 when queues are listed without a mark, `None` when there is nothing.
+fn older_layout(link: &mut Link, keys: &Keys) -> Result<Option<u32>, StorageError> {
+    let (layout_key, queues_key) = (keys.layout_2("layout"), keys.layout_2("queues"));
+    let (layout, queues): (Option<String>, u64) = link
+        .call(|connection| {
+            let layout = redis::cmd("GET").arg(&layout_key).query(connection)?;
+            let queues = redis::cmd("SCARD").arg(&queues_key).query(connection)?;
+            Ok((layout, queues))
+        })
+        .map_err(|error| link.open_error(&error))?;
+    Ok(match layout.as_deref() {
+        // Marked by `move_layout_2`: the data was moved to layout 3 (whose own mark is missing
+        // only if someone deleted it).
+        Some("3") => None,
+        Some(text) => Some(text.parse::<u32>().map_err(|_| {
+            StorageError::Corrupt(format!(
+                "{layout_key} on Redis at {} holds {text:?}, not a layout version",
+                link.shown_url()
+            ))
+        })?),
+        None if queues > 0 => Some(1),
+        None => None,
+    })
+}
+
+/// Moves layout-2 data to layout 3 in one script, unless a layout-2 server still owns it.
+fn move_layout_2(link: &mut Link, keys: &Keys) -> Result<(), StorageError> {
+    let old_owner = keys.layout_2("owner");
+    let shown_url = link.shown_url().to_string();
+    let refuse = |why: String| {
+        StorageError::Failed(format!(
+            "the Redis prefix {:?} at {shown_url} holds queues in switchboard's key layout 2; \
+             {why}",
+            keys.prefix(),
+        ))
+    };
+    if link.target().is_cluster() {
+        return Err(refuse(
+            "layout 2 was never written to a Redis Cluster, so this data is damaged or not \
+             switchboard's: give this server another prefix"
+                .into(),
+        ));
+    }
+    let holder: Option<String> = link
+        .call(|connection| redis::cmd("GET").arg(&old_owner).query(connection))
+        .map_err(|error| link.open_error(&error))?;
+    if let Some(holder) = holder {
+        return Err(refuse(format!(
+            "an older switchboard server ({holder}) still owns it. Stop that server, then start \
+             this one: it moves the data to layout {LAYOUT_VERSION} by itself"
+        )));
+    }
+    let moved: i64 = link
+        .call(|connection| {
+            scripts::MOVE_LAYOUT_2
+                .key(keys.layout_2("queues"))
+                .key(keys.layout_2("layout"))
+                .key(keys.layout_2("fence"))
+                .key(keys.layout_2("applied"))
+                .key(keys.queues())
+                .key(keys.layout())
+                .invoke(connection)
+        })
+        .map_err(|error| link.open_error(&error))?;
+    tracing::info!(prefix = keys.prefix(), queues = moved,
+        "moved the Redis data from key layout 2 to layout {LAYOUT_VERSION}");
+    Ok(())
 }
 
 fn validate_prefix(prefix: &str) -> Result<(), StorageError> {

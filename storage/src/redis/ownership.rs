@@ -14,13 +14,49 @@ use switchboard_engine::{Reachability, StorageError};
 
 use super::keys::Keys;
 use super::link::Link;
-use super::scripts;
+use super::{scripts, RedisOpenError, RedisOptions};
 
 /// Renewals per lease period: a lease survives two missed renewals in a row.
 const RENEWALS_PER_LEASE: u32 = 3;
 /// Pause between renewal attempts while Redis cannot be reached, in milliseconds: shorter than
 /// the renewal period, so that health and writes come back soon after Redis does.
 const RENEW_RETRY_UNREACHABLE_MS: u64 = 500;
+
+/// Another live server holds the owner lease of the prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedElsewhere {
+    /// The prefix that is owned.
+    pub prefix: String,
+    /// The Redis URL, password hidden.
+    pub shown_url: String,
+    /// The holder's owner id.
+    pub holder: String,
+    /// Where the holder serves its API, when it said so.
+    pub active_url: Option<String>,
+    /// How long its lease lasts unless renewed, in milliseconds.
+    pub lease_remaining_ms: u64,
+}
+
+impl std::fmt::Display for OwnedElsewhere {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the Redis prefix {:?} at {} is owned by another switchboard server (owner {}",
+            self.prefix, self.shown_url, self.holder
+        )?;
+        if let Some(url) = &self.active_url {
+            write!(f, ", serving at {url}")?;
+        }
+        write!(
+            f,
+            ", its lease ends in {} ms unless renewed). Two servers on one prefix would corrupt \
+             each other's queues: stop the other server, start this one as its standby, or give \
+             this one its own prefix. If the other server is dead, start again once its lease \
+             has lapsed.",
+            self.lease_remaining_ms
+        )
+    }
+}
 
 /// Who we are as owner, and whether we still are.
 pub(crate) struct Ownership {
@@ -36,42 +72,57 @@ pub(crate) struct Ownership {
 }
 
 impl Ownership {
-    /// Takes the prefix, or explains who holds it. Starts the renewal thread.
+    /// Takes the prefix, or says who holds it. Starts the renewal thread.
     pub(crate) fn acquire(
         link: &mut Link,
         keys: &Keys,
-        lease: Duration,
-    ) -> Result<Self, StorageError> {
-        let owner_id = new_owner_id();
+        options: &RedisOptions,
+    ) -> Result<Self, RedisOpenError> {
+        let owner_id = options.owner_id.clone().unwrap_or_else(new_owner_id);
+        if owner_id.is_empty() || owner_id.contains(char::is_whitespace) {
+            return Err(StorageError::Failed(format!(
+                "invalid owner id {owner_id:?}: it must be non-empty and without spaces"
+            ))
+            .into());
+        }
+        let lease = options.owner_lease;
         let lease_ms = lease.as_millis().max(1) as u64;
+        let advertise_url = options.advertise_url.clone().unwrap_or_default();
         let reply: Vec<String> = link
             .call(|connection| {
                 scripts::ACQUIRE
                     .key(keys.owner())
                     .key(keys.fence())
+                    .key(keys.active())
                     .arg(&owner_id)
                     .arg(lease_ms)
+                    .arg(&advertise_url)
                     .invoke(connection)
             })
             .map_err(|error| link.open_error(&error))?;
         let fencing_token = match reply.as_slice() {
-            [status, token] if status == "acquired" => token.clone(),
-            [status, holder, remaining_ms] if status == "held" => {
-                return Err(StorageError::Failed(format!(
-                    "the Redis prefix {:?} at {} is owned by another switchboard server \
-                     (owner {holder}, its lease ends in {remaining_ms} ms unless renewed). Two \
-                     servers on one prefix would corrupt each other's queues: stop the other \
-                     server or give this one its own prefix. If the other server is dead, \
-                     start again once its lease has lapsed.",
-                    keys.prefix(),
-                    link.shown_url(),
-                )))
+            [status, token, how] if status == "acquired" => {
+                if how == "reclaimed" {
+                    tracing::info!(prefix = keys.prefix(), owner = %owner_id,
+                        "took back the owner lease this server held before it restarted");
+                }
+                token.clone()
+            }
+            [status, holder, remaining_ms, url] if status == "held" => {
+                return Err(RedisOpenError::Owned(OwnedElsewhere {
+                    prefix: keys.prefix().to_string(),
+                    shown_url: link.shown_url().to_string(),
+                    holder: holder.clone(),
+                    active_url: (!url.is_empty()).then(|| url.clone()),
+                    lease_remaining_ms: remaining_ms.parse::<i64>().unwrap_or(0).max(0) as u64,
+                }))
             }
             other => {
                 return Err(StorageError::Failed(format!(
                     "unexpected reply {other:?} to the ownership script on Redis at {}",
                     link.shown_url()
-                )))
+                ))
+                .into())
             }
         };
         tracing::info!(prefix = keys.prefix(), owner = %owner_id, fencing_token = %fencing_token,
@@ -228,12 +279,13 @@ fn renew_invocation(
         .key(keys.owner())
         .key(keys.fence())
         .key(staging_key(keys, owner_id))
-        .key(keys.applied())
+        .arg("owner")
         .arg(owner_id)
         .arg(fencing_token)
         .arg(lease_ms)
         .arg("inline")
         .arg("renew")
+        .arg(0)
         .arg(0);
     invocation
 }

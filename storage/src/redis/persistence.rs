@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use redis::Connection;
+use super::link::Conn;
 
 /// How the Redis server persists its data, as far as `CONFIG GET` shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,7 +38,7 @@ impl RedisPersistence {
     }
 
     /// Reads the settings; never fails (an error becomes [`RedisPersistence::Unknown`]).
-    pub(crate) fn query(connection: &mut Connection) -> Self {
+    pub(crate) fn query(connection: &mut Conn) -> Self {
         let settings: Result<Vec<HashMap<String, String>>, _> = redis::pipe()
             .cmd("CONFIG")
             .arg("GET")

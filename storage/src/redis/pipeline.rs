@@ -10,6 +10,7 @@ use redis::{Connection, RedisError, Value};
 
 use super::encode::EncodedBatch;
 use super::keys::Keys;
+use super::link::Conn;
 use super::ownership::{staging_key, Ownership};
 use super::scripts;
 
@@ -25,6 +26,8 @@ struct InFlight {
     replies_before_script: usize,
     /// Commands the script must report having run.
     commands: usize,
+    /// Replicas the `WAIT` after the script must report (0: no `WAIT` was sent).
+    replicas: u32,
     /// The connection it was last written to.
     sent_on: Option<u64>,
 }
@@ -37,6 +40,8 @@ pub(crate) enum Outcome {
     Miscounted { ran: i64, expected: usize },
     /// The script replied something it never replies.
     Unexpected(String),
+    /// The batch is applied on the master, but fewer replicas than asked confirmed it in time.
+    NotReplicated { confirmed: i64, wanted: u32 },
 }
 
 /// The batches written to Redis and not yet answered, oldest first.
@@ -58,6 +63,8 @@ pub(crate) struct Request<'a> {
     pub staged: bool,
     /// Renew the owner lease with this commit.
     pub renew: bool,
+    /// Replicas that must confirm the batch (`WAIT`), and how long to wait in ms (0: none).
+    pub replicas: (u32, u64),
 }
 
 impl Pipeline {
@@ -73,17 +80,15 @@ impl Pipeline {
             request: bytes,
             replies_before_script,
             commands: request.batch.commands,
+            replicas: request.replicas.0,
             sent_on: None,
         });
     }
 
     /// Writes every queued request not yet written to `connection` (number `generation`),
     /// loading the commit script first on a new connection.
-    pub(crate) fn send(
-        &mut self,
-        connection: &mut Connection,
-        generation: u64,
-    ) -> Result<(), RedisError> {
+    pub(crate) fn send(&mut self, connection: &mut Conn, generation: u64) -> Result<(), RedisError> {
+        let connection = plain(connection)?;
         if self.script_loaded_on != Some(generation) {
             scripts::COMMIT.load(connection)?;
             self.script_loaded_on = Some(generation);
@@ -101,10 +106,11 @@ impl Pipeline {
     /// the pipeline; on an error it stays, to be sent again on a new connection.
     pub(crate) fn finish_oldest(
         &mut self,
-        connection: &mut Connection,
+        connection: &mut Conn,
         generation: u64,
     ) -> Result<Outcome, RedisError> {
         self.send(connection, generation)?;
+        let connection = plain(connection)?;
         let oldest = self
             .in_flight
             .front()
@@ -112,7 +118,11 @@ impl Pipeline {
         for _ in 0..oldest.replies_before_script {
             reply(connection)?;
         }
-        let outcome = match reply(connection)? {
+        let script_reply = reply(connection);
+        // The WAIT's reply follows the script's even when the script failed: read it so that
+        // the next reply read is the next batch's.
+        let wait_reply = (oldest.replicas > 0).then(|| reply(connection));
+        let outcome = match script_reply? {
             Value::Int(-1) => Outcome::Applied,
             Value::Int(ran) if ran == oldest.commands as i64 => Outcome::Applied,
             Value::Int(ran) => Outcome::Miscounted {
@@ -120,6 +130,19 @@ impl Pipeline {
                 expected: oldest.commands,
             },
             other => Outcome::Unexpected(format!("{other:?}")),
+        };
+        let outcome = match (outcome, wait_reply.transpose()?) {
+            (Outcome::Applied, Some(Value::Int(confirmed)))
+                if confirmed < i64::from(oldest.replicas) =>
+            {
+                Outcome::NotReplicated {
+                    confirmed,
+                    wanted: oldest.replicas,
+                }
+            }
+            (Outcome::Applied, Some(Value::Int(_)) | None) => Outcome::Applied,
+            (Outcome::Applied, Some(other)) => Outcome::Unexpected(format!("{other:?} to WAIT")),
+            (outcome, _) => outcome,
         };
         self.in_flight.pop_front();
         Ok(outcome)
@@ -142,6 +165,7 @@ fn encode_request(request: &Request<'_>, number: u64) -> (Vec<u8>, usize) {
         batch,
         staged,
         renew,
+        replicas,
     } = *request;
     let owner_id = ownership.owner_id();
     let staging = staging_key(keys, owner_id);
@@ -149,36 +173,70 @@ fn encode_request(request: &Request<'_>, number: u64) -> (Vec<u8>, usize) {
     let mut replies_before_script = 0;
     if staged {
         write_command(&mut out, &[b"DEL", staging.as_bytes()]);
-        for chunk in &batch.chunks {
+        for chunk in batch.chunks() {
             write_command(&mut out, &[b"RPUSH", staging.as_bytes(), chunk]);
         }
         let ttl = STAGING_TTL_MS.to_string();
         write_command(&mut out, &[b"PEXPIRE", staging.as_bytes(), ttl.as_bytes()]);
-        replies_before_script = batch.chunks.len() + 2;
+        replies_before_script = batch.chunks().count() + 2;
     }
-    let (owner, fence, applied) = (keys.owner(), keys.fence(), keys.applied());
+    let (owner, fence) = (keys.owner(), keys.fence());
+    let applied: Vec<String> = batch
+        .units
+        .iter()
+        .map(|unit| keys.applied(&unit.unit))
+        .collect();
+    let key_count = (3 + applied.len()).to_string();
     let lease_ms = ownership.lease_ms().to_string();
     let number = number.to_string();
+    let unit_count = batch.units.len().to_string();
+    let chunk_counts: Vec<String> = batch
+        .units
+        .iter()
+        .map(|unit| unit.chunks.len().to_string())
+        .collect();
     let mut words: Vec<&[u8]> = vec![
         b"EVALSHA",
         scripts::COMMIT.get_hash().as_bytes(),
-        b"4",
+        key_count.as_bytes(),
         owner.as_bytes(),
         fence.as_bytes(),
         staging.as_bytes(),
-        applied.as_bytes(),
+    ];
+    words.extend(applied.iter().map(String::as_bytes));
+    words.extend([
+        b"owner".as_slice(),
         owner_id.as_bytes(),
         ownership.fencing_token().as_bytes(),
         lease_ms.as_bytes(),
         if staged { b"staged" } else { b"inline" },
         if renew { b"renew" } else { b"keep" },
         number.as_bytes(),
-    ];
+        unit_count.as_bytes(),
+    ]);
+    words.extend(chunk_counts.iter().map(String::as_bytes));
     if !staged {
-        words.extend(batch.chunks.iter().map(Vec::as_slice));
+        words.extend(batch.chunks().map(Vec::as_slice));
     }
     write_command(&mut out, &words);
+    let (wanted, timeout_ms) = replicas;
+    if wanted > 0 {
+        let (wanted, timeout_ms) = (wanted.to_string(), timeout_ms.to_string());
+        write_command(&mut out, &[b"WAIT", wanted.as_bytes(), timeout_ms.as_bytes()]);
+    }
     (out, replies_before_script)
+}
+
+/// The plain connection under `connection`: pipelined commits are for one server (a Redis
+/// Cluster commits unit by unit, see `cluster_commit.rs`).
+fn plain(connection: &mut Conn) -> Result<&mut Connection, RedisError> {
+    match connection {
+        Conn::Plain(connection) => Ok(connection),
+        Conn::Cluster(_) => Err(RedisError::from((
+            redis::ErrorKind::Client,
+            "pipelined commits need one Redis server, not a cluster",
+        ))),
+    }
 }
 
 /// Appends one command in the Redis protocol (an array of bulk strings).

@@ -1,13 +1,17 @@
 //! Reading every queue and message back into a `Snapshot`: the queue registry first, then each
-//! queue's indexes and its meta hash page by page, then the payloads in chunks. Nothing else writes under the prefix meanwhile: we own it.
+//! queue (fenced off for this owner first), its indexes and its meta hash page by page, then the
+//! payloads in chunks. Nothing else writes under the prefix meanwhile: we own it, and a deposed
+//! owner's writes to a fenced queue are refused.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use redis::{Connection, RedisError};
+use redis::RedisError;
 use switchboard_engine::{DedupEntry, IdMap, MessageId, QueueConfig, Snapshot, StorageError};
 
-use super::keys::{Index, Keys, MessageHash};
+use super::keys::{Index, Keys, MessageHash, Unit};
+use super::link::Conn;
+use super::scripts;
 use super::message_fields::{self, Meta};
 use super::placement::{Placed, Places};
 
@@ -32,15 +36,22 @@ fn corrupt(text: String) -> RecoverFailure {
     RecoverFailure::Corrupt(StorageError::Corrupt(text))
 }
 
-/// Reads the whole state under `keys`' prefix, and where each message is listed.
+/// Reads the whole state under `keys`' prefix, and where each message is listed. Each queue
+/// is fenced with `fencing_token` before it is read, so that a deposed owner still running
+/// can change nothing read here (see `scripts::FENCE`).
 pub(crate) fn read_snapshot(
-    connection: &mut Connection,
+    connection: &mut Conn,
     keys: &Keys,
+    fencing_token: &str,
 ) -> Result<(Snapshot, IdMap<Placed>), RecoverFailure> {
     let mut snapshot = Snapshot::default();
     let mut placements = IdMap::default();
     for name in queue_names(connection, keys)? {
         let queue: Arc<str> = Arc::from(name.as_str());
+        scripts::FENCE
+            .key(keys.applied(&Unit::Queue(queue.clone())))
+            .arg(fencing_token)
+            .invoke::<i64>(connection)?;
         snapshot
             .queues
             .push((queue.clone(), read_config(connection, keys, &queue)?));
@@ -86,7 +97,7 @@ pub(crate) fn read_snapshot(
 
 /// Every message's meta, from the queue's meta hash, page by page.
 fn read_metas(
-    connection: &mut Connection,
+    connection: &mut Conn,
     key: &str,
 ) -> Result<Vec<(MessageId, Meta)>, RecoverFailure> {
     let mut metas = Vec::new();
@@ -117,7 +128,7 @@ fn read_metas(
     }
 }
 
-fn queue_names(connection: &mut Connection, keys: &Keys) -> Result<Vec<String>, RecoverFailure> {
+fn queue_names(connection: &mut Conn, keys: &Keys) -> Result<Vec<String>, RecoverFailure> {
     let registry = keys.queues();
     let raw_names: Vec<Vec<u8>> = redis::cmd("SMEMBERS").arg(&registry).query(connection)?;
     let mut names = raw_names
@@ -136,7 +147,7 @@ fn queue_names(connection: &mut Connection, keys: &Keys) -> Result<Vec<String>, 
 }
 
 fn read_config(
-    connection: &mut Connection,
+    connection: &mut Conn,
     keys: &Keys,
     queue: &str,
 ) -> Result<QueueConfig, RecoverFailure> {
@@ -156,7 +167,7 @@ fn read_config(
 }
 
 fn read_dedup(
-    connection: &mut Connection,
+    connection: &mut Conn,
     keys: &Keys,
     queue: &Arc<str>,
 ) -> Result<Vec<DedupEntry>, RecoverFailure> {
@@ -188,7 +199,7 @@ fn read_dedup(
 
 /// The indexes listing each id in the queue's indexes (a leased message is in none).
 fn read_places(
-    connection: &mut Connection,
+    connection: &mut Conn,
     keys: &Keys,
     queue: &str,
 ) -> Result<HashMap<MessageId, Places>, RecoverFailure> {
@@ -208,7 +219,7 @@ fn read_places(
     Ok(places)
 }
 
-fn read_sorted_set(connection: &mut Connection, key: &str) -> Result<Vec<String>, RedisError> {
+fn read_sorted_set(connection: &mut Conn, key: &str) -> Result<Vec<String>, RedisError> {
     let mut members = Vec::new();
     loop {
         let start = members.len();

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use switchboard_engine::{
     EngineError, MessageId, NewMessage, QueueConfig, Record, Storage, StorageError, StoredMessage,
 };
-use switchboard_storage::redis::{RedisOptions, RedisStorage};
+use switchboard_storage::redis::{RedisOpenError, RedisOptions, RedisStorage};
 use switchboard_tests::redis_server::{free_port, RedisMode, RedisServer};
 
 use super::layout::{engine_on, open_storage};
@@ -34,7 +34,7 @@ async fn a_second_owner_is_refused_then_takes_over_once_the_lease_lapsed() {
     );
 
     // The first server stalls past its lease (simulated: the lease key lapses now).
-    server.cli(&["PEXPIRE", "switchboard:owner", "1"]);
+    server.cli(&["PEXPIRE", "switchboard:{~}:owner", "1"]);
     std::thread::sleep(Duration::from_millis(20));
     let second = open_storage(&server);
     assert_ne!(second.owner_id(), first_owner);
@@ -54,6 +54,56 @@ async fn a_second_owner_is_refused_then_takes_over_once_the_lease_lapsed() {
         .enqueue("jobs", NewMessage::new("new owner writes"))
         .await
         .unwrap();
+    assert_eq!(second_engine.queue_stats("jobs").unwrap().ready, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_owner_with_the_same_id_takes_its_lease_back_at_once_and_fences_its_predecessor(
+) {
+    let server = RedisServer::start(RedisMode::NoPersistence);
+    let options = RedisOptions {
+        owner_id: Some("host-a:workdir-1".into()),
+        owner_lease: Duration::from_secs(60),
+        advertise_url: Some("http://127.0.0.1:9001".into()),
+        ..RedisOptions::default()
+    };
+    let first = RedisStorage::open(&server.url(), options.clone()).unwrap();
+    let first_token: u64 = first.fencing_token().parse().unwrap();
+    let first_engine = engine_on(first);
+    first_engine
+        .enqueue("jobs", NewMessage::new("before"))
+        .await
+        .unwrap();
+
+    // Another id is refused, told who holds the prefix and where it serves.
+    let refused = RedisStorage::open(&server.url(), RedisOptions::default())
+        .err()
+        .expect("another server must wait for the lease");
+    let RedisOpenError::Owned(owned) = &refused else {
+        panic!("expected Owned, got {refused:?}");
+    };
+    assert_eq!(owned.holder, "host-a:workdir-1");
+    assert_eq!(owned.active_url.as_deref(), Some("http://127.0.0.1:9001"));
+    assert!(owned.lease_remaining_ms > 50_000, "{owned:?}");
+
+    // The same id (the server restarted, its predecessor hung or dead) takes it at once, with
+    // a newer fencing token, and the predecessor can write nothing more.
+    let second = RedisStorage::open(&server.url(), options).unwrap();
+    assert!(second.fencing_token().parse::<u64>().unwrap() > first_token);
+    let second_engine = engine_on(second);
+    assert_eq!(second_engine.queue_stats("jobs").unwrap().ready, 1);
+    second_engine
+        .enqueue("jobs", NewMessage::new("after"))
+        .await
+        .unwrap();
+    let deposed = first_engine
+        .enqueue("jobs", NewMessage::new("from the predecessor"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&deposed, EngineError::Poisoned(text) if text.contains("lost ownership")),
+        "the predecessor is fenced off: {deposed}"
+    );
     assert_eq!(second_engine.queue_stats("jobs").unwrap().ready, 2);
 }
 
@@ -101,7 +151,7 @@ fn redis_down_at_open_is_a_clear_error() {
     let error = RedisStorage::open(&url, RedisOptions::default())
         .err()
         .expect("nothing listens there");
-    let StorageError::Unavailable(text) = &error else {
+    let RedisOpenError::Storage(StorageError::Unavailable(text)) = &error else {
         panic!("expected Unavailable, got {error:?}");
     };
     for part in [
@@ -274,7 +324,7 @@ async fn tls_urls_work() {
         .err()
         .expect("a self-signed certificate is not trusted without #insecure");
     assert!(
-        matches!(&refused, StorageError::Failed(text) if text.contains("certificate") && text.contains("#insecure")),
+        matches!(&refused, RedisOpenError::Storage(StorageError::Failed(text)) if text.contains("certificate") && text.contains("#insecure")),
         "{refused}"
     );
 }
@@ -324,7 +374,7 @@ fn batches_resent_after_a_lost_connection_are_applied_once() {
     };
     let deadline = Instant::now() + Duration::from_secs(5);
     while server
-        .cli(&["GET", "switchboard:applied"])
+        .cli(&["GET", "switchboard:{jobs}:applied"])
         .split(' ')
         .nth(1)
         != Some("2")

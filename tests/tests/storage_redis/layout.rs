@@ -59,11 +59,13 @@ async fn keys_are_readable_with_redis_cli() {
     let mut keys = server.cli_lines(&["KEYS", "*"]);
     keys.sort();
     let mut expected: Vec<String> = [
-        "switchboard:queues",
-        "switchboard:owner",
-        "switchboard:fence",
-        "switchboard:layout",
-        "switchboard:applied",
+        "switchboard:{~}:queues",
+        "switchboard:{~}:owner",
+        "switchboard:{~}:active",
+        "switchboard:{~}:fence",
+        "switchboard:{~}:layout",
+        "switchboard:{~}:committed",
+        "switchboard:{jobs}:applied",
         "switchboard:{jobs}:config",
         "switchboard:{jobs}:ready",
         "switchboard:{jobs}:delayed",
@@ -75,7 +77,7 @@ async fn keys_are_readable_with_redis_cli() {
     .to_vec();
     expected.sort();
     assert_eq!(keys, expected);
-    assert_eq!(server.cli(&["GET", "switchboard:layout"]), "2");
+    assert_eq!(server.cli(&["GET", "switchboard:{~}:layout"]), "3");
     assert_eq!(server.cli(&["HLEN", "switchboard:{jobs}:payload"]), "7");
 
     let top = ids[3].to_string();
@@ -89,7 +91,7 @@ async fn keys_are_readable_with_redis_cli() {
         "meta is JSON: {}",
         meta(&top)
     );
-    assert_eq!(server.cli(&["SMEMBERS", "switchboard:queues"]), "jobs");
+    assert_eq!(server.cli(&["SMEMBERS", "switchboard:{~}:queues"]), "jobs");
     let config = server.cli(&["GET", "switchboard:{jobs}:config"]);
     assert!(
         config.contains("\"max_attempts\":3"),
@@ -259,15 +261,56 @@ async fn data_in_another_layout_is_refused_with_what_to_do() {
         text.contains("layout 1") && text.contains("another prefix"),
         "{text}"
     );
-    server.cli(&["SET", "switchboard:layout", "3"]);
+    server.cli(&["FLUSHALL"]);
+    server.cli(&["SET", "switchboard:{~}:layout", "4"]);
     let error = RedisStorage::open(&server.url(), RedisOptions::default())
         .err()
         .expect("a newer layout must be refused");
-    assert!(error.to_string().contains("layout 3"), "{error}");
+    assert!(error.to_string().contains("layout 4"), "{error}");
     server.cli(&["FLUSHALL"]);
     let storage = open_storage(&server);
     drop(storage);
-    assert_eq!(server.cli(&["GET", "switchboard:layout"]), "2");
+    assert_eq!(server.cli(&["GET", "switchboard:{~}:layout"]), "3");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn layout_2_data_is_moved_to_layout_3_once_its_server_has_stopped() {
+    let server = RedisServer::start(RedisMode::NoPersistence);
+    // What a layout-2 server left: the prefix-wide keys without a hash tag, the queue's keys
+    // as layout 3 has them.
+    let engine = engine_on(open_storage(&server));
+    let id = engine
+        .enqueue("jobs", NewMessage::new("kept across the move"))
+        .await
+        .unwrap()
+        .id;
+    drop(engine);
+    server.cli(&["RENAME", "switchboard:{~}:queues", "switchboard:queues"]);
+    server.cli(&["DEL", "switchboard:{~}:layout", "switchboard:{jobs}:applied"]);
+    server.cli(&["SET", "switchboard:layout", "2"]);
+    server.cli(&["SET", "switchboard:owner", "old-host:1:abc"]);
+
+    let refused = RedisStorage::open(&server.url(), RedisOptions::default())
+        .err()
+        .expect("a layout-2 server still owns the data");
+    let text = refused.to_string();
+    assert!(
+        text.contains("layout 2") && text.contains("old-host:1:abc") && text.contains("Stop"),
+        "{text}"
+    );
+
+    server.cli(&["DEL", "switchboard:owner"]);
+    let mut storage = open_storage(&server);
+    let snapshot = storage.recover().unwrap();
+    assert_eq!(snapshot.messages.len(), 1);
+    assert_eq!(snapshot.messages[0].id, id);
+    assert_eq!(server.cli(&["GET", "switchboard:{~}:layout"]), "3");
+    assert_eq!(
+        server.cli(&["GET", "switchboard:layout"]),
+        "3",
+        "a layout-2 build now refuses the data"
+    );
+    assert_eq!(server.cli(&["EXISTS", "switchboard:queues"]), "0");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
