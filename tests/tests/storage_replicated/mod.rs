@@ -147,12 +147,14 @@ pub async fn wait_for_sends(
 ) -> Duration {
     let started = Instant::now();
     while load.book.lock().unwrap().sent.len() < from + count {
-        assert!(
-            started.elapsed() < timeout,
-            "the load made no progress for {timeout:?}: {}\nserver stderr:\n{}",
-            load.book.lock().unwrap().summary(),
-            stderr()
-        );
+        if started.elapsed() >= timeout {
+            // Not formatted inside the panic: the book's lock would be poisoned for the load.
+            let summary = load.book.lock().unwrap().summary();
+            panic!(
+                "the load made no progress for {timeout:?}: {summary}\nserver stderr:\n{}",
+                stderr()
+            );
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     started.elapsed()
@@ -224,6 +226,9 @@ pub async fn failover_under_load(mut replicated: Replicated, kills: usize) {
         percentile(&recoveries, 50),
         percentile(&recoveries, 100),
     );
+    if !book.lost().is_empty() {
+        eprintln!("server stderr:\n{}", distinct_lines(&server.stderr()));
+    }
     assert!(!book.sent.is_empty(), "the load sent nothing");
     assert_eq!(book.lost(), Vec::<&String>::new(), "answered sends lost");
     assert_eq!(book.unexpected, Vec::<String>::new(), "content nobody sent");
@@ -237,6 +242,16 @@ pub async fn failover_under_load(mut replicated: Replicated, kills: usize) {
         "500 answers: {:?}",
         book.statuses
     );
+}
+
+/// `text` without the lines that repeat an earlier line's message (a server refusing
+/// requests logs the same error thousands of times); timestamps are ignored.
+pub fn distinct_lines(text: &str) -> String {
+    let mut seen = std::collections::HashSet::new();
+    text.lines()
+        .filter(|line| seen.insert(line.split_once(' ').map_or(*line, |(_, rest)| rest)))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Whether the long runs are asked for; prints a note when they are not.
