@@ -9,6 +9,8 @@ mod layout;
 mod outage;
 #[path = "storage_redis/perf.rs"]
 mod perf;
+#[path = "storage_redis/replicas.rs"]
+mod replicas;
 
 use switchboard_engine::Storage;
 use switchboard_storage::redis::{RedisOptions, RedisStorage};

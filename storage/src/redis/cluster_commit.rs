@@ -30,7 +30,10 @@ pub(crate) struct ClusterBatch<'a> {
 }
 
 /// Applies every unit of the batch, then waits for the replicas.
-pub(crate) fn commit(connection: &mut Conn, request: &ClusterBatch<'_>) -> Result<Outcome, RedisError> {
+pub(crate) fn commit(
+    connection: &mut Conn,
+    request: &ClusterBatch<'_>,
+) -> Result<Outcome, RedisError> {
     let has_registry = request
         .batch
         .units

@@ -211,7 +211,10 @@ mod tests {
             "switchboard:{jobs}:payload"
         );
         assert_eq!(keys.queues(), "switchboard:{~}:queues");
-        assert_eq!(keys.applied(&Unit::Queue("jobs".into())), "switchboard:{jobs}:applied");
+        assert_eq!(
+            keys.applied(&Unit::Queue("jobs".into())),
+            "switchboard:{jobs}:applied"
+        );
         assert_eq!(keys.applied(&Unit::Registry), "switchboard:{~}:committed");
     }
 
@@ -238,8 +241,14 @@ mod tests {
     fn slots_follow_the_hash_tag_as_redis_computes_them() {
         // Values from `CLUSTER KEYSLOT` on Redis 7.
         assert_eq!(cluster_slot("foo"), 12182);
-        assert_eq!(cluster_slot("{user1000}.following"), cluster_slot("user1000"));
-        assert_eq!(cluster_slot("switchboard:{jobs}:ready"), cluster_slot("jobs"));
+        assert_eq!(
+            cluster_slot("{user1000}.following"),
+            cluster_slot("user1000")
+        );
+        assert_eq!(
+            cluster_slot("switchboard:{jobs}:ready"),
+            cluster_slot("jobs")
+        );
         assert_eq!(cluster_slot("a{}b"), cluster_slot("a{}b"));
         assert_ne!(cluster_slot("a{}b"), cluster_slot(""));
     }

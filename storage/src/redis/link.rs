@@ -128,7 +128,9 @@ impl Link {
             ))
         };
         let connector = match &target.topology {
-            Topology::Single(url) => Connector::Single(Client::open(url.as_str()).map_err(invalid)?),
+            Topology::Single(url) => {
+                Connector::Single(Client::open(url.as_str()).map_err(invalid)?)
+            }
             Topology::Cluster(nodes) => Connector::Cluster(
                 ClusterClient::builder(nodes.clone())
                     .connection_timeout(CONNECT_TIMEOUT)
@@ -308,12 +310,17 @@ fn is_connection_problem(error: &RedisError) -> bool {
 }
 
 /// Retrying later can succeed: the server is unreachable, restarting, loading its data, busy
-/// with a script, failing over, or out of memory until consumers catch up.
+/// with a script, failing over (Sentinel names no master yet, a cluster node is gone), or out
+/// of memory until consumers catch up.
 pub(crate) fn is_transient(error: &RedisError) -> bool {
     if is_connection_problem(error) {
         return true;
     }
     match error.kind() {
+        // Sentinel is between masters (a failover in progress), or a cluster node was lost.
+        ErrorKind::MasterNameNotFoundBySentinel
+        | ErrorKind::NoValidReplicasFoundBySentinel
+        | ErrorKind::ClusterConnectionNotFound => true,
         ErrorKind::Server(
             ServerErrorKind::BusyLoading
             | ServerErrorKind::TryAgain

@@ -278,7 +278,7 @@ impl Storage for RedisStorage {
     /// sending it twice.
     fn commit(&mut self, batch: &[Record]) -> Result<(), StorageError> {
         if self.unfinished_commit.as_deref() != Some(batch) {
-            self.submit(batch)?;
+            self.plan_and_send(batch)?;
             self.unfinished_commit = Some(batch.to_vec());
         }
         while self.in_flight() > 0 {
@@ -299,10 +299,50 @@ impl Storage for RedisStorage {
         }
     }
 
-    /// Plans the batch against the placements every batch before it leaves, and writes it to
-    /// the connection at once. A write that fails is retried by `finish_oldest`, so the batch
-    /// is taken whatever the connection does.
+    /// With a pipeline, plans the batch and writes it to the connection at once (see
+    /// `plan_and_send`); with a depth of 1 (and on a cluster), the engine finishes nothing
+    /// itself: the batch is committed here.
     fn submit(&mut self, batch: &[Record]) -> Result<(), StorageError> {
+        if self.pipeline_depth() == 1 {
+            return self.commit(batch);
+        }
+        self.plan_and_send(batch)
+    }
+
+    fn finish_oldest(&mut self) -> Result<(), StorageError> {
+        self.finish_oldest_batch()
+    }
+
+    /// The owner-lease renewer's view: it reaches Redis every few seconds even while nothing
+    /// is committed.
+    fn reachability(&self) -> Option<switchboard_engine::Reachability> {
+        Some(self.ownership.reachability())
+    }
+
+    /// Pings on a connection of its own: the commit connection may have replies due.
+    fn ping(&mut self) -> Result<(), StorageError> {
+        self.ownership.ensure_owned()?;
+        self.probe
+            .call(|connection| redis::cmd("PING").query::<String>(connection))
+            .map(|_| ())
+            .map_err(|error| self.probe.run_error("PING", &error))
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "redis:{} (prefix {})",
+            self.link.shown_url(),
+            self.keys.prefix()
+        )
+    }
+}
+
+impl RedisStorage {
+    /// Plans the batch against the placements every batch before it leaves, and writes it to
+    /// the connection at once (on a cluster: keeps it for `finish_oldest_batch`). A write that
+    /// fails is retried by `finish_oldest_batch`, so the batch is taken whatever the
+    /// connection does.
+    fn plan_and_send(&mut self, batch: &[Record]) -> Result<(), StorageError> {
         self.ownership.ensure_owned()?;
         self.load_placements()?;
         let placements = self.placements.as_mut().expect("placements loaded");
@@ -343,7 +383,7 @@ impl Storage for RedisStorage {
         Ok(())
     }
 
-    fn finish_oldest(&mut self) -> Result<(), StorageError> {
+    fn finish_oldest_batch(&mut self) -> Result<(), StorageError> {
         self.ownership.ensure_owned()?;
         let result = if let Some(pending) = self.cluster_batches.front() {
             let request = cluster_commit::ClusterBatch {
@@ -408,31 +448,6 @@ impl Storage for RedisStorage {
         Err(StorageError::Failed(problem))
     }
 
-    /// The owner-lease renewer's view: it reaches Redis every few seconds even while nothing
-    /// is committed.
-    fn reachability(&self) -> Option<switchboard_engine::Reachability> {
-        Some(self.ownership.reachability())
-    }
-
-    /// Pings on a connection of its own: the commit connection may have replies due.
-    fn ping(&mut self) -> Result<(), StorageError> {
-        self.ownership.ensure_owned()?;
-        self.probe
-            .call(|connection| redis::cmd("PING").query::<String>(connection))
-            .map(|_| ())
-            .map_err(|error| self.probe.run_error("PING", &error))
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "redis:{} (prefix {})",
-            self.link.shown_url(),
-            self.keys.prefix()
-        )
-    }
-}
-
-impl RedisStorage {
     /// Batches planned and not yet known applied.
     fn in_flight(&self) -> usize {
         self.pipeline.len() + self.cluster_batches.len()
@@ -604,8 +619,11 @@ fn move_layout_2(link: &mut Link, keys: &Keys) -> Result<(), StorageError> {
                 .invoke(connection)
         })
         .map_err(|error| link.open_error(&error))?;
-    tracing::info!(prefix = keys.prefix(), queues = moved,
-        "moved the Redis data from key layout 2 to layout {LAYOUT_VERSION}");
+    tracing::info!(
+        prefix = keys.prefix(),
+        queues = moved,
+        "moved the Redis data from key layout 2 to layout {LAYOUT_VERSION}"
+    );
     Ok(())
 }
 

@@ -39,17 +39,12 @@ impl RedisPersistence {
 
     /// Reads the settings; never fails (an error becomes [`RedisPersistence::Unknown`]).
     pub(crate) fn query(connection: &mut Conn) -> Self {
-        let settings: Result<Vec<HashMap<String, String>>, _> = redis::pipe()
-            .cmd("CONFIG")
-            .arg("GET")
-            .arg("appendonly")
-            .cmd("CONFIG")
-            .arg("GET")
-            .arg("appendfsync")
-            .cmd("CONFIG")
-            .arg("GET")
-            .arg("save")
-            .query(connection);
+        // One command at a time: a Redis Cluster connection does not pipeline.
+        let settings: Result<Vec<HashMap<String, String>>, _> =
+            ["appendonly", "appendfsync", "save"]
+                .into_iter()
+                .map(|name| redis::cmd("CONFIG").arg("GET").arg(name).query(connection))
+                .collect();
         let settings = match settings {
             Ok(settings) => settings.into_iter().flatten().collect::<HashMap<_, _>>(),
             Err(error) => {

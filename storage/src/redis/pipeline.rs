@@ -87,7 +87,11 @@ impl Pipeline {
 
     /// Writes every queued request not yet written to `connection` (number `generation`),
     /// loading the commit script first on a new connection.
-    pub(crate) fn send(&mut self, connection: &mut Conn, generation: u64) -> Result<(), RedisError> {
+    pub(crate) fn send(
+        &mut self,
+        connection: &mut Conn,
+        generation: u64,
+    ) -> Result<(), RedisError> {
         let connection = plain(connection)?;
         if self.script_loaded_on != Some(generation) {
             scripts::COMMIT.load(connection)?;
@@ -144,7 +148,11 @@ impl Pipeline {
             (Outcome::Applied, Some(other)) => Outcome::Unexpected(format!("{other:?} to WAIT")),
             (outcome, _) => outcome,
         };
-        self.in_flight.pop_front();
+        if !matches!(outcome, Outcome::NotReplicated { .. }) {
+            // A batch not yet confirmed by replicas stays: it is sent again (skipped as
+            // applied, then waited for again) once the caller reconnects.
+            self.in_flight.pop_front();
+        }
         Ok(outcome)
     }
 }
@@ -222,7 +230,10 @@ fn encode_request(request: &Request<'_>, number: u64) -> (Vec<u8>, usize) {
     let (wanted, timeout_ms) = replicas;
     if wanted > 0 {
         let (wanted, timeout_ms) = (wanted.to_string(), timeout_ms.to_string());
-        write_command(&mut out, &[b"WAIT", wanted.as_bytes(), timeout_ms.as_bytes()]);
+        write_command(
+            &mut out,
+            &[b"WAIT", wanted.as_bytes(), timeout_ms.as_bytes()],
+        );
     }
     (out, replies_before_script)
 }

@@ -11,9 +11,9 @@ use switchboard_engine::{DedupEntry, IdMap, MessageId, QueueConfig, Snapshot, St
 
 use super::keys::{Index, Keys, MessageHash, Unit};
 use super::link::Conn;
-use super::scripts;
 use super::message_fields::{self, Meta};
 use super::placement::{Placed, Places};
+use super::scripts;
 
 /// Ids read per `ZRANGE` / `SSCAN` page.
 const PAGE_IDS: usize = 10_000;
@@ -96,10 +96,7 @@ pub(crate) fn read_snapshot(
 }
 
 /// Every message's meta, from the queue's meta hash, page by page.
-fn read_metas(
-    connection: &mut Conn,
-    key: &str,
-) -> Result<Vec<(MessageId, Meta)>, RecoverFailure> {
+fn read_metas(connection: &mut Conn, key: &str) -> Result<Vec<(MessageId, Meta)>, RecoverFailure> {
     let mut metas = Vec::new();
     let mut cursor: u64 = 0;
     loop {

@@ -67,7 +67,9 @@ impl RedisTarget {
             match option.split_once('=') {
                 Some(("replicas", value)) => {
                     replicas = value.parse().map_err(|_| {
-                        bad(format!("replicas={value} is not a whole number of replicas"))
+                        bad(format!(
+                            "replicas={value} is not a whole number of replicas"
+                        ))
                     })?;
                 }
                 Some(("replica_timeout_ms", value)) => {
@@ -132,11 +134,9 @@ impl RedisTarget {
                     )
                 } else {
                     if path.is_empty() || path.contains('/') {
-                        return Err(bad(
-                            "name the master's service after the hosts, as in \
+                        return Err(bad("name the master's service after the hosts, as in \
                              redis+sentinel://127.0.0.1:26379/mymaster"
-                                .into(),
-                        ));
+                            .into()));
                     }
                     let (username, password) = match user_info {
                         None => (None, None),
@@ -189,7 +189,10 @@ mod tests {
         );
         assert_eq!((target.replicas, target.replica_timeout_ms), (1, 250));
         let tls = parsed("rediss://cache:6380#insecure");
-        assert_eq!(tls.topology, Topology::Single("rediss://cache:6380#insecure".into()));
+        assert_eq!(
+            tls.topology,
+            Topology::Single("rediss://cache:6380#insecure".into())
+        );
         assert_eq!(tls.replicas, 0);
     }
 

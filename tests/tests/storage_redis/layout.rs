@@ -286,7 +286,11 @@ async fn layout_2_data_is_moved_to_layout_3_once_its_server_has_stopped() {
         .id;
     drop(engine);
     server.cli(&["RENAME", "switchboard:{~}:queues", "switchboard:queues"]);
-    server.cli(&["DEL", "switchboard:{~}:layout", "switchboard:{jobs}:applied"]);
+    server.cli(&[
+        "DEL",
+        "switchboard:{~}:layout",
+        "switchboard:{jobs}:applied",
+    ]);
     server.cli(&["SET", "switchboard:layout", "2"]);
     server.cli(&["SET", "switchboard:owner", "old-host:1:abc"]);
 
