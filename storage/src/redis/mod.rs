@@ -288,12 +288,10 @@ impl Storage for RedisStorage {
         Ok(())
     }
 
-    /// A cluster commits batch by batch (see `cluster_commit.rs`), in `finish_oldest`: its
-    /// `submit` only queues the batch, so the depth must be at least 2 (with 1 the engine
-    /// takes `submit` as the whole commit and never calls `finish_oldest`).
+    /// A cluster commits batch by batch (see `cluster_commit.rs`).
     fn pipeline_depth(&self) -> usize {
         if self.link.target().is_cluster() {
-            2
+            1
         } else {
             self.options.pipeline_depth.max(1)
         }
