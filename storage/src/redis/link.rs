@@ -328,11 +328,6 @@ pub(crate) fn is_transient(error: &RedisError) -> bool {
             | ServerErrorKind::ClusterDown
             | ServerErrorKind::ReadOnly,
         ) => true,
-        // While the sentinels fail over, none names a master that answers as one (redis-rs
-        // itself retries these after a wait).
-        ErrorKind::MasterNameNotFoundBySentinel | ErrorKind::NoValidReplicasFoundBySentinel => {
-            true
-        }
         _ => matches!(error.code(), Some("BUSY" | "OOM" | "MISCONF")),
     }
 }
