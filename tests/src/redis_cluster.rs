@@ -37,7 +37,13 @@ impl NodeView {
     fn parse(line: &str) -> Option<Self> {
         let fields: Vec<&str> = line.split_whitespace().collect();
         let address = fields.get(1)?;
-        let port = address.split('@').next()?.rsplit(':').next()?.parse().ok()?;
+        let port = address
+            .split('@')
+            .next()?
+            .rsplit(':')
+            .next()?
+            .parse()
+            .ok()?;
         let flags = fields.get(2)?.split(',').map(str::to_string).collect();
         let ranges = fields
             .iter()

@@ -30,7 +30,12 @@ fn set_and_wait_for_a_replica(master: &RedisServer, key: &str, value: &str) {
 fn cluster_spreads_keys_over_three_masters() {
     let started = Instant::now();
     let cluster = RedisCluster::start(3, 1, RedisMode::NoPersistence);
-    assert_eq!(cluster.masters().len(), 3, "masters: {:?}", cluster.masters());
+    assert_eq!(
+        cluster.masters().len(),
+        3,
+        "masters: {:?}",
+        cluster.masters()
+    );
     for n in 0..60 {
         let key = format!("spread-{n}");
         cluster

@@ -99,7 +99,10 @@ async fn standby_takes_over(storage: &str, kind: &str, kills: usize) {
     .unwrap();
     assert_standby(&http, &standby).await;
     let mut load = Load::start(active.base(), PRODUCERS).await;
-    wait_for_sends(&load, 0, PROGRESS_SENDS, RECOVERY_TIMEOUT, || active.stderr()).await;
+    wait_for_sends(&load, 0, PROGRESS_SENDS, RECOVERY_TIMEOUT, || {
+        active.stderr()
+    })
+    .await;
     let mut takeovers = Vec::new();
     for kill in 1..=kills {
         let sent_before = load.book.lock().unwrap().sent.len();
