@@ -11,6 +11,21 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// Pause between readiness probes.
 const READY_POLL: Duration = Duration::from_millis(20);
+/// First words of the error replies a changing topology gives (`redis-cli --raw` prints them
+/// bare and exits 0).
+const ERROR_REPLIES: [&str; 9] = [
+    "ERR",
+    "CLUSTERDOWN",
+    "LOADING",
+    "MOVED",
+    "ASK",
+    "TRYAGAIN",
+    "MASTERDOWN",
+    "READONLY",
+    "NOREPLICAS",
+];
+/// The name of a [`RedisSetup::config_file`] in the server's directory.
+const CONFIG_FILE: &str = "node.conf";
 
 /// How the server persists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,24 +47,47 @@ pub struct RedisServer {
     mode: RedisMode,
     /// Serves TLS only (a self-signed certificate in `dir`).
     tls: bool,
+    /// Role-specific settings (cluster node, replica, sentinel).
+    setup: RedisSetup,
     child: Option<Child>,
+}
+
+/// What makes a server more than a standalone one: the topologies (`redis_cluster`,
+/// `redis_sentinel`) start their nodes with these.
+#[derive(Debug, Clone, Default)]
+pub struct RedisSetup {
+    /// A configuration file written once into the server's directory as `node.conf` and
+    /// passed first on the command line. Sentinels need one: they rewrite it as they learn
+    /// the topology, and read it back at a restart.
+    pub config_file: Option<String>,
+    /// More command-line arguments, after the common ones (so they win).
+    pub args: Vec<String>,
 }
 
 impl RedisServer {
     /// Starts a server on a free port in a new temporary directory and waits until it answers.
     pub fn start(mode: RedisMode) -> Self {
-        Self::launch(mode, false)
+        Self::launch(mode, false, RedisSetup::default())
+    }
+
+    /// Like [`RedisServer::start`] on the given port, with a role's settings (see
+    /// [`RedisSetup`]).
+    pub fn start_with(mode: RedisMode, port: u16, setup: RedisSetup) -> Self {
+        Self::launch_on(mode, false, setup, port)
     }
 
     /// Like [`RedisServer::start`], but serving TLS only, with a self-signed certificate for
     /// 127.0.0.1 (made with `openssl`); [`RedisServer::url`] is then a `rediss://` URL that
     /// skips certificate verification.
     pub fn start_tls(mode: RedisMode) -> Self {
-        Self::launch(mode, true)
+        Self::launch(mode, true, RedisSetup::default())
     }
 
-    fn launch(mode: RedisMode, tls: bool) -> Self {
-        let port = free_port();
+    fn launch(mode: RedisMode, tls: bool, setup: RedisSetup) -> Self {
+        Self::launch_on(mode, tls, setup, free_port())
+    }
+
+    fn launch_on(mode: RedisMode, tls: bool, setup: RedisSetup, port: u16) -> Self {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.subsec_nanos());
@@ -64,10 +102,16 @@ impl RedisServer {
             dir,
             mode,
             tls,
+            setup,
             child: None,
         };
         if tls {
             server.make_certificate();
+        }
+        if let Some(config) = &server.setup.config_file {
+            let path = server.dir.join(CONFIG_FILE);
+            std::fs::write(&path, config)
+                .unwrap_or_else(|error| panic!("cannot write {}: {error}", path.display()));
         }
         server.spawn();
         server
@@ -92,6 +136,11 @@ impl RedisServer {
         &self.dir
     }
 
+    /// Whether the process is running (not killed by [`RedisServer::kill`]).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
     /// Kills the server with SIGKILL (no shutdown save) and waits for it to exit.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -107,6 +156,13 @@ impl RedisServer {
         self.spawn();
     }
 
+    /// Like [`RedisServer::restart`], with new role settings (the config file, if any, is not
+    /// written again).
+    pub fn restart_with(&mut self, setup: RedisSetup) {
+        self.setup.args = setup.args;
+        self.restart();
+    }
+
     /// Runs `redis-cli` against this server with `args` and returns its raw output, trimmed.
     pub fn cli(&self, args: &[&str]) -> String {
         let output = Command::new("redis-cli")
@@ -120,6 +176,51 @@ impl RedisServer {
         assert!(
             output.status.success(),
             "redis-cli {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    }
+
+    /// Like [`RedisServer::cli`], but `None` when redis-cli fails or prints an error (a
+    /// killed node, a cluster that is down): for polling a topology that is changing.
+    pub fn try_cli(&self, args: &[&str]) -> Option<String> {
+        let output = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "--raw"])
+            .args(self.cli_tls_args())
+            .args(args)
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&output.stdout).trim().to_string();
+        // redis-cli exits 0 on an error reply: its first word tells.
+        let first = text.split_whitespace().next().unwrap_or_default();
+        let failed = !output.status.success() || ERROR_REPLIES.contains(&first);
+        (!failed).then_some(text)
+    }
+
+    /// Runs `commands` (one a line) through one `redis-cli` connection, as a script on its
+    /// stdin, and returns the replies, trimmed: for commands that must share a connection,
+    /// like a write and the `WAIT` for its replicas.
+    pub fn cli_script(&self, commands: &str) -> String {
+        let mut child = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "--raw"])
+            .args(self.cli_tls_args())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot run redis-cli: {error}"));
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(commands.as_bytes())
+            .unwrap_or_else(|error| panic!("cannot write to redis-cli: {error}"));
+        let output = child
+            .wait_with_output()
+            .unwrap_or_else(|error| panic!("redis-cli did not finish: {error}"));
+        assert!(
+            output.status.success(),
+            "redis-cli script {commands:?} failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
         String::from_utf8_lossy(&output.stdout).trim().to_string()
@@ -165,7 +266,13 @@ impl RedisServer {
         } else {
             &[]
         };
+        let config: &[&str] = if self.setup.config_file.is_some() {
+            &[CONFIG_FILE]
+        } else {
+            &[]
+        };
         let spawned = Command::new("redis-server")
+            .args(config)
             .args(listen)
             .args(certificate)
             .args(["--bind", "127.0.0.1", "--dir", &dir])
@@ -178,6 +285,7 @@ impl RedisServer {
                 fsync,
             ])
             .args(["--logfile", "redis.log", "--daemonize", "no"])
+            .args(&self.setup.args)
             .current_dir(&self.dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -266,7 +374,8 @@ impl RedisServer {
         }
     }
 
-    fn log_tail(&self) -> String {
+    /// The last lines of the server's log (for failure messages).
+    pub fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(20)..].join("\n")
