@@ -13,7 +13,9 @@ pub const STORAGE_URL_DEFAULT: &str = "redis://127.0.0.1:6379";
 /// Flags of `switchboard serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// Storage URL: `redis://host:port/db`, `redb:PATH`, `sled:PATH` or `memory:`.
+    /// Storage URL: `redis://host:port/db`, `redis+cluster://host:port,host:port`,
+    /// `redis+sentinel://host:port,host:port/SERVICE` (each Redis URL takes `?replicas=N` to
+    /// wait for N replicas per commit), `redb:PATH`, `sled:PATH` or `memory:`.
     /// Env: SWITCHBOARD_STORAGE (then REDIS_URL). Default: redis://127.0.0.1:6379.
     #[arg(long, value_name = "URL")]
     pub storage: Option<String>,

@@ -6,6 +6,7 @@
 //! | `sled:PATH` | [`SledStorage`] (feature `sled`) | one sled directory |
 //! | `memory:` | the engine's [`MemoryStorage`](switchboard_engine::MemoryStorage) | nothing past the process |
 //! | `redis://...`, `rediss://...` | the Redis backend (feature `redis`) | a Redis server |
+//! | `redis+cluster://...`, `redis+sentinel://.../SERVICE` | the Redis backend | a Redis Cluster, or the master Sentinel names |
 //!
 //! The embedded backends (redb, sled) keep keyed state, not an ever-growing log: queues,
 //! messages and dedup keys, each under its own key (redb keeps a message's small mutable fields

@@ -1,13 +1,22 @@
 //! The Redis backend (the default): the engine's state kept as plain Redis data structures a
 //! person can inspect with `redis-cli`, written by one Lua script per commit batch.
 //!
-//! # Key layout
-//! Every key starts with the prefix (default `switchboard:`); a queue's keys carry its name as a
-//! `{hash tag}` so they share one Redis Cluster slot. For a queue `jobs`:
+//! # Key layout (version 3)
+//! Every key starts with the prefix (default `switchboard:`) and carries a `{hash tag}`; the
+//! keys of one tag are one atomic unit of a commit (see `keys::Unit`), kept in one slot by Redis
+//! Cluster. The prefix-wide keys share the tag `{~}`; a queue's keys carry its name. For a queue
+//! `jobs`:
 //!
 //! | key | type | holds |
 //! | --- | --- | --- |
-//! | `switchboard:queues` | set | every queue name (recovery starts here, no `SCAN`) |
+//! | `switchboard:{~}:queues` | set | every queue name (recovery starts here, no `SCAN`) |
+//! | `switchboard:{~}:owner` | string with TTL | the owning server's id (`host:...`) |
+//! | `switchboard:{~}:active` | hash | `owner` and `url`: where the owner serves, for standbys |
+//! | `switchboard:{~}:fence` | counter | the fencing token of the latest owner |
+//! | `switchboard:{~}:committed` | string | `<token> <batch>` of the last batch that wrote the `{~}` unit |
+//! | `switchboard:{~}:ids` | string | the id reservation (`Record::IdsMinted`), ms |
+//! | `switchboard:{~}:layout` | string | the layout version ([`LAYOUT_VERSION`]) |
+//! | `switchboard:{jobs}:applied` | string | `<token> <batch>` of the last batch that wrote the queue; a newer owner's token fences older ones off |
 //! | `switchboard:{jobs}:config` | string | the queue's configuration as JSON |
 //! | `switchboard:{jobs}:ready` | sorted set | ready ids in delivery order: score `(255 - priority) * 2^44 + seq` |
 //! | `switchboard:{jobs}:delayed` | sorted set | ids not ready before their score (ms since the epoch) |
@@ -15,9 +24,6 @@
 //! | `switchboard:{jobs}:payload` | hash | message id → payload (raw bytes) |
 //! | `switchboard:{jobs}:meta` | hash | message id → JSON of the rest: `priority`, `max_attempts`, `enqueued_at`, `attempts`, `seq`, `not_before`, and when set `expires_at`, `dead_reason`, `died_at`, `dedup_key`, `headers` |
 //! | `switchboard:{jobs}:dedup` | hash | dedup key → `<message id> <until ms>` |
-//! | `switchboard:owner` | string with TTL | the owning server's id (`host:pid:random`) |
-//! | `switchboard:fence` | counter | the fencing token of the latest owner |
-//! | `switchboard:layout` | string | the layout version of the data under the prefix ([`LAYOUT_VERSION`]) |
 //!
 //! `ZRANGE switchboard:{jobs}:ready 0 -1` lists ready ids in the order they will be delivered;
 //! `HGET switchboard:{jobs}:payload <id>` shows one message's payload. A message out with a
@@ -29,13 +35,17 @@
 //! writes a whole batch of them with one command per hash.
 //!
 //! # Commits
-//! One commit batch is one `EVALSHA` of the commit script, which Redis runs atomically and
-//! writes to its AOF as one `MULTI`/`EXEC`. The batch is folded into its net change per
+//! On one Redis server (or the master Sentinel names), one commit batch is one `EVALSHA` of the
+//! commit script, which Redis runs atomically and writes to its AOF as one `MULTI`/`EXEC`; on a
+//! Redis Cluster it is one `EVALSHA` per unit, the `{~}` unit first (see `cluster_commit.rs`).
+//! With `?replicas=N` each batch is followed by `WAIT N` and counts only once N replicas have
+//! it. The batch is folded into its net change per
 //! message first, and the changes of many messages of a queue share one command per key, so a
 //! batch costs Redis few calls (see `apply.rs`). Commits are pipelined (see `pipeline.rs`):
 //! the next batch is written to the connection while Redis applies the last, and replies are
-//! read in order. Each batch carries a number, and the script skips a batch this owner applied
-//! already, so a batch sent again after a lost connection is applied exactly once. A
+//! read in order. Each batch carries a number, and the script skips a unit this owner applied
+//! it to already, so a batch sent again after a lost connection or a failover is applied
+//! exactly once. A
 //! connection failure, a timeout or a server that is loading, busy or out of memory gives
 //! `StorageError::Unavailable` (the engine retries; a retry reconnects and sends every
 //! unanswered batch again); any other error gives `Failed` (the engine stops). Redis
@@ -44,12 +54,18 @@
 //!
 //! # Ownership
 //! One server owns a prefix. At open it takes the owner key with `SET NX PX` (a lease of
-//! [`RedisOptions::owner_lease`], default 10 s) and a fencing token from `INCR fence`:
-//! - If another server holds the key, open fails with a message naming the prefix, the holder
-//!   and when its lease ends: a second server never starts beside a live owner. When the owner
-//!   died, its lease lapses and the next start takes over (a clean shutdown releases the key
-//!   at once).
-//! - Every commit script first checks that the owner key still holds our id, and renews the
+//! [`RedisOptions::owner_lease`], default 3 s) and a fencing token from `INCR fence`:
+//! - If another server holds the key, open fails with [`RedisOpenError::Owned`], naming the
+//!   holder, where it serves and when its lease ends: a second server never writes beside a
+//!   live owner (the server waits as a hot standby). When the owner died, its lease lapses and
+//!   the next try takes over (a clean shutdown releases the key at once). A holder with our
+//!   own id ([`RedisOptions::owner_id`], kept by the server in its workdir) is this server's
+//!   dead predecessor: the lease is taken back at once, with a newer fencing token.
+//! - The recovery of a new owner stamps its token on every queue's `applied` key before reading
+//!   the queue; a commit to a queue stamped with a newer token is refused, so a deposed owner
+//!   can change nothing the new owner has read.
+//! - Every commit script first checks that the owner key still holds our id and the fencing
+//!   counter our token, and renews the
 //!   lease once a third of it has passed; a background thread renews it as often when idle
 //!   (and, while it cannot reach Redis, marks the store unreachable: the engine then reports it
 //!   and refuses new writes before any commit fails; see `Storage::reachability`). If the key
@@ -65,9 +81,11 @@
 //!
 //! # URLs
 //! `redis://[user:password@]host[:port][/db]`, or `rediss://...` for TLS (rustls, verified
-//! against the system's root certificates; a `#insecure` suffix skips verification). Redis
-//! Cluster is not supported: the key layout is cluster-ready (hash tags), but a commit batch
-//! spans queues and so slots.
+//! against the system's root certificates; a `#insecure` suffix skips verification);
+//! `redis+cluster://[user:password@]host:port[,host:port...]` (a Redis Cluster by seed nodes,
+//! through redis-rs's cluster client); `redis+sentinel://[user:password@]host:port[,...]/SERVICE`
+//! (the master the sentinels name, asked again at every reconnect). Each takes
+//! `?replicas=N&replica_timeout_ms=T` (see `target.rs`).
 
 mod apply;
 mod cluster_commit;
