@@ -18,9 +18,13 @@ struct Args {
     /// Messages per client.
     #[arg(long, default_value_t = 2_000)]
     messages_per_client: usize,
-    /// Backends to measure (redb, sled, redis, memory).
-    #[arg(long, value_delimiter = ',', default_value = "redb,sled,redis")]
+    /// Backends to measure (redb, sled, redis, memory); none when `--url` is given.
+    #[arg(long, value_delimiter = ',')]
     backends: Vec<String>,
+    /// A storage URL to measure as it is (a Redis Cluster, Sentinel, `?replicas=1`, a Redis
+    /// elsewhere); repeat for several. Each must have no other server on its prefix.
+    #[arg(long = "url", value_name = "URL")]
+    urls: Vec<String>,
     /// Payload bytes per message.
     #[arg(long, default_value_t = 128)]
     payload_bytes: usize,
@@ -116,7 +120,18 @@ fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut rows = Vec::new();
     let mut redis = None;
-    for backend in &args.backends {
+    let named = if args.backends.is_empty() && args.urls.is_empty() {
+        vec!["redb".to_string(), "sled".to_string(), "redis".to_string()]
+    } else {
+        args.backends.clone()
+    };
+    for url in &args.urls {
+        match runtime.block_on(measure(url, url, &args)) {
+            Ok(row) => rows.push(row),
+            Err(error) => eprintln!("{url}: {error}"),
+        }
+    }
+    for backend in &named {
         let (url, label) = match backend.as_str() {
             "redb" => (
                 format!("redb:{}", dir.path().join("bench.redb").display()),
